@@ -1,0 +1,116 @@
+"""Prefect flow ``ingest``: generate-or-receive a drop → validate → quarantine → DVC → report.
+
+Thin wiring only: each task calls one step function of :mod:`vsearch.data.ingest` (the same
+functions ``vsearch ingest`` runs), so the flow adds scheduling, retries, run history and a
+report in the Prefect UI, and nothing else. Only the DVC task retries: it is the one doing I/O
+that can fail transiently; validation is deterministic and retrying it would hide a bad drop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from vsearch.data import ingest as steps
+from vsearch.errors import GateFailed
+from vsearch.settings import Settings, load_settings
+
+ARTIFACT_KEY = "ingest-report"
+
+
+@task(name="generate-demo-drop")
+def generate_demo_drop(
+    settings: Settings, repo_root: Path, seed: int, items: int | None, queries: int | None
+) -> tuple[Path, Path]:
+    """Make (or reuse) the built-in demo world under ``data/world/``."""
+    return steps.demo_drop(settings, repo_root, seed=seed, items=items, queries=queries)
+
+
+@task(name="validate")
+def validate(drop: Path, settings: Settings, repo_root: Path) -> tuple[Any, Path]:
+    """Great Expectations gates; a critical failure publishes the report and stops the flow."""
+    try:
+        return steps.validate_step(drop, settings, repo_root)
+    except GateFailed as exc:
+        create_markdown_artifact(
+            key=ARTIFACT_KEY,
+            markdown=f"# Ingest stopped: validation failed\n\n```\n{exc}\n```\n",
+            description=f"validation failed for {drop.name}",
+        )
+        raise
+
+
+@task(name="stage-and-quarantine")
+def stage(
+    drop: Path,
+    result: Any,
+    report_path: Path,
+    settings: Settings,
+    repo_root: Path,
+    truth: Path | None,
+) -> steps.IngestResult:
+    """Quarantine bad rows and stage the clean drop under ``data/raw/`` (atomic rename)."""
+    return steps.stage_step(drop, result, report_path, settings, repo_root, truth)
+
+
+@task(name="dvc-version", retries=2, retry_delay_seconds=5)
+def version(staged: steps.IngestResult, settings: Settings, repo_root: Path) -> steps.IngestResult:
+    """``dvc add`` + ``dvc push`` the staged drop; the hash is what later runs are tagged with."""
+    return steps.version_step(staged, settings, repo_root)
+
+
+@task(name="report")
+def report(res: steps.IngestResult, reused: bool) -> str:
+    """Publish a markdown artifact: row counts, quarantine, data hash, where everything is."""
+    md = steps.ingest_markdown(res, reused=reused)
+    create_markdown_artifact(key=ARTIFACT_KEY, markdown=md, description=f"ingest {res.drop_id}")
+    return md
+
+
+@flow(name="ingest")
+def ingest_flow(
+    drop: str | None = None,
+    truth: str | None = None,
+    params: str = "params.yaml",
+    repo_root: str = ".",
+    seed: int | None = None,
+    items: int | None = None,
+    queries: int | None = None,
+    reuse_existing: bool = False,
+) -> dict[str, Any]:
+    """Ingest ``drop`` (a folder in the contract format) or, without one, the demo world.
+
+    Args:
+        drop: drop folder; ``None`` generates the built-in demo world.
+        truth: demo ground truth folder (kept apart, for evaluation only).
+        params: the params.yaml to read.
+        repo_root: the project (git + DVC) root that ``data/`` lives under.
+        seed: demo world seed (default ``project.seed``).
+        items: demo world listings (default ``world.items``).
+        queries: demo world queries (default ``world.queries``).
+        reuse_existing: a drop id already in ``data/raw`` is reported, not an error (the demo
+            and the nightly schedule re-run on the same data); BYO ingest keeps it an error.
+    """
+    log = get_run_logger()
+    settings = load_settings(Path(params))
+    root = Path(repo_root).resolve()
+    if drop is None:
+        drop_path, truth_path = generate_demo_drop(
+            settings, root, seed if seed is not None else settings.project.seed, items, queries
+        )
+    else:
+        drop_path, truth_path = Path(drop), Path(truth) if truth else None
+    result, report_path = validate(drop_path, settings, root)
+    existing = steps.existing_drop(result.drop_id, settings, root) if reuse_existing else None
+    if existing is not None:
+        log.info("drop %s already ingested (dvc %s): reusing", existing.drop_id, existing.dvc_hash)
+        res = existing
+    else:
+        staged = stage(drop_path, result, report_path, settings, root, truth_path)
+        res = version(staged, settings, root)
+    report(res, reused=existing is not None)
+    log.info("drop %s at %s, dvc hash %s", res.drop_id, res.raw_path, res.dvc_hash)
+    return res.to_dict()

@@ -1,0 +1,258 @@
+"""Schemas of every table vsearch exchanges (DESIGN.md section 4), in one place.
+
+Why one module: the demo-world generator writes these tables, ``vsearch ingest`` reads drops in
+this format, the Great Expectations suites are derived from it and mining/training read it. If a
+column changes, it changes here and every side follows.
+
+A *drop* is a folder::
+
+    DROP/
+      drop.json                 optional: {"drop_id": ..., "created_at": ..., "source": ...}
+      catalog.parquet|.csv
+      queries.parquet|.csv
+      impressions.parquet|.csv
+      images/...                image files, referenced by path relative to DROP/
+
+Ground truth (demo world only) is written to a *separate* folder that only evaluation reads::
+
+    TRUTH/
+      query_truth.parquet       query_id, sku, box_x0, box_y0, box_x1, box_y1 (pixels)
+      item_truth.parquet        item_id, sku
+      products.parquet          sku, category, lookalike_group, attributes
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+TS = pa.timestamp("us", tz="UTC")
+DROP_MANIFEST = "drop.json"
+IMAGES_DIR = "images"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: arrow type, whether nulls are allowed, a short meaning for docs and reports."""
+
+    name: str
+    type: pa.DataType
+    nullable: bool = False
+    doc: str = ""
+    required: bool = True  # optional columns (``dwell_ms?``) may be absent from a drop
+
+
+@dataclass(frozen=True)
+class TableContract:
+    """A table's name, columns and primary key."""
+
+    name: str
+    columns: tuple[Column, ...]
+    key: str | None = None
+    doc: str = ""
+    _by_name: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {c.name: c for c in self.columns})
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def required_names(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+    def column(self, name: str) -> Column:
+        return self._by_name[name]
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in self.columns])
+
+    def empty(self) -> pd.DataFrame:
+        """An empty frame with this contract's columns and dtypes."""
+        return self.schema.empty_table().to_pandas()
+
+
+CATALOG = TableContract(
+    name="catalog",
+    key="item_id",
+    doc="one row per listing; several sellers may list the same product",
+    columns=(
+        Column("item_id", pa.string(), doc="listing id, unique"),
+        Column("category", pa.string(), doc="seller-assigned category"),
+        Column("seller_id", pa.string()),
+        Column("title", pa.string()),
+        Column("price", pa.float64(), doc="price, > 0"),
+        Column("image", pa.string(), doc="path relative to the drop folder"),
+        Column("listed_at", TS, doc="UTC"),
+        Column("quality", pa.float64(), doc="content quality score 0..1"),
+        Column("sales", pa.int64(), doc="units sold, >= 0"),
+    ),
+)
+
+QUERIES = TableContract(
+    name="queries",
+    key="query_id",
+    doc="a search request as logged",
+    columns=(
+        Column("query_id", pa.string()),
+        Column("image", pa.string(), doc="path relative to the drop folder"),
+        Column("user_id", pa.string()),
+        Column("session_id", pa.string()),
+        Column("ts", TS),
+        Column("predicted_category", pa.string(), doc="what the engine predicted at the time"),
+        Column(
+            "selected_category",
+            pa.string(),
+            nullable=True,
+            required=False,
+            doc="category the user picked, if any",
+        ),
+    ),
+)
+
+IMPRESSIONS = TableContract(
+    name="impressions",
+    key="event_id",
+    doc="one row per shown result",
+    columns=(
+        Column("event_id", pa.string()),
+        Column("query_id", pa.string(), doc="-> queries.query_id"),
+        Column("session_id", pa.string()),
+        Column("item_id", pa.string(), doc="-> catalog.item_id"),
+        Column("position", pa.int64(), doc="0-based rank shown"),
+        Column("clicked", pa.bool_()),
+        Column(
+            "click_order",
+            pa.int64(),
+            nullable=True,
+            doc="0 = first click, 1.. = switch clicks; null if not clicked",
+        ),
+        Column("dwell_ms", pa.int64(), nullable=True, required=False),
+        Column("ts", TS),
+    ),
+)
+
+QUERY_TRUTH = TableContract(
+    name="query_truth",
+    key="query_id",
+    doc="demo only: the product in each query photo and its box in pixels",
+    columns=(
+        Column("query_id", pa.string()),
+        Column("sku", pa.string()),
+        Column("box_x0", pa.float64()),
+        Column("box_y0", pa.float64()),
+        Column("box_x1", pa.float64()),
+        Column("box_y1", pa.float64()),
+    ),
+)
+
+ITEM_TRUTH = TableContract(
+    name="item_truth",
+    key="item_id",
+    doc="demo only: the product behind each listing",
+    columns=(Column("item_id", pa.string()), Column("sku", pa.string())),
+)
+
+PRODUCTS_TRUTH = TableContract(
+    name="products",
+    key="sku",
+    doc="demo only: each product's attributes; look-alikes share lookalike_group",
+    columns=(
+        Column("sku", pa.string()),
+        Column("category", pa.string()),
+        Column("lookalike_group", pa.string()),
+        Column("attributes", pa.string(), doc="JSON of the rendering attributes"),
+    ),
+)
+
+DROP_TABLES: tuple[TableContract, ...] = (CATALOG, QUERIES, IMPRESSIONS)
+TRUTH_TABLES: tuple[TableContract, ...] = (QUERY_TRUTH, ITEM_TRUTH, PRODUCTS_TRUTH)
+
+
+class ContractError(ValueError):
+    """A table file is missing or cannot be read in the contract format."""
+
+
+def conform(df: pd.DataFrame, contract: TableContract) -> pa.Table:
+    """Cast a frame to the contract's arrow schema (column order fixed, extras dropped).
+
+    Raises ``ContractError`` naming the column when a required one is missing or does not cast.
+    Used by writers, so what we write is always in contract format.
+    """
+    missing = [n for n in contract.required_names if n not in df.columns]
+    if missing:
+        raise ContractError(f"{contract.name}: missing required column(s) {missing}")
+    arrays, fields = [], []
+    for col in contract.columns:
+        if col.name not in df.columns:
+            continue
+        try:
+            arr = pa.array(df[col.name], type=col.type, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+            raise ContractError(
+                f"{contract.name}.{col.name}: cannot be read as {col.type}: {exc}"
+            ) from None
+        arrays.append(arr)
+        fields.append(pa.field(col.name, col.type, nullable=col.nullable))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def write_table(df: pd.DataFrame, contract: TableContract, folder: Path) -> Path:
+    """Write ``folder/<name>.parquet`` in contract format."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{contract.name}.parquet"
+    pq.write_table(conform(df, contract), path)
+    return path
+
+
+def table_path(folder: Path, contract: TableContract) -> Path:
+    """The file of a table in a drop: Parquet preferred, CSV accepted."""
+    for ext in (".parquet", ".csv"):
+        p = folder / f"{contract.name}{ext}"
+        if p.is_file():
+            return p
+    raise ContractError(
+        f"{folder}: no {contract.name}.parquet or {contract.name}.csv "
+        f"(a drop needs {', '.join(t.name for t in DROP_TABLES)})"
+    )
+
+
+def read_raw(folder: Path, contract: TableContract) -> pd.DataFrame:
+    """Read a table *as found*, without casting, so validation can see what is really there.
+
+    Parquet keeps its stored types; CSV types are inferred by pyarrow (so a string in an integer
+    column stays visible as a string column for validation to report).
+    """
+    path = table_path(folder, contract)
+    try:
+        if path.suffix == ".csv":
+            opts = pacsv.ConvertOptions(strings_can_be_null=True)
+            return pacsv.read_csv(path, convert_options=opts).to_pandas()
+        return pq.read_table(path).to_pandas()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ContractError(f"{path}: unreadable {contract.name} table: {exc}") from None
+
+
+def read_table(folder: Path, contract: TableContract) -> pd.DataFrame:
+    """Read a table and cast it to the contract (raises ``ContractError`` if it does not fit)."""
+    return conform(read_raw(folder, contract), contract).to_pandas()
+
+
+def read_drop_manifest(folder: Path) -> dict:
+    """The optional ``drop.json`` of a drop (empty dict if absent)."""
+    p = folder / DROP_MANIFEST
+    if not p.is_file():
+        return {}
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise ContractError(f"{p}: not valid JSON: {exc}") from None

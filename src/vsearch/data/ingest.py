@@ -1,0 +1,325 @@
+"""Bring a drop into the project: validate → quarantine → stage into ``data/raw`` → DVC.
+
+Why in this order: nothing reaches ``data/raw/<drop_id>/`` (what training reads) unless the
+drop passed its critical expectations, and an existing drop is never overwritten. Staging writes
+into a hidden temporary folder and renames it into place, so a crash mid-copy leaves either
+nothing or the complete drop. The same step functions are called by the CLI (``vsearch
+ingest``, via :func:`ingest_drop`) and, one task each, by the Prefect ingest flow.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from vsearch.contracts import DROP_MANIFEST, DROP_TABLES, write_table
+from vsearch.data import dvc
+from vsearch.errors import BadInput, GateFailed
+from vsearch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_DROP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+QUARANTINE_REASON = "reason"
+
+
+@dataclass
+class IngestResult:
+    """What an ingest produced: where the data is, its DVC hash and the validation outcome."""
+
+    drop_id: str
+    raw_path: str
+    dvc_hash: str | None
+    rows: dict[str, int]
+    quarantined: dict[str, int]
+    report_path: str
+    docs_path: str | None
+    truth_path: str | None = None
+    pushed: bool = False
+    failures: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_drop_id(drop_id: str) -> str:
+    """Drop ids become folder names and DVC paths: letters, digits, ``._-`` only."""
+    if not _DROP_ID.match(drop_id):
+        raise BadInput(
+            f"drop id {drop_id!r} is not usable as a folder name: use letters, digits, '.', '_' "
+            "and '-' (set drop_id in the drop's drop.json or rename the folder)"
+        )
+    return drop_id
+
+
+def resolve_paths(settings: Settings, repo_root: Path) -> dict[str, Path]:
+    """Absolute data/report folders (settings hold them relative to the project root)."""
+    ing = settings.ingest
+
+    def absolute(p: Path) -> Path:
+        return p if p.is_absolute() else (repo_root / p)
+
+    return {
+        "raw": absolute(ing.raw_dir),
+        "quarantine": absolute(ing.quarantine_dir),
+        "truth": absolute(ing.truth_dir),
+        "reports": absolute(ing.validation_reports_dir),
+    }
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)  # same filesystem: free and instant; DVC copies into its cache anyway
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def stage_drop(
+    drop: Path, drop_id: str, clean: dict[str, pd.DataFrame], raw_dir: Path, manifest: dict
+) -> Path:
+    """Write the clean tables and their images to ``raw_dir/<drop_id>`` atomically.
+
+    Raises ``BadInput`` if that drop was already ingested: a drop is immutable once versioned.
+    """
+    target = raw_dir / drop_id
+    if target.exists():
+        raise BadInput(
+            f"drop {drop_id!r} is already in {raw_dir}; drops are immutable once ingested: "
+            "give the new data its own drop_id"
+        )
+    tmp = raw_dir / f".{drop_id}.staging"
+    if tmp.exists():
+        shutil.rmtree(tmp)  # left over from a crashed ingest: never visible as a drop
+    tmp.mkdir(parents=True)
+    try:
+        for contract in DROP_TABLES:
+            frame = clean[contract.name]
+            write_table(frame, contract, tmp)
+            if "image" in frame.columns:
+                for rel in frame["image"].dropna().unique():
+                    _link_or_copy(drop / rel, tmp / rel)
+        (tmp / DROP_MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("staged drop %s -> %s", drop_id, target)
+    return target
+
+
+def write_quarantine(drop_id: str, quarantined: dict[str, pd.DataFrame], q_dir: Path) -> dict:
+    """Keep rejected rows (with their ``reason``) under ``data/quarantine/<drop_id>/``."""
+    counts: dict[str, int] = {}
+    folder = q_dir / drop_id
+    for name, frame in quarantined.items():
+        if frame is None or frame.empty:
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(folder / f"{name}.parquet", index=False)
+        counts[name] = len(frame)
+    if counts:
+        log.warning("quarantined rows of %s: %s (see %s)", drop_id, counts, folder)
+    return counts
+
+
+def copy_truth(truth: Path, truth_dir: Path, drop_id: str) -> Path:
+    """Demo world only: keep ground truth apart from the drop (read by evaluation alone)."""
+    target = truth_dir / drop_id
+    if target.exists():
+        raise BadInput(f"ground truth for {drop_id!r} already exists at {target}")
+    shutil.copytree(truth, target)
+    return target
+
+
+def version(path: Path, repo_root: Path, remote: str, push: bool) -> str:
+    """``dvc add`` (and push) a folder; returns its DVC content hash."""
+    dvc.ensure_repo(repo_root, remote)
+    digest = dvc.add(path, repo_root)
+    if push:
+        dvc.push(path, repo_root, remote)
+    return digest
+
+
+def validate_step(drop: Path, settings: Settings, repo_root: Path) -> tuple[Any, Path]:
+    """Validate ``drop`` against the contract and the history of earlier drops; write the report.
+
+    Returns:
+        The ``ValidationResult`` and the path of its JSON report.
+
+    Raises:
+        BadInput: the drop folder is missing or its id is unusable.
+        GateFailed: a critical expectation failed (the report is written all the same).
+    """
+    from vsearch.validation import load_history, summarize, validate_drop, write_report
+
+    drop = drop.resolve()
+    if not drop.is_dir():
+        raise BadInput(f"drop folder not found: {drop}")
+    paths = resolve_paths(settings, repo_root)
+    result = validate_drop(
+        drop,
+        settings.validation,
+        history=load_history(paths["reports"]),
+        docs_dir=paths["reports"] / "docs" if settings.validation.data_docs else None,
+    )
+    drop_id = check_drop_id(result.drop_id)
+    report_path = paths["reports"] / f"{drop_id}.json"
+    write_report(result, report_path)
+    if not result.success:
+        raise GateFailed(
+            f"drop {drop_id!r} failed validation; nothing was added to {paths['raw']}.\n"
+            f"{summarize(result)}\nreport: {report_path}"
+        )
+    return result, report_path
+
+
+def stage_step(
+    drop: Path,
+    result: Any,
+    report_path: Path,
+    settings: Settings,
+    repo_root: Path,
+    truth: Path | None = None,
+) -> IngestResult:
+    """Quarantine rejected rows, stage the clean drop (and demo truth) under ``data/``."""
+    paths = resolve_paths(settings, repo_root)
+    drop_id = result.drop_id
+    q_counts = write_quarantine(drop_id, result.quarantined, paths["quarantine"])
+    rows = {k: len(v) for k, v in result.clean.items()}
+    manifest = {
+        "drop_id": drop_id,
+        "source": str(drop.resolve()),
+        "ingested_at": datetime.now(UTC).isoformat(),
+        "rows": rows,
+        "quarantined": q_counts,
+        "validation_report": str(report_path),
+    }
+    raw_path = stage_drop(drop.resolve(), drop_id, result.clean, paths["raw"], manifest)
+    truth_path = copy_truth(truth, paths["truth"], drop_id) if truth else None
+    return IngestResult(
+        drop_id=drop_id,
+        raw_path=str(raw_path),
+        dvc_hash=None,
+        rows=rows,
+        quarantined=q_counts,
+        report_path=str(report_path),
+        docs_path=str(result.docs_path) if result.docs_path else None,
+        truth_path=str(truth_path) if truth_path else None,
+    )
+
+
+def version_step(staged: IngestResult, settings: Settings, repo_root: Path) -> IngestResult:
+    """Version the staged drop (and its truth) with DVC and push to the configured remote."""
+    ing = settings.ingest
+    staged.dvc_hash = version(Path(staged.raw_path), repo_root, ing.dvc_remote, ing.dvc_push)
+    if staged.truth_path:
+        version(Path(staged.truth_path), repo_root, ing.dvc_remote, ing.dvc_push)
+    staged.pushed = ing.dvc_push
+    return staged
+
+
+def ingest_drop(
+    drop: Path, settings: Settings, repo_root: Path, truth: Path | None = None
+) -> IngestResult:
+    """Validate a drop and, only if it passes, add it to ``data/raw`` and version it with DVC.
+
+    Raises:
+        BadInput: the drop folder is missing/unreadable or was already ingested.
+        GateFailed: a critical expectation failed; nothing was added to ``data/raw``.
+    """
+    result, report_path = validate_step(drop, settings, repo_root)
+    staged = stage_step(drop, result, report_path, settings, repo_root, truth)
+    return version_step(staged, settings, repo_root)
+
+
+def list_drops(raw_dir: Path) -> list[dict[str, str]]:
+    """Ingested drops with their DVC hashes, oldest first (what training and MLflow record)."""
+    drops = []
+    for f in sorted(raw_dir.glob("*.dvc")):
+        path = f.with_suffix("")
+        drops.append({"drop_id": path.name, "path": str(path), "dvc_hash": dvc.content_hash(path)})
+    return drops
+
+
+def existing_drop(drop_id: str, settings: Settings, repo_root: Path) -> IngestResult | None:
+    """The record of an already-ingested, DVC-tracked drop (``None`` if it is not there)."""
+    paths = resolve_paths(settings, repo_root)
+    raw = paths["raw"] / drop_id
+    if not dvc.dvc_file(raw).is_file():
+        return None
+    manifest = json.loads((raw / DROP_MANIFEST).read_text()) if raw.is_dir() else {}
+    truth = paths["truth"] / drop_id
+    return IngestResult(
+        drop_id=drop_id,
+        raw_path=str(raw),
+        dvc_hash=dvc.content_hash(raw),
+        rows=manifest.get("rows", {}),
+        quarantined=manifest.get("quarantined", {}),
+        report_path=manifest.get("validation_report", ""),
+        docs_path=None,
+        truth_path=str(truth) if truth.is_dir() else None,
+        pushed=settings.ingest.dvc_push,
+    )
+
+
+def demo_drop(
+    settings: Settings,
+    repo_root: Path,
+    *,
+    seed: int,
+    items: int | None = None,
+    queries: int | None = None,
+) -> tuple[Path, Path]:
+    """Generate the built-in demo world under ``<data_dir>/world/`` (reused if already there).
+
+    Returns:
+        The drop folder and its separate ground-truth folder.
+    """
+    from vsearch.world import generate_world
+
+    w = settings.world
+    n_items, n_queries = items or w.items, queries or w.queries
+    data_dir = settings.project.data_dir
+    base = (data_dir if data_dir.is_absolute() else repo_root / data_dir) / "world"
+    drop = base / f"demo-s{seed}-i{n_items}-q{n_queries}"
+    truth = base / f"{drop.name}.truth"
+    if (drop / DROP_MANIFEST).is_file() and truth.is_dir():
+        log.info("demo world %s already generated: reusing", drop)
+        return drop, truth
+    for leftover in (drop, truth):  # an interrupted generation: start clean
+        shutil.rmtree(leftover, ignore_errors=True)
+    generate_world(w, drop, truth, seed=seed, items=n_items, queries=n_queries)
+    return drop, truth
+
+
+def ingest_markdown(res: IngestResult, reused: bool = False) -> str:
+    """The ingest report as markdown (the Prefect artifact; also printed by the CLI)."""
+    lines = [
+        f"# Ingest of drop `{res.drop_id}`" + (" (already ingested, reused)" if reused else ""),
+        "",
+        "| table | rows kept | rows quarantined |",
+        "| --- | ---: | ---: |",
+    ]
+    for name, n in res.rows.items():
+        lines.append(f"| {name} | {n} | {res.quarantined.get(name, 0)} |")
+    lines += [
+        "",
+        f"- data: `{res.raw_path}`",
+        f"- DVC hash: `{res.dvc_hash}`" + (" (pushed)" if res.pushed else ""),
+        f"- validation report: `{res.report_path}`",
+    ]
+    if res.docs_path:
+        lines.append(f"- Data Docs: `{res.docs_path}`")
+    if res.truth_path:
+        lines.append(f"- ground truth (evaluation only): `{res.truth_path}`")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,20 @@
+"""Error types that map to the CLI's exit codes (DESIGN.md section 10).
+
+Why: scripts and CI branch on exit codes. ``BadInput`` (exit 2) means the *input* was wrong
+(a malformed drop, a failed validation or gate) and the message says what to fix; anything else
+escaping to the CLI is a bug (exit 1).
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_BAD_INPUT = 2
+
+
+class BadInput(ValueError):
+    """The caller's input was wrong; the message names what and what to do next (exit 2)."""
+
+
+class GateFailed(BadInput):
+    """A validation or release gate did not pass (exit 2); nothing downstream was changed."""
