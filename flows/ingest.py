@@ -13,6 +13,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
 
 from vsearch.data import ingest as steps
 from vsearch.errors import GateFailed
@@ -113,4 +114,4 @@ def ingest_flow(
         res = version(staged, settings, root)
     report(res, reused=existing is not None)
     log.info("drop %s at %s, dvc hash %s", res.drop_id, res.raw_path, res.dvc_hash)
-    return res.to_dict()
+    return {**res.to_dict(), "flow_run_id": str(flow_run.id)}

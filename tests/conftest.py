@@ -12,7 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -99,8 +99,7 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> 
     return drop, truth
 
 
-def copy_drop(src: Path, dst: Path) -> Path:
-    """A private copy of a drop that a test may corrupt (images hard-linked, tables copied)."""
+def _copy_drop(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst, copy_function=os.link)
     for f in dst.iterdir():
         if f.is_file():  # tables and manifest: real copies, so edits never touch the source
@@ -108,6 +107,22 @@ def copy_drop(src: Path, dst: Path) -> Path:
             f.unlink()
             f.write_bytes(data)
     return dst
+
+
+@pytest.fixture(scope="session")
+def copy_drop() -> Callable[[Path, Path], Path]:
+    """``copy_drop(src, dst)``: a private copy of a drop that a test may corrupt.
+
+    Images are hard links to save time and disk: to corrupt one, replace the file
+    (``unlink`` then write), never write into it in place.
+    """
+    return _copy_drop
+
+
+@pytest.fixture(scope="session")
+def params_path() -> Path:
+    """The project's params.yaml."""
+    return PARAMS
 
 
 @pytest.fixture

@@ -99,7 +99,7 @@ def demo_command() -> None:
                     f"  ground truth   {res['truth_path']}",
                     f"  validation     {res['report_path']}",
                     f"  Data Docs      {res['docs_path'] or '(not built)'}",
-                    f"  Prefect UI     {prefect_ui}/runs  (flow 'ingest')",
+                    f"  Prefect run    {prefect_ui}/runs/flow-run/{res['flow_run_id']}",
                     f"  MLflow UI      {env['MLFLOW_TRACKING_URI']}",
                     "  servers keep running; stop them with: .venv/bin/vsearch services down",
                 ]

@@ -256,3 +256,25 @@ def read_drop_manifest(folder: Path) -> dict:
         return json.loads(p.read_text())
     except json.JSONDecodeError as exc:
         raise ContractError(f"{p}: not valid JSON: {exc}") from None
+
+
+def contracts_markdown() -> str:
+    """Every contract as markdown tables: ``docs/data_contracts.md`` embeds this verbatim and a
+    test keeps the two in sync, so the docs cannot drift from the code."""
+    out: list[str] = []
+    for contract in (*DROP_TABLES, *TRUTH_TABLES):
+        out += [
+            f"### `{contract.name}`",
+            "",
+            f"{contract.doc}; key `{contract.key}`.",
+            "",
+            "| column | type | nulls | required | meaning |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for c in contract.columns:
+            out.append(
+                f"| {c.name} | {c.type} | {'yes' if c.nullable else 'no'} | "
+                f"{'yes' if c.required else 'no'} | {c.doc} |"
+            )
+        out.append("")
+    return "\n".join(out)

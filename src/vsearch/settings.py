@@ -58,6 +58,12 @@ class ClickModelSettings(_Section):
         0.6, ge=0, description="std of noise added to the weak baseline ranker's scores"
     )
     dwell_ms_mean: float = Field(9000, gt=0)
+    p_category_correct: float = Field(
+        0.85, ge=0, le=1, description="chance the engine's predicted category is the true one"
+    )
+    p_category_selected: float = Field(
+        0.1, ge=0, le=1, description="chance the shopper picks the (true) category by hand"
+    )
 
 
 class WorldSettings(_Section):
@@ -75,6 +81,10 @@ class WorldSettings(_Section):
     query_jpeg_quality: tuple[int, int] = (35, 85)
     studio_jpeg_quality: int = Field(92, ge=1, le=100)
     workers: int = Field(2, ge=1)
+    chunk_size: int = Field(24, ge=1, description="images per render task of a worker process")
+    query_popularity: float = Field(
+        0.8, ge=0, description="Zipf exponent of which products shoppers photograph (0: uniform)"
+    )
     start: str = "2026-10-01T00:00:00Z"
     days: int = Field(30, ge=1)
     clicks: ClickModelSettings = ClickModelSettings()
@@ -107,6 +117,9 @@ class ValidationSettings(_Section):
     clock_skew_s: int = Field(300, ge=0, description="tolerated future offset of timestamps")
     max_examples: int = Field(5, ge=1, description="failing example rows per expectation in report")
     data_docs: bool = True
+    max_position: int = Field(1000, ge=1, description="impression positions must be < this")
+    history_window: int = Field(10, ge=1, description="recent passing drops in the volume median")
+    image_workers: int = Field(4, ge=1, description="threads checking image files")
 
 
 class IngestSettings(_Section):
@@ -168,6 +181,211 @@ class IndexSettings(_Section):
     dask_workers: int = Field(2, ge=1)
 
 
+class MiningSettings(_Section):
+    """Click mining: weighted (query, item) pairs, the co-click graph and its virtual IDs.
+
+    Why these knobs: clicks are biased by position (shoppers look at the top more), first clicks
+    are surer than switch clicks, and look-alike or stray clicks put spurious edges into the
+    co-click graph. Each correction has a strength here instead of a constant in the code;
+    ``src/vsearch/mining/`` documents the defaults and the measurements behind them.
+    """
+
+    propensity_method: Literal["ctr_ratio", "pbm_em"] = Field(
+        "ctr_ratio", description="click rate per position vs position 0, or position-based EM"
+    )
+    propensity_max_position: int = Field(
+        30, ge=1, description="positions beyond this share one (the last) propensity bucket"
+    )
+    propensity_floor: float = Field(
+        0.2, gt=0, le=1, description="propensities are clipped here: max IPW weight = 1/floor"
+    )
+    em_iterations: int = Field(100, ge=1, description="pbm_em: maximum EM iterations")
+    em_tolerance: float = Field(1e-6, gt=0, description="pbm_em: stop when propensities move less")
+    first_click_weight: float = Field(1.0, ge=0, description="weight of a query's first click")
+    switch_click_weight: float = Field(0.5, ge=0, description="weight of later (switch) clicks")
+    negative_weight: float = Field(
+        1.0, ge=0, description="skip-above negatives; multiplied by the examination propensity"
+    )
+    drop_false_negatives: bool = Field(
+        True, description="drop negatives that share a virtual ID with a positive of the query"
+    )
+    coclick_scope: Literal["query", "session"] = Field(
+        "query", description="items co-clicked within one query (default) or one session"
+    )
+    max_clicks_per_query: int = Field(
+        8, ge=2, description="groups with more clicked items are left out of the graph"
+    )
+    edge_weight: Literal["count", "jaccard", "cosine"] = Field(
+        "cosine", description="co-click count, or normalised by the items' click counts"
+    )
+    min_coclicks: int = Field(2, ge=1, description="edges with fewer co-clicks are dropped...")
+    long_click_ms: int = Field(
+        10_000, ge=0, description="dwell of a long click (0 = ignore dwell)"
+    )
+    min_long_coclicks: int = Field(
+        1, ge=1, description="...unless they have this many long (both dwell >= long_click_ms)"
+    )
+    min_edge_weight: float = Field(0.0, ge=0, description="edges lighter than this are dropped")
+    min_relative_weight: float = Field(
+        0.5, ge=0, le=1, description="drop edges lighter than this share of either end's best"
+    )
+    clustering: Literal["components", "louvain"] = Field(
+        "components", description="connected components of the pruned graph, or Louvain"
+    )
+    louvain_resolution: float = Field(1.0, gt=0, description="louvain: higher = smaller groups")
+    max_cluster_size: int = Field(
+        8, ge=2, description="larger clusters are split at their weakest edges"
+    )
+
+
+class ModelSettings(_Section):
+    """The network (DESIGN.md section 5): backbone, input sizes, heads.
+
+    Why these knobs: on a CPU the time budget is spent in image-steps, so the frame size (the
+    full photo the box head sees), the crop size (the detected region the embedding sees) and the
+    backbone width decide how much the model learns in 10 minutes (DESIGN.md section 11).
+    """
+
+    name: str = Field("vsearch-net", min_length=1, description="registered model name")
+    backbone: Literal[
+        "narrow",
+        "resnet18",
+        "resnet34",
+        "mobilenet_v3_small",
+        "mobilenet_v3_large",
+        "regnet_y_400mf",
+        "efficientnet_b0",
+    ] = "narrow"
+    widths: tuple[int, int, int, int] = Field(
+        (32, 64, 128, 256), description="channels of the narrow backbone's 4 stages"
+    )
+    blocks: int = Field(1, ge=1, le=4, description="residual blocks per narrow stage")
+    localizer_widths: tuple[int, int, int, int] | None = Field(
+        None, description="None: the box head shares the backbone; else its own narrow trunk"
+    )
+    input_size: int = Field(192, ge=32, le=2048, description="px side photos are given at")
+    frame_size: int = Field(128, ge=32, le=1024, description="px of the frame the box head sees")
+    crop_size: int = Field(96, ge=32, le=1024, description="px of the region the embedding sees")
+    crop_margin: float = Field(0.06, ge=0, le=0.5, description="box grown by this share per side")
+    embedding_dim: int = Field(128, ge=8, le=4096)
+    bits: int = Field(256, ge=8, multiple_of=8, description="hash bits; must equal index.bits")
+    box_hidden: int = Field(64, ge=8, description="channels of the box head's conv")
+    dropout: float = Field(0.1, ge=0, lt=1, description="before the category classifier")
+
+
+class AugmentSettings(_Section):
+    """Studio shot → real-shot synthesis on batched tensors (its boxes are free labels).
+
+    Why ranges a little wider than the shots we expect: the model must not learn the simulator's
+    exact limits; what it sees in training should cover what shoppers upload.
+    """
+
+    scale: tuple[float, float] = Field((0.3, 0.85), description="product side / frame side")
+    rotate_std: float = Field(12.0, ge=0, le=90, description="degrees")
+    rotate_max: float = Field(30.0, ge=0, le=180, description="degrees")
+    perspective: float = Field(0.14, ge=0, lt=0.5, description="corner shift / product extent")
+    flip_prob: float = Field(0.5, ge=0, le=1)
+    studio_share: float = Field(
+        0.5, ge=0, le=1, description="catalog slots shown as the clean studio shot, not a scene"
+    )
+    distractor_prob: float = Field(0.5, ge=0, le=1, description="another product beside it")
+    distractor_scale: tuple[float, float] = Field((0.25, 0.65))
+    distractor_overlap: float = Field(0.25, ge=0, le=1, description="share of its width")
+    shadow: tuple[float, float] = Field((0.0, 0.45), description="contact shadow strength")
+    brightness: tuple[float, float] = Field((0.6, 1.3))
+    contrast: tuple[float, float] = Field((0.7, 1.2))
+    gamma: tuple[float, float] = Field((0.8, 1.3))
+    color_cast: float = Field(0.15, ge=0, lt=1, description="per-channel gain 1 +- this")
+    light_gradient: float = Field(0.3, ge=0, lt=1)
+    blur_prob: float = Field(0.65, ge=0, le=1)
+    blur_sigma: tuple[float, float] = Field((0.2, 1.2), description="px at input_size")
+    noise_std: tuple[float, float] = Field((0.0, 0.04), description="0..1 pixel scale")
+    jpeg_prob: float = Field(0.8, ge=0, le=1)
+    jpeg_quality: tuple[int, int] = Field((30, 90))
+    jpeg_groups: int = Field(4, ge=1, description="quality drawn per group of the batch")
+    box_jitter: float = Field(0.08, ge=0, lt=0.5, description="crop box shift/scale in training")
+    matte_threshold: float = Field(
+        0.1, gt=0, lt=1, description="colour distance from the studio backdrop that is product"
+    )
+    background_side: int = Field(384, ge=64, description="px the background photos are kept at")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> AugmentSettings:
+        for name in (
+            "scale",
+            "distractor_scale",
+            "shadow",
+            "brightness",
+            "contrast",
+            "gamma",
+            "blur_sigma",
+            "noise_std",
+        ):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo <= hi:
+                raise ValueError(f"train.augment.{name} must be [lo, hi] with 0 <= lo <= hi")
+        lo, hi = self.jpeg_quality
+        if not 1 <= lo <= hi <= 100:
+            raise ValueError("train.augment.jpeg_quality must be [lo, hi] within 1..100")
+        return self
+
+
+class LossSettings(_Section):
+    """Weights and knobs of the joint loss (category + box + metric + quantisation)."""
+
+    category: float = Field(1.0, ge=0)
+    box_l1: float = Field(2.0, ge=0)
+    box_giou: float = Field(1.0, ge=0)
+    heatmap: float = Field(1.0, ge=0)
+    proxy: float = Field(1.0, ge=0, description="NormalizedSoftmax over virtual-ID classes")
+    pair: float = Field(1.0, ge=0, description="MultiSimilarity over mined in-batch pairs")
+    hash_pair: float = Field(0.5, ge=0, description="MultiSimilarity on the relaxed hash codes")
+    quantization: float = Field(0.1, ge=0)
+    proxy_temperature: float = Field(0.05, gt=0)
+    ms_alpha: float = Field(2.0, gt=0)
+    ms_beta: float = Field(50.0, gt=0)
+    ms_base: float = Field(0.5)
+    miner_epsilon: float = Field(0.1, ge=0)
+    heatmap_sigma: float = Field(0.1, gt=0, description="Gaussian radius / box side")
+    proxy_lr_mult: float = Field(10.0, gt=0, description="proxies learn faster than the net")
+
+
+class TrainSettings(_Section):
+    """The training loop (``vsearch train``): batches, optimiser, budget, checkpoints."""
+
+    epochs: int = Field(30, ge=1)
+    time_budget_s: float | None = Field(
+        480, gt=0, description="stop (and keep the checkpoint) after this much wall time"
+    )
+    steps_per_epoch: int | None = Field(
+        None, ge=1, description="None: one pass over the catalog images per epoch"
+    )
+    batch_size: int = Field(64, ge=4)
+    per_class: int = Field(2, ge=1, description="images per virtual ID in a batch")
+    query_share: float = Field(0.25, ge=0, lt=1, description="share of a batch from query photos")
+    negative_share: float = Field(
+        0.5, ge=0, le=1, description="query slots that bring one of their skip-above negatives"
+    )
+    holdout_share: float = Field(
+        0.2, ge=0, lt=1, description="queries held out for evaluation (hash split by query_id)"
+    )
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(5e-4, ge=0)
+    warmup_steps: int = Field(100, ge=0)
+    val_share: float = Field(
+        0.1, ge=0, lt=1, description="click-labelled queries kept out for per-epoch recall"
+    )
+    val_k: int = Field(10, ge=1)
+    grad_clip: float = Field(5.0, gt=0)
+    predicted_box_share: float = Field(
+        0.3, ge=0, le=1, description="scene crops taken at the predicted box, not the true one"
+    )
+    decode_workers: int = Field(2, ge=1, description="threads decoding images into the cache")
+    checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
+    augment: AugmentSettings = AugmentSettings()
+    loss: LossSettings = LossSettings()
+
+
 class Settings(_Section):
     """All of params.yaml."""
 
@@ -177,6 +395,18 @@ class Settings(_Section):
     ingest: IngestSettings = IngestSettings()
     services: ServicesSettings = ServicesSettings()
     index: IndexSettings = IndexSettings()
+    mining: MiningSettings = MiningSettings()
+    model: ModelSettings = ModelSettings()
+    train: TrainSettings = TrainSettings()
+
+    @model_validator(mode="after")
+    def _model_fits_index(self) -> Settings:
+        if self.model.bits != self.index.bits:
+            raise ValueError(
+                f"model.bits ({self.model.bits}) must equal index.bits ({self.index.bits}): "
+                "the index stores the hash head's codes"
+            )
+        return self
 
 
 def _set_path(tree: dict[str, Any], keys: list[str], value: Any) -> None:

@@ -98,3 +98,10 @@ def test_every_drop_table_has_a_unique_key() -> None:
         assert contract.key in contract.names
         assert len(set(contract.names)) == len(contract.names)
         assert contract.empty().columns.tolist() == contract.names
+
+
+def test_docs_match_contracts() -> None:
+    from vsearch.contracts import contracts_markdown
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "data_contracts.md"
+    assert contracts_markdown() in docs.read_text(), "regenerate docs/data_contracts.md tables"

@@ -150,36 +150,63 @@ def version(path: Path, repo_root: Path, remote: str, push: bool) -> str:
     return digest
 
 
-def validate_step(drop: Path, settings: Settings, repo_root: Path) -> tuple[Any, Path]:
-    """Validate ``drop`` against the contract and the history of earlier drops; write the report.
+def run_validation(
+    drop: Path,
+    settings: Settings,
+    repo_root: Path,
+    *,
+    report_path: Path | None = None,
+    docs: bool = True,
+) -> tuple[Any, Path]:
+    """Validate ``drop`` against the contract and earlier drops; write the JSON report.
+
+    Data Docs go to ``<validation_reports_dir>/<drop_id>_docs/`` so each drop keeps its own site.
+    Shared by ``vsearch validate``, ``vsearch ingest`` and the ingest flow.
 
     Returns:
         The ``ValidationResult`` and the path of its JSON report.
 
     Raises:
         BadInput: the drop folder is missing or its id is unusable.
-        GateFailed: a critical expectation failed (the report is written all the same).
     """
-    from vsearch.validation import load_history, summarize, validate_drop, write_report
+    from vsearch.validation import load_history, validate_drop, write_report
+    from vsearch.validation.tables import drop_id_of
 
-    drop = drop.resolve()
     if not drop.is_dir():
-        raise BadInput(f"drop folder not found: {drop}")
-    paths = resolve_paths(settings, repo_root)
+        raise BadInput(f"drop folder not found: {drop.resolve()}")
+    reports = resolve_paths(settings, repo_root)["reports"]
+    drop_id = check_drop_id(drop_id_of(drop))
     result = validate_drop(
-        drop,
+        drop.resolve(),
         settings.validation,
-        history=load_history(paths["reports"]),
-        docs_dir=paths["reports"] / "docs" if settings.validation.data_docs else None,
+        history=load_history(reports, exclude=drop_id),
+        docs_dir=reports / f"{drop_id}_docs" if docs and settings.validation.data_docs else None,
     )
-    drop_id = check_drop_id(result.drop_id)
-    report_path = paths["reports"] / f"{drop_id}.json"
+    report_path = report_path or reports / f"{drop_id}.json"
     write_report(result, report_path)
+    return result, report_path
+
+
+def require_success(result: Any, report_path: Path, consequence: str) -> None:
+    """Raise ``GateFailed`` naming every critical failure if validation did not pass."""
+    from vsearch.validation import summarize
+
     if not result.success:
         raise GateFailed(
-            f"drop {drop_id!r} failed validation; nothing was added to {paths['raw']}.\n"
+            f"drop {result.drop_id!r} failed validation; {consequence}.\n"
             f"{summarize(result)}\nreport: {report_path}"
         )
+
+
+def validate_step(drop: Path, settings: Settings, repo_root: Path) -> tuple[Any, Path]:
+    """Validation as the ingest gate: like :func:`run_validation`, raising on failure.
+
+    Raises:
+        GateFailed: a critical expectation failed (the report is written all the same).
+    """
+    result, report_path = run_validation(drop, settings, repo_root)
+    raw = resolve_paths(settings, repo_root)["raw"]
+    require_success(result, report_path, f"nothing was added to {raw}")
     return result, report_path
 
 

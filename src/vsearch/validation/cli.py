@@ -1,0 +1,41 @@
+"""``vsearch validate DROP_DIR``: validate a drop, write report and Data Docs, exit 2 if it fails.
+
+Why exit 2 and not 1: a failed validation is bad *input* (DESIGN.md section 10); scripts branch
+on it, and the message names the failing expectations so a person knows what to fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from vsearch.cli_support import emit, get_settings, run_guarded
+
+
+def validate_command(
+    drop_dir: Path = typer.Argument(..., help="drop folder in the contract format"),
+    report: Path | None = typer.Option(
+        None, "--report", help="JSON report path [default: <validation_reports_dir>/<drop>.json]"
+    ),
+    docs: bool = typer.Option(
+        True, "--docs/--no-docs", help="build GX Data Docs (also needs validation.data_docs)"
+    ),
+    json_out: bool = typer.Option(False, "--json", help="print the JSON report on stdout"),
+) -> None:
+    """Validate a drop with Great Expectations; exit 2 naming the failing checks if it fails."""
+
+    def body() -> None:
+        from vsearch.data.ingest import require_success, run_validation
+        from vsearch.validation.report import summarize
+
+        result, report_path = run_validation(
+            drop_dir, get_settings(), Path.cwd(), report_path=report, docs=docs
+        )
+        if json_out:
+            emit(result.to_dict(), as_json=True)
+        elif result.success:  # on failure the error message carries the summary
+            typer.echo(f"{summarize(result)}\nreport: {report_path}")
+        require_success(result, report_path, "fix the drop and validate again")
+
+    run_guarded(body)
