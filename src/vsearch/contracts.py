@@ -226,20 +226,26 @@ def table_path(folder: Path, contract: TableContract) -> Path:
     )
 
 
-def read_raw(folder: Path, contract: TableContract) -> pd.DataFrame:
-    """Read a table *as found*, without casting, so validation can see what is really there.
+def read_raw_arrow(folder: Path, contract: TableContract) -> pa.Table:
+    """Read a table *as stored*, keeping Arrow types, so validation sees what is really there.
 
-    Parquet keeps its stored types; CSV types are inferred by pyarrow (so a string in an integer
-    column stays visible as a string column for validation to report).
+    Parquet keeps its stored types (a nullable int column stays int, which pandas would turn
+    into floats); CSV types are inferred by pyarrow (a string in an integer column stays
+    visible as a string column).
     """
     path = table_path(folder, contract)
     try:
         if path.suffix == ".csv":
             opts = pacsv.ConvertOptions(strings_can_be_null=True)
-            return pacsv.read_csv(path, convert_options=opts).to_pandas()
-        return pq.read_table(path).to_pandas()
+            return pacsv.read_csv(path, convert_options=opts)
+        return pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ContractError(f"{path}: unreadable {contract.name} table: {exc}") from None
+
+
+def read_raw(folder: Path, contract: TableContract) -> pd.DataFrame:
+    """:func:`read_raw_arrow` as a pandas frame, without casting to the contract."""
+    return read_raw_arrow(folder, contract).to_pandas()
 
 
 def read_table(folder: Path, contract: TableContract) -> pd.DataFrame:

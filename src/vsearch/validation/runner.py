@@ -25,7 +25,13 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from vsearch.contracts import DROP_TABLES, IMPRESSIONS, ContractError, TableContract
+from vsearch.contracts import (
+    DROP_TABLES,
+    IMPRESSIONS,
+    ContractError,
+    TableContract,
+    read_raw_arrow,
+)
 from vsearch.settings import ValidationSettings
 from vsearch.validation.derived import DERIVED_COLUMNS, content_frames
 from vsearch.validation.images import ImageCheck, check_images
@@ -36,7 +42,6 @@ from vsearch.validation.tables import (
     CastError,
     cast_table,
     drop_id_of,
-    read_arrow,
     schema_frame,
     uncastable,
 )
@@ -295,7 +300,7 @@ def validate_drop(
     for contract in DROP_TABLES:
         checks_run += 1
         try:
-            tables[contract.name] = read_arrow(drop, contract)
+            tables[contract.name] = read_raw_arrow(drop, contract)
         except ContractError as exc:
             failures.append(_no_batch_failure(contract, "table_readable", exc))
 

@@ -14,14 +14,11 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from vsearch.contracts import (
     ContractError,
     TableContract,
     read_drop_manifest,
-    table_path,
 )
 from vsearch.errors import BadInput
 
@@ -64,25 +61,6 @@ def drop_id_of(drop: Path) -> str:
         raise BadInput(f"{exc} (fix or delete drop.json)") from None
     drop_id = manifest.get("drop_id") if isinstance(manifest, dict) else None
     return str(drop_id) if drop_id else drop.resolve().name
-
-
-def read_arrow(drop: Path, contract: TableContract) -> pa.Table:
-    """Read a table as stored, keeping Arrow types (nullable ints stay ints, all-null is ``null``).
-
-    Same file choice and CSV options as :func:`vsearch.contracts.read_raw`, but without the
-    pandas conversion that would turn a nullable int column into floats and hide its real type.
-
-    Raises:
-        ContractError: the file is missing or cannot be parsed.
-    """
-    path = table_path(drop, contract)
-    try:
-        if path.suffix == ".csv":
-            opts = pacsv.ConvertOptions(strings_can_be_null=True)
-            return pacsv.read_csv(path, convert_options=opts)
-        return pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ContractError(f"{path}: unreadable {contract.name} table: {exc}") from None
 
 
 def type_family(dtype: pa.DataType) -> str:
