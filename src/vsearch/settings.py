@@ -219,9 +219,7 @@ class MiningSettings(_Section):
         "cosine", description="co-click count, or normalised by the items' click counts"
     )
     min_coclicks: int = Field(2, ge=1, description="edges with fewer co-clicks are dropped...")
-    long_click_ms: int = Field(
-        10_000, ge=0, description="dwell of a long click (0 = ignore dwell)"
-    )
+    long_click_ms: int = Field(10_000, ge=0, description="dwell of a long click (0 = ignore dwell)")
     min_long_coclicks: int = Field(
         1, ge=1, description="...unless they have this many long (both dwell >= long_click_ms)"
     )
