@@ -161,22 +161,47 @@ class ServicesSettings(_Section):
 
 
 class IndexSettings(_Section):
-    """Binary index engine (DESIGN.md section 6)."""
+    """Binary index engine (DESIGN.md section 6; defaults measured in docs/scaling.md).
+
+    Each category is a partition. Small partitions are scanned exhaustively (``flat``); larger
+    ones use ``ivf`` (float k-means lists scanned by Hamming distance, the benchmark's winner) or
+    ``hnsw`` (a binary HNSW graph). The Hamming shortlist of ``rerank_depth`` items is re-scored
+    with the float embeddings kept in a ``rerank_dtype`` store. ``vsearch index tune`` measures
+    recall and writes the chosen depth/nprobe/ef into the release manifest, which then overrides
+    the defaults here.
+    """
 
     bits: int = Field(256, ge=8, multiple_of=8)
     flat_max: int = Field(20_000, ge=1, description="partitions up to this size use a flat index")
-    large_kind: Literal["hnsw", "ivf"] = "hnsw"
-    hnsw_m: int = Field(32, ge=4)
+    large_kind: Literal["hnsw", "ivf"] = "ivf"
+    hnsw_m: int = Field(16, ge=4)
     hnsw_ef_construction: int = Field(40, ge=8)
-    hnsw_ef_search: int = Field(64, ge=1)
-    ivf_nlist: int = Field(1024, ge=1)
-    ivf_nprobe: int = Field(16, ge=1)
-    rerank_depth: int = Field(100, ge=1)
+    hnsw_ef_search: int = Field(256, ge=1)
+    ivf_list_size: int = Field(100, ge=8, description="mean items per inverted list (sets nlist)")
+    ivf_nprobe: int = Field(12, ge=1)
+    ivf_kmeans_iters: int = Field(10, ge=1)
+    ivf_train_per_list: int = Field(64, ge=8, description="k-means sample per centroid")
+    ivf_quantizer_flat_max: int = Field(
+        512, ge=1, description="lists up to this count use an exact centroid search, else HNSW"
+    )
+    ivf_quantizer_m: int = Field(16, ge=4)
+    ivf_quantizer_ef: int = Field(48, ge=1, description="HNSW ef of the centroid search")
+    rerank_depth: int = Field(200, ge=1)
+    rerank_dtype: Literal["int8", "float16"] = "int8"
+    rerank_clip_quantile: float = Field(0.9999, gt=0.5, le=1)
     target_recall: float = Field(0.95, gt=0, le=1)
     tune_sample: int = Field(1000, ge=10)
+    tune_k: int = Field(10, ge=1)
+    tune_depths: list[int] = Field(default_factory=lambda: [50, 100, 150, 200, 300, 400, 600])
+    tune_nprobes: list[int] = Field(default_factory=lambda: [4, 6, 8, 12, 16, 24, 32, 48])
+    tune_efs: list[int] = Field(default_factory=lambda: [64, 128, 256, 400, 600])
     keep_releases: int = Field(3, ge=1)
-    uncertain_confidence: float = Field(0.6, ge=0, le=1)
+    verify_checksums: bool = True
+    uncertain_confidence: float = Field(
+        0.6, ge=0, le=1, description="add runner-up categories until their mass reaches this"
+    )
     max_extra_categories: int = Field(2, ge=0)
+    build_threads: int = Field(0, ge=0, description="faiss threads per build task; 0 = project")
     dask_address: str | None = Field(None, description="Dask scheduler; None = local cluster")
     dask_workers: int = Field(2, ge=1)
 
