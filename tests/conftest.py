@@ -35,6 +35,12 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
+def port_factory() -> Callable[[], int]:
+    """``port_factory()`` gives a free localhost port for a server a test starts."""
+    return free_port
+
+
+@pytest.fixture(scope="session")
 def settings() -> Settings:
     """The project's real params.yaml, loaded once."""
     return load_settings(PARAMS)

@@ -109,6 +109,23 @@ def demo_command() -> None:
     run_guarded(body)
 
 
+@app.command("serve")
+def serve_command(
+    host: str | None = typer.Option(None, "--host", help="default: serving.host"),
+    port: int | None = typer.Option(None, "--port", help="default: serving.port"),
+) -> None:
+    """Run the BentoML service over HTTP (foreground; Ctrl+C stops it)."""
+    from vsearch.serving.process import serve_foreground
+
+    def body() -> None:
+        s = get_settings().serving
+        raise typer.Exit(
+            serve_foreground(host or s.host, port or s.port, _State.params, Path.cwd())
+        )
+
+    run_guarded(body)
+
+
 def _register_groups() -> None:
     """Attach sub-command groups that live next to the code they drive (imports stay light)."""
     from vsearch.index.cli import app as index_app

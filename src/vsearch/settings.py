@@ -195,6 +195,10 @@ class IndexSettings(_Section):
     tune_depths: list[int] = Field(default_factory=lambda: [50, 100, 150, 200, 300, 400, 600])
     tune_nprobes: list[int] = Field(default_factory=lambda: [4, 6, 8, 12, 16, 24, 32, 48])
     tune_efs: list[int] = Field(default_factory=lambda: [64, 128, 256, 400, 600])
+    tune_confidences: list[float] = Field(
+        default_factory=lambda: [0.5, 0.6, 0.7, 0.8, 0.9],
+        description="routing thresholds tried when tuning queries carry category probabilities",
+    )
     keep_releases: int = Field(3, ge=1)
     verify_checksums: bool = True
     uncertain_confidence: float = Field(
@@ -283,6 +287,9 @@ class ModelSettings(_Section):
         (32, 64, 128, 256), description="channels of the narrow backbone's 4 stages"
     )
     blocks: int = Field(1, ge=1, le=4, description="residual blocks per narrow stage")
+    stem_stride: Literal[2, 4] = Field(
+        2, description="narrow backbone stem: 4 is ~4x cheaper on CPU, 2 keeps finer detail"
+    )
     localizer_widths: tuple[int, int, int, int] | None = Field(
         None, description="None: the box head shares the backbone; else its own narrow trunk"
     )
@@ -409,6 +416,14 @@ class TrainSettings(_Section):
     loss: LossSettings = LossSettings()
 
 
+class ServingSettings(_Section):
+    """The BentoML service (``vsearch serve``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(3000, ge=1, le=65535)
+    start_timeout_s: float = Field(60, gt=0, description="wait for /readyz when started by us")
+
+
 class Settings(_Section):
     """All of params.yaml."""
 
@@ -421,6 +436,7 @@ class Settings(_Section):
     mining: MiningSettings = MiningSettings()
     model: ModelSettings = ModelSettings()
     train: TrainSettings = TrainSettings()
+    serving: ServingSettings = ServingSettings()
 
     @model_validator(mode="after")
     def _model_fits_index(self) -> Settings:

@@ -1,0 +1,89 @@
+"""Start the BentoML service as a process: in the foreground (``vsearch serve``) or in the
+background until ``/readyz`` answers (tests, the demo).
+
+Why a subprocess of ``bentoml serve``: that is how the service runs in production too (its own
+worker processes, BentoML's HTTP layer, metrics); the project root and params file travel as
+environment variables because BentoML imports the service module itself.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from vsearch.services import TELEMETRY_OFF
+from vsearch.serving.service import PARAMS_ENV, ROOT_ENV
+
+SERVICE_IMPORT = "vsearch.serving.service:VSearchService"
+_POLL_S = 0.5
+
+
+def _command(host: str, port: int) -> list[str]:
+    bentoml = Path(sys.executable).with_name("bentoml")
+    return [str(bentoml), "serve", SERVICE_IMPORT, "--host", host, "--port", str(port)]
+
+
+def _env(params: Path, root: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        **TELEMETRY_OFF,
+        ROOT_ENV: str(root.resolve()),
+        PARAMS_ENV: str(params if params.is_absolute() else (root / params)),
+    }
+
+
+def serve_foreground(host: str, port: int, params: Path, root: Path) -> int:
+    """Run the service until interrupted; returns its exit code."""
+    try:
+        return subprocess.call(_command(host, port), env=_env(params, root), cwd=root)
+    except KeyboardInterrupt:
+        return 0
+
+
+def start_background(
+    host: str, port: int, params: Path, root: Path, log_file: Path, timeout_s: float
+) -> subprocess.Popen[bytes]:
+    """Start the service and wait until ``/readyz`` is 200 (raises ``RuntimeError`` if not)."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as out:
+        proc = subprocess.Popen(
+            _command(host, port),
+            env=_env(params, root),
+            cwd=root,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    url = f"http://{host}:{port}/readyz"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"service exited with {proc.returncode}; see {log_file}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(_POLL_S)
+    stop(proc)
+    raise RuntimeError(f"service not ready after {timeout_s:.0f} s; see {log_file}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate the service's process group and wait for it."""
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
