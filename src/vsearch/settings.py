@@ -178,21 +178,23 @@ class IndexSettings(_Section):
     hnsw_ef_construction: int = Field(40, ge=8)
     hnsw_ef_search: int = Field(256, ge=1)
     ivf_list_size: int = Field(100, ge=8, description="mean items per inverted list (sets nlist)")
-    ivf_nprobe: int = Field(12, ge=1)
+    ivf_nprobe: int = Field(8, ge=1)
     ivf_kmeans_iters: int = Field(10, ge=1)
     ivf_train_per_list: int = Field(64, ge=8, description="k-means sample per centroid")
     ivf_quantizer_flat_max: int = Field(
-        512, ge=1, description="lists up to this count use an exact centroid search, else HNSW"
+        4096, ge=1, description="lists up to this count use an exact centroid search, else HNSW"
     )
     ivf_quantizer_m: int = Field(16, ge=4)
     ivf_quantizer_ef: int = Field(48, ge=1, description="HNSW ef of the centroid search")
-    rerank_depth: int = Field(200, ge=1)
+    rerank_depth: int = Field(300, ge=1)
     rerank_dtype: Literal["int8", "float16"] = "int8"
     rerank_clip_quantile: float = Field(0.9999, gt=0.5, le=1)
     target_recall: float = Field(0.95, gt=0, le=1)
     tune_sample: int = Field(1000, ge=10)
     tune_k: int = Field(10, ge=1)
-    tune_depths: list[int] = Field(default_factory=lambda: [50, 100, 150, 200, 300, 400, 600])
+    tune_depths: list[int] = Field(
+        default_factory=lambda: [50, 100, 150, 200, 250, 300, 400, 600]
+    )
     tune_nprobes: list[int] = Field(default_factory=lambda: [4, 6, 8, 12, 16, 24, 32, 48])
     tune_efs: list[int] = Field(default_factory=lambda: [64, 128, 256, 400, 600])
     tune_confidences: list[float] = Field(
@@ -202,9 +204,13 @@ class IndexSettings(_Section):
     keep_releases: int = Field(3, ge=1)
     verify_checksums: bool = True
     uncertain_confidence: float = Field(
-        0.6, ge=0, le=1, description="add runner-up categories until their mass reaches this"
+        0.9, ge=0, le=1, description="add runner-up categories until their mass reaches this"
     )
     max_extra_categories: int = Field(2, ge=0)
+    extra_depth: float = Field(
+        0.5, gt=0, le=1, description="shortlist depth in runner-up categories, x rerank_depth"
+    )
+    tune_extra_depths: list[float] = Field(default_factory=lambda: [0.5, 1.0])
     build_threads: int = Field(0, ge=0, description="faiss threads per build task; 0 = project")
     dask_address: str | None = Field(None, description="Dask scheduler; None = local cluster")
     dask_workers: int = Field(2, ge=1)
