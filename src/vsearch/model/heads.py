@@ -1,0 +1,117 @@
+"""Heads on the shared backbone: box, embedding, hash and category.
+
+Why these shapes:
+
+* **Box** — a centre heat-map plus, in every cell, the distances from the cell centre to the four
+  box edges (FCOS/CenterNet style). DESIGN.md section 11 measured a centre heat-map localiser
+  at IoU 0.64 on real-photo queries; regressing from the cell that holds the product centre is
+  far easier for a small net than regressing four numbers from a pooled vector. Edges are
+  parameterised as positive distances from the cell centre, so ``x0 < x1`` and ``y0 < y1`` hold
+  by construction and clamping to ``[0, 1]`` cannot flip them.
+* **Embedding** — average + max pooling (max keeps small distinguishing details such as a logo),
+  a linear projection and L2 normalisation, so cosine similarity is a dot product.
+* **Hash** — a linear layer on the embedding; its sign is the binary code. Being a projection of
+  the embedding, Hamming order follows cosine order, which the float re-rank then refines.
+* **Category** — a linear classifier on the pooled crop features (dropout against over-fitting
+  to the few listings per category).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F  # noqa: N812 (the torch convention)
+from torch import nn
+
+BOX_CHANNELS = 5  # 1 heat-map logit + 4 edge distances per cell
+MIN_EDGE = 1e-3  # smallest distance from a cell centre to a box edge (share of the side)
+
+
+class BoxHead(nn.Module):
+    """Feature map → per-cell centre logits and per-cell boxes (normalised xyxy)."""
+
+    def __init__(self, in_channels: int, hidden: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(in_channels, hidden, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, BOX_CHANNELS, kernel_size=1),
+        )
+
+    def forward(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns ``heat`` ``[B, h, w]`` (logits) and ``cell_boxes`` ``[B, h, w, 4]`` in [0, 1]."""
+        out = self.conv(fmap)
+        _, _, h, w = out.shape
+        heat = out[:, 0]
+        # l, t, r, b as shares of the side, never below MIN_EDGE: a box cannot collapse
+        dist = (MIN_EDGE + (1 - MIN_EDGE) * torch.sigmoid(out[:, 1:])).permute(0, 2, 3, 1)
+        ys = (torch.arange(h, device=out.device, dtype=out.dtype) + 0.5) / h
+        xs = (torch.arange(w, device=out.device, dtype=out.dtype) + 0.5) / w
+        cy = ys.view(1, h, 1).expand(out.shape[0], h, w)
+        cx = xs.view(1, 1, w).expand(out.shape[0], h, w)
+        boxes = torch.stack(
+            (
+                (cx - dist[..., 0]).clamp(min=0.0),
+                (cy - dist[..., 1]).clamp(min=0.0),
+                (cx + dist[..., 2]).clamp(max=1.0),
+                (cy + dist[..., 3]).clamp(max=1.0),
+            ),
+            dim=-1,
+        )
+        return heat, boxes
+
+
+def decode_boxes(heat: torch.Tensor, cell_boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The box of the most confident cell and that confidence.
+
+    Args:
+        heat: ``[B, h, w]`` centre logits.
+        cell_boxes: ``[B, h, w, 4]`` per-cell boxes.
+
+    Returns:
+        ``boxes`` ``[B, 4]`` normalised xyxy and ``scores`` ``[B]`` in (0, 1).
+    """
+    flat = heat.flatten(1)
+    best = flat.argmax(dim=1)
+    boxes = cell_boxes.flatten(1, 2).gather(1, best.view(-1, 1, 1).expand(-1, 1, 4)).squeeze(1)
+    scores = torch.sigmoid(flat.gather(1, best.view(-1, 1)).squeeze(1))
+    return boxes, scores
+
+
+def pool(fmap: torch.Tensor) -> torch.Tensor:
+    """Average and max pooling concatenated: ``[B, C, h, w]`` → ``[B, 2C]``."""
+    return torch.cat((fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3))), dim=1)
+
+
+class EmbeddingHead(nn.Module):
+    """Pooled features → L2-normalised embedding (cosine similarity = dot product)."""
+
+    def __init__(self, in_features: int, dim: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(in_features)
+        self.proj = nn.Linear(in_features, dim)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.proj(self.norm(pooled)), dim=1)
+
+
+class HashHead(nn.Module):
+    """Embedding → hash logits; ``sign`` gives the code, ``tanh`` its relaxation in training."""
+
+    def __init__(self, dim: int, bits: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(dim, bits)
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.proj(embedding)
+
+
+class CategoryHead(nn.Module):
+    """Pooled features → category logits."""
+
+    def __init__(self, in_features: int, num_categories: int, dropout: float) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(in_features, num_categories)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.drop(pooled))

@@ -1,0 +1,402 @@
+"""Training data: catalog and query photos with the labels clicks give them, cached in memory.
+
+Signals (DESIGN.md section 5):
+
+* every catalog listing has its seller's **category** and, from click mining, a **virtual ID**
+  (listings co-clicked for the same photos); a listing no query clicked is its own class,
+  which still teaches the network that two augmentations of one photo are one product;
+* a query photo is a positive of its first click's virtual ID; its **skip-above negatives**
+  (shown above the click, not clicked) are hard negatives; its category is the clicked
+  listing's category;
+* ground truth (the demo world's truth folder) is never read here, except by
+  :func:`oracle_labels` for the explicit *oracle* run that measures the upper bound.
+
+Why a memory cache of ``uint8`` tensors at the model's input size: decoding JPEGs every step
+would cost more than the network on 2 cores; 6k photos at 192 px take ~0.7 GB.
+
+Held-out queries: :func:`holdout_mask` splits by a hash of the query id, so the split never
+depends on row order or on which other queries a drop has, and evaluation can recompute it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from vsearch.contracts import CATALOG, QUERIES, read_table
+from vsearch.errors import BadInput
+from vsearch.training.augment import Matte, studio_matte
+
+log = logging.getLogger(__name__)
+
+VIRTUAL_IDS_FILE = "virtual_ids.parquet"
+QUERY_VIRTUAL_IDS_FILE = "query_virtual_ids.parquet"
+PAIRS_FILE = "pairs.parquet"
+FIRST_CLICK_KINDS = ("first",)
+NEGATIVE_LABEL = 0
+HASH_BUCKETS = 10_000  # resolution of the hash split
+
+
+def holdout_mask(
+    query_ids: pd.Series | list[str], share: float, salt: str = "holdout"
+) -> np.ndarray:
+    """True for queries held out of training (about ``share`` of them), by a hash of the id.
+
+    Why a hash: the same query is always on the same side, whatever the drop's row order or
+    size, so evaluation can recompute the split without a file handed over.
+    """
+    if not 0 <= share < 1:
+        raise ValueError(f"holdout share must be in [0, 1), got {share}")
+    ids = list(query_ids)
+    buckets = np.array(
+        [
+            int.from_bytes(hashlib.sha1(f"{salt}:{q}".encode()).digest()[:4], "big") % HASH_BUCKETS
+            for q in ids
+        ],
+        dtype=np.int64,
+    )
+    return buckets < round(share * HASH_BUCKETS)
+
+
+def decode_images(paths: list[Path], size: int, workers: int) -> torch.Tensor:
+    """Decode image files into ``uint8[N, 3, size, size]`` (RGB, resized, aspect not kept).
+
+    Why threads: PIL releases the GIL while decoding and resizing.
+    """
+    from PIL import Image
+
+    def one(path: Path) -> np.ndarray:
+        try:
+            with Image.open(path) as img:
+                img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when possible
+                rgb = img.convert("RGB").resize((size, size), Image.BILINEAR, reducing_gap=2.0)
+                return np.array(rgb, dtype=np.uint8).transpose(2, 0, 1)
+        except (OSError, ValueError) as exc:
+            raise BadInput(
+                f"{path}: cannot decode image ({exc}); validate the drop first"
+            ) from None
+
+    out = torch.empty(len(paths), 3, size, size, dtype=torch.uint8)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for i, arr in enumerate(pool.map(one, paths)):
+            out[i] = torch.from_numpy(arr)
+    return out
+
+
+@dataclass(frozen=True)
+class ClickLabels:
+    """Identity labels for training, from mining (or from the truth, in oracle mode).
+
+    Attributes:
+        item_vid: item_id → virtual ID (listings without one become their own class).
+        query_vid: query_id → virtual ID of its first click (queries without a click absent).
+        negatives: query_id → item_ids shown above its click and skipped.
+        source: ``"clicks"`` or ``"oracle"``, recorded with the run.
+    """
+
+    item_vid: dict[str, str]
+    query_vid: dict[str, str]
+    negatives: dict[str, list[str]] = field(default_factory=dict)
+    source: str = "clicks"
+
+
+def _negatives(pairs: pd.DataFrame) -> dict[str, list[str]]:
+    neg = pairs[pairs["label"] == NEGATIVE_LABEL]
+    return {q: list(g["item_id"]) for q, g in neg.groupby("query_id", sort=False)}
+
+
+def load_click_labels(mining_dir: Path) -> ClickLabels:
+    """Read the mining stage's outputs (``virtual_ids``, ``query_virtual_ids``, ``pairs``).
+
+    Raises:
+        BadInput: the folder lacks the virtual IDs (run ``vsearch mine`` first).
+    """
+    vid_path = mining_dir / VIRTUAL_IDS_FILE
+    if not vid_path.is_file():
+        raise BadInput(f"{mining_dir}: no {VIRTUAL_IDS_FILE}; run `vsearch mine` on the drop first")
+    vids = pd.read_parquet(vid_path, columns=["item_id", "virtual_id"])
+    item_vid = dict(zip(vids["item_id"].astype(str), vids["virtual_id"].astype(str), strict=True))
+    pairs_path = mining_dir / PAIRS_FILE
+    pairs = pd.read_parquet(pairs_path) if pairs_path.is_file() else pd.DataFrame()
+    qv_path = mining_dir / QUERY_VIRTUAL_IDS_FILE
+    if qv_path.is_file():
+        qv = pd.read_parquet(qv_path, columns=["query_id", "virtual_id"]).dropna()
+        query_vid = dict(zip(qv["query_id"].astype(str), qv["virtual_id"].astype(str), strict=True))
+    elif len(pairs):
+        first = pairs[(pairs["label"] != NEGATIVE_LABEL) & pairs["kind"].isin(FIRST_CLICK_KINDS)]
+        query_vid = {
+            str(q): item_vid.get(str(i), str(i))
+            for q, i in zip(first["query_id"], first["item_id"], strict=True)
+        }
+    else:
+        raise BadInput(f"{mining_dir}: neither {QUERY_VIRTUAL_IDS_FILE} nor {PAIRS_FILE} found")
+    negatives = _negatives(pairs) if len(pairs) else {}
+    return ClickLabels(item_vid, query_vid, negatives, source="clicks")
+
+
+def oracle_labels(truth_dir: Path, mining_dir: Path | None = None) -> ClickLabels:
+    """True product ids as classes: the *oracle* upper bound (never the default).
+
+    Skip-above negatives still come from mining when its folder is given (they are clicks).
+    """
+    items = pd.read_parquet(truth_dir / "item_truth.parquet", columns=["item_id", "sku"])
+    queries = pd.read_parquet(truth_dir / "query_truth.parquet", columns=["query_id", "sku"])
+    negatives: dict[str, list[str]] = {}
+    if mining_dir is not None and (mining_dir / PAIRS_FILE).is_file():
+        negatives = _negatives(pd.read_parquet(mining_dir / PAIRS_FILE))
+    item_sku = dict(zip(items["item_id"].astype(str), items["sku"].astype(str), strict=True))
+    negatives = {
+        q: [i for i in items_ if item_sku.get(i) != sku]
+        for q, sku in zip(queries["query_id"], queries["sku"], strict=True)
+        if (items_ := negatives.get(q))
+    }
+    return ClickLabels(
+        item_vid=item_sku,
+        query_vid=dict(
+            zip(queries["query_id"].astype(str), queries["sku"].astype(str), strict=True)
+        ),
+        negatives=negatives,
+        source="oracle",
+    )
+
+
+@dataclass
+class TrainData:
+    """Everything the loop needs, as arrays and tensors (no files after loading).
+
+    Attributes:
+        categories: sorted category names (class order of the category head).
+        classes: virtual-ID names (class order of the proxy loss).
+        item_ids, item_category, item_class: per catalog listing.
+        catalog_images: ``uint8[N, 3, S, S]`` studio shots.
+        matte: the products cut out of them (alpha and boxes).
+        query_ids, query_category, query_class: per *training* query (clicked ones only).
+        query_images: ``uint8[Q, 3, S, S]``.
+        query_negatives: per training query, rows of ``item_ids`` it skipped above its click.
+        val_*: click-labelled queries kept out of the gradient (the run's own recall check).
+        label_source: ``"clicks"`` or ``"oracle"``.
+    """
+
+    categories: list[str]
+    classes: list[str]
+    item_ids: np.ndarray
+    item_category: np.ndarray
+    item_class: np.ndarray
+    catalog_images: torch.Tensor
+    matte: Matte
+    query_ids: np.ndarray
+    query_category: np.ndarray
+    query_class: np.ndarray
+    query_images: torch.Tensor
+    query_negatives: list[np.ndarray]
+    val_query_ids: np.ndarray
+    val_query_class: np.ndarray
+    val_query_images: torch.Tensor
+    label_source: str = "clicks"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def summary(self) -> dict[str, int | str]:
+        """Counts worth logging with a run."""
+        sizes = np.bincount(self.item_class, minlength=self.num_classes)
+        return {
+            "listings": len(self.item_ids),
+            "categories": len(self.categories),
+            "classes": self.num_classes,
+            "classes_multi_listing": int((sizes > 1).sum()),
+            "train_queries": len(self.query_ids),
+            "val_queries": len(self.val_query_ids),
+            "queries_with_negatives": sum(1 for n in self.query_negatives if len(n)),
+            "label_source": self.label_source,
+        }
+
+
+def build_train_data(
+    drop: Path,
+    labels: ClickLabels,
+    size: int,
+    *,
+    holdout_share: float,
+    val_share: float,
+    matte_threshold: float,
+    seed: int,
+    workers: int = 2,
+    max_items: int | None = None,
+) -> TrainData:
+    """Load a drop's catalog and query photos with their click labels.
+
+    Args:
+        drop: a drop folder in the contract format (``catalog``, ``queries``, ``images/``).
+        labels: identities from :func:`load_click_labels` (or :func:`oracle_labels`).
+        size: side the photos are cached at (``model.input_size``).
+        holdout_share: queries held out for evaluation (:func:`holdout_mask`), never loaded.
+        val_share: share of the remaining labelled queries kept for the run's own recall check.
+        matte_threshold: see :func:`vsearch.training.augment.studio_matte`.
+        seed: the validation split's seed.
+        workers: decoding threads.
+        max_items: keep only the first listings (tests, quick probes).
+
+    Raises:
+        BadInput: the drop has fewer than two categories or no listings.
+    """
+    catalog = read_table(drop, CATALOG)
+    if max_items is not None:
+        catalog = catalog.iloc[:max_items]
+    if catalog.empty:
+        raise BadInput(f"{drop}: the catalog is empty")
+    categories = sorted(catalog["category"].astype(str).unique())
+    if len(categories) < 2:
+        raise BadInput(f"{drop}: need at least 2 categories to train, found {categories}")
+    cat_index = {c: i for i, c in enumerate(categories)}
+    item_ids = catalog["item_id"].astype(str).to_numpy()
+    item_vids = [labels.item_vid.get(i, f"item:{i}") for i in item_ids]
+    item_category = catalog["category"].astype(str).map(cat_index).to_numpy(np.int64)
+
+    queries = read_table(drop, QUERIES)
+    queries = queries[~holdout_mask(queries["query_id"].astype(str), holdout_share)]
+    queries = queries[queries["query_id"].isin(labels.query_vid.keys())]
+    vid_category = (
+        pd.DataFrame({"vid": item_vids, "cat": item_category})
+        .groupby("vid")["cat"]
+        .agg(lambda s: s.value_counts().index[0])
+    )
+    q_vids = queries["query_id"].map(labels.query_vid).astype(str)
+    known = q_vids.isin(vid_category.index)  # a click on a listing outside this catalog
+    queries, q_vids = queries[known.to_numpy()], q_vids[known]
+
+    classes = sorted(set(item_vids))
+    class_index = {v: i for i, v in enumerate(classes)}
+    item_class = np.array([class_index[v] for v in item_vids], dtype=np.int64)
+    q_class = q_vids.map(class_index).to_numpy(np.int64)
+    q_category = q_vids.map(vid_category).to_numpy(np.int64)
+
+    rng = np.random.default_rng(seed)
+    is_val = rng.random(len(queries)) < val_share
+    item_row = {i: r for r, i in enumerate(item_ids)}
+    q_ids = queries["query_id"].astype(str).to_numpy()
+    negatives = [
+        np.array(
+            [item_row[i] for i in labels.negatives.get(q, []) if i in item_row], dtype=np.int64
+        )
+        for q in q_ids[~is_val]
+    ]
+
+    root = drop.resolve()
+    cat_imgs = decode_images([root / p for p in catalog["image"]], size, workers)
+    q_paths = [root / p for p in queries["image"]]
+    q_imgs = decode_images(q_paths, size, workers)
+    matte = studio_matte(cat_imgs, matte_threshold)
+    val_t = torch.from_numpy(is_val)
+    data = TrainData(
+        categories=categories,
+        classes=classes,
+        item_ids=item_ids,
+        item_category=item_category,
+        item_class=item_class,
+        catalog_images=cat_imgs,
+        matte=matte,
+        query_ids=q_ids[~is_val],
+        query_category=q_category[~is_val],
+        query_class=q_class[~is_val],
+        query_images=q_imgs[~val_t],
+        query_negatives=negatives,
+        val_query_ids=q_ids[is_val],
+        val_query_class=q_class[is_val],
+        val_query_images=q_imgs[val_t],
+        label_source=labels.source,
+    )
+    log.info("training data: %s", data.summary())
+    return data
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Row indices of one training batch and what each slot shows.
+
+    Attributes:
+        scene_items: listings rendered into synthetic real shots.
+        studio_items: listings shown as their clean catalog photo.
+        queries: training query rows (real photos, no box label).
+    """
+
+    scene_items: np.ndarray
+    studio_items: np.ndarray
+    queries: np.ndarray
+
+
+class BatchSampler:
+    """Builds batches that hold positives for the metric losses.
+
+    Each query slot is paired with a listing of its clicked virtual ID (query ↔ catalog
+    positive), and — for about ``negative_share`` of them — one of its skip-above negatives;
+    the remaining slots take ``per_class`` listings of each of a few virtual IDs (two views of
+    the same listing when it is the only one), visiting classes in a shuffled order per epoch.
+
+    Args:
+        data: the training data.
+        batch_size: slots per batch.
+        per_class: listings per virtual ID in the catalog part.
+        query_share: share of slots that are query photos.
+        studio_share: share of listing slots shown clean rather than as a scene.
+        negative_share: share of query slots that bring a skip-above negative.
+    """
+
+    def __init__(
+        self,
+        data: TrainData,
+        batch_size: int,
+        per_class: int,
+        query_share: float,
+        studio_share: float,
+        negative_share: float,
+    ) -> None:
+        self.data = data
+        self.batch_size = batch_size
+        self.per_class = per_class
+        self.n_query = round(batch_size * query_share) if len(data.query_ids) else 0
+        self.studio_share = studio_share
+        self.negative_share = negative_share
+        order = np.argsort(data.item_class, kind="stable")
+        bounds = np.flatnonzero(np.diff(data.item_class[order])) + 1
+        self.members = np.split(order, bounds)
+        self.member_of = {int(data.item_class[m[0]]): m for m in self.members}
+        self._queue: list[int] = []
+
+    def _next_classes(self, k: int, rng: np.random.Generator) -> list[int]:
+        out = []
+        while len(out) < k:
+            if not self._queue:
+                self._queue = rng.permutation(len(self.members)).tolist()
+            out.append(self._queue.pop())
+        return out
+
+    def sample(self, rng: np.random.Generator) -> Batch:
+        """One batch of row indices (deterministic given ``rng``'s state)."""
+        d = self.data
+        items: list[int] = []
+        queries = np.array([], dtype=np.int64)
+        if self.n_query:
+            queries = rng.choice(len(d.query_ids), size=self.n_query, replace=False)
+            for q in queries:
+                items.append(int(rng.choice(self.member_of[int(d.query_class[q])])))
+                negs = d.query_negatives[q]
+                if len(negs) and rng.random() < self.negative_share:
+                    items.append(int(rng.choice(negs)))
+        free = self.batch_size - len(queries) - len(items)
+        for c in self._next_classes(max(1, -(-free // self.per_class)), rng):
+            members = self.members[c]
+            items.extend(
+                rng.choice(members, size=self.per_class, replace=len(members) < self.per_class)
+            )
+        items_arr = np.array(items[: self.batch_size - len(queries)], dtype=np.int64)
+        studio = rng.random(len(items_arr)) < self.studio_share
+        return Batch(items_arr[~studio], items_arr[studio], queries)

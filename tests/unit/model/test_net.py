@@ -1,0 +1,114 @@
+"""VSearchNet: shapes and ranges of every head, boxes valid, codes = sign of the hash."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vsearch.model.backbones import build_backbone
+from vsearch.model.heads import decode_boxes
+from vsearch.model.net import NetConfig, VSearchNet, grow_boxes
+
+pytestmark = pytest.mark.unit
+
+TINY = {
+    "widths": (8, 16, 24, 32),
+    "input_size": 64,
+    "frame_size": 64,
+    "crop_size": 32,
+    "embedding_dim": 16,
+    "bits": 32,
+    "box_hidden": 8,
+}
+
+
+def tiny_net(**over: object) -> VSearchNet:
+    torch.manual_seed(0)
+    return VSearchNet(NetConfig(categories=("a", "b", "c"), **{**TINY, **over}))
+
+
+def test_forward_returns_every_head_with_valid_values() -> None:
+    net = tiny_net().eval()
+    out = net(torch.rand(5, 3, 64, 64))
+    assert out["boxes"].shape == (5, 4)
+    assert out["embedding"].shape == (5, 16)
+    assert out["hash_logits"].shape == (5, 32)
+    assert out["category_logits"].shape == (5, 3)
+    b = out["boxes"]
+    assert ((b >= 0) & (b <= 1)).all()
+    assert (b[:, 0] < b[:, 2]).all() and (b[:, 1] < b[:, 3]).all()
+    assert torch.allclose(out["embedding"].norm(dim=1), torch.ones(5), atol=1e-5)
+    assert torch.equal(out["codes"], torch.where(out["hash_logits"] >= 0, 1.0, -1.0))
+    assert ((out["box_scores"] > 0) & (out["box_scores"] < 1)).all()
+
+
+def test_boxes_stay_valid_for_extreme_head_outputs() -> None:
+    """Even when every edge distance saturates, clamping cannot flip or collapse a box."""
+    net = tiny_net().eval()
+    with torch.no_grad():
+        net.box_head.conv[-1].bias.fill_(50.0)
+        far = net(torch.rand(3, 3, 64, 64))["boxes"]
+        net.box_head.conv[-1].bias.fill_(-50.0)
+        near = net(torch.rand(3, 3, 64, 64))["boxes"]
+    for b in (far, near):
+        assert ((b >= 0) & (b <= 1)).all()
+        assert (b[:, 0] < b[:, 2]).all() and (b[:, 1] < b[:, 3]).all()
+
+
+def test_encode_uses_given_boxes() -> None:
+    net = tiny_net().eval()
+    x = torch.rand(2, 3, 64, 64)
+    boxes = torch.tensor([[0.1, 0.1, 0.5, 0.6], [0.3, 0.2, 0.9, 0.9]])
+    out = net.encode(x, boxes)
+    assert torch.equal(out["boxes"], boxes)
+    assert torch.equal(out["box_scores"], torch.ones(2))
+    direct = net.describe(net.crop(x, boxes))
+    assert torch.allclose(out["embedding"], direct["embedding"])
+
+
+def test_crop_reads_the_box_region() -> None:
+    """A crop of a box filled with one colour is that colour (roi_align on the full image)."""
+    net = tiny_net(crop_margin=0.0)
+    x = torch.zeros(1, 3, 64, 64)
+    x[:, 0, 16:48, 8:40] = 1.0
+    crop = net.crop(x, torch.tensor([[8 / 64, 16 / 64, 40 / 64, 48 / 64]]))
+    assert crop.shape == (1, 3, 32, 32)
+    assert crop[0, 0, 2:-2, 2:-2].min() > 0.99 and crop[0, 1:].abs().max() < 1e-6
+
+
+def test_grow_boxes_clips_to_the_image() -> None:
+    g = grow_boxes(torch.tensor([[0.0, 0.5, 0.5, 1.0]]), 0.1)
+    assert torch.allclose(g, torch.tensor([[0.0, 0.45, 0.55, 1.0]]))
+
+
+def test_decode_picks_the_most_confident_cell() -> None:
+    heat = torch.full((1, 2, 2), -5.0)
+    heat[0, 1, 0] = 3.0
+    cells = torch.rand(1, 2, 2, 4)
+    boxes, scores = decode_boxes(heat, cells)
+    assert torch.equal(boxes[0], cells[0, 1, 0])
+    assert scores[0] == pytest.approx(torch.sigmoid(torch.tensor(3.0)).item())
+
+
+def test_separate_localizer_has_its_own_trunk() -> None:
+    net = tiny_net(localizer_widths=(4, 8, 8, 16))
+    assert net.localizer is not None and net.localizer is not net.backbone
+    heat, cells = net.localize(torch.rand(2, 3, 64, 64))
+    assert heat.shape == (2, 4, 4) and cells.shape == (2, 4, 4, 4)
+
+
+def test_backbones_by_name() -> None:
+    narrow = build_backbone("narrow", (8, 16, 24, 32))
+    assert narrow(torch.rand(1, 3, 64, 64)).shape == (1, 32, 4, 4)
+    assert (narrow.out_channels, narrow.stride) == (32, 16)
+    tv = build_backbone("mobilenet_v3_small")
+    assert tv(torch.rand(1, 3, 64, 64)).shape[1] == tv.out_channels
+    with pytest.raises(ValueError, match="unknown backbone"):
+        build_backbone("vgg_from_mars")
+
+
+def test_config_round_trip() -> None:
+    cfg = NetConfig(categories=("a", "b"), localizer_widths=(4, 8, 8, 16))
+    assert NetConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown"):
+        NetConfig.from_dict({**cfg.to_dict(), "colour": 1})

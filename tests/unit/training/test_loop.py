@@ -1,0 +1,134 @@
+"""The loop: a smoke run, gradients reach every head, determinism, checkpoint/resume, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from typer import Typer
+from typer.testing import CliRunner
+
+from vsearch.index.embeddings import EmbeddingSet
+from vsearch.model.export import load_model
+from vsearch.training.loop import _Trainer, lr_factor, resolve_device, train
+
+pytestmark = pytest.mark.unit
+
+
+def test_one_epoch_smoke_run(tiny_data, make_settings, tmp_path: Path) -> None:
+    s = make_settings(epochs=1)
+    res = train(s, tiny_data, tmp_path / "run", progress=False)
+    assert res.steps == 2 and len(res.epochs) == 1
+    row = res.epochs[0]
+    assert all(np.isfinite(row[k]) for k in ("total", "proxy", "pair", "box_giou", "category"))
+    assert res.checkpoint.is_file()
+    net, meta = load_model(res.model_dir)
+    assert meta["fingerprint"] == res.fingerprint and net.config.categories == ("bag", "cup", "hat")
+    emb = EmbeddingSet.load(res.embeddings_dir)
+    assert len(emb) == len(tiny_data.item_ids) and emb.bits == 32
+    assert emb.model.fingerprint == res.fingerprint
+    assert "val_click_recall@10" in res.metrics
+    hist = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert hist["epochs"][0]["steps"] == 2
+
+
+def test_every_head_gets_gradient_from_the_joint_loss(tiny_data, make_settings) -> None:
+    s = make_settings()
+    s.model.localizer_widths = (4, 8, 8, 16)
+    tr = _Trainer(s, tiny_data, torch.device("cpu"))
+    tr.train_step(0.0)
+    net = tr.net
+    for name, module in [
+        ("backbone", net.backbone),
+        ("localizer", net.localizer),
+        ("box_head", net.box_head),
+        ("embedding_head", net.embedding_head),
+        ("hash_head", net.hash_head),
+        ("category_head", net.category_head),
+    ]:
+        grads = [p.grad for p in module.parameters()]
+        assert all(g is not None for g in grads), name
+        assert sum(float(g.abs().sum()) for g in grads) > 0, name
+
+
+def test_same_seed_same_first_step(tiny_data, make_settings) -> None:
+    losses = []
+    for _ in range(2):
+        tr = _Trainer(make_settings(), tiny_data, torch.device("cpu"))
+        losses.append(tr.train_step(0.0)["total"])
+    other = make_settings()
+    other.project.seed = 12
+    losses.append(_Trainer(other, tiny_data, torch.device("cpu")).train_step(0.0)["total"])
+    assert losses[0] == losses[1] and losses[0] != losses[2]
+
+
+def test_resume_continues_exactly(tiny_data, make_settings, tmp_path: Path) -> None:
+    s = make_settings(epochs=2)
+    quiet = {"progress": False, "final_check": False, "write_embeddings": False}
+    straight = train(s, tiny_data, tmp_path / "a", **quiet)
+    first = train(s, tiny_data, tmp_path / "b", max_steps=2, **quiet)  # "killed" after epoch 0
+    assert first.steps == 2 and len(first.epochs) == 1
+    resumed = train(s, tiny_data, tmp_path / "b", resume=True, **quiet)
+    assert resumed.steps == 4 and len(resumed.epochs) == 2
+    assert resumed.epochs[1]["total"] == pytest.approx(straight.epochs[1]["total"], rel=1e-6)
+    assert resumed.fingerprint == straight.fingerprint  # bit-identical weights
+
+
+def test_time_budget_stops_the_run(tiny_data, make_settings, tmp_path: Path) -> None:
+    res = train(
+        make_settings(epochs=50),
+        tiny_data,
+        tmp_path / "r",
+        time_budget_s=1e-9,
+        progress=False,
+        final_check=False,
+        write_embeddings=False,
+    )
+    assert res.stopped_by_budget and res.steps == 0 and res.checkpoint.is_file()
+
+
+def test_oracle_flag_must_match_the_labels(tiny_data, make_settings, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="oracle"):
+        train(make_settings(), tiny_data, tmp_path, oracle=True, progress=False)
+
+
+def test_schedule_and_device() -> None:
+    assert lr_factor(0, 0.0, 10) == pytest.approx(0.1)
+    assert lr_factor(100, 0.5, 10) == pytest.approx(0.5)
+    assert lr_factor(100, 1.0, 10) == pytest.approx(0.0)
+    assert resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            resolve_device("cuda")
+
+
+def test_cli_trains_and_reports(tiny_world, make_settings, tmp_path: Path) -> None:
+    from vsearch.cli_support import configure
+    from vsearch.training.cli import train_command
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(make_settings(epochs=1).model_dump(mode="json")))
+    app = Typer()
+    app.command()(train_command)
+    configure(params)
+    out = tmp_path / "run"
+    args = [
+        "--drop",
+        str(tiny_world.drop),
+        "--mining",
+        str(tiny_world.mining),
+        "--out",
+        str(out),
+        "--json",
+        "--no-embeddings",
+    ]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout[res.stdout.index("{") :])
+    assert payload["steps"] == 2 and Path(payload["model_dir"]).is_dir()
+    missing = CliRunner().invoke(app, ["--drop", str(tiny_world.drop), "--out", str(out)])
+    assert missing.exit_code == 2 and "--mining" in missing.output
