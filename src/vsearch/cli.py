@@ -136,10 +136,12 @@ def _register_groups() -> None:
     app.add_typer(index_app, name="index")
     app.add_typer(services_app, name="services")
     from vsearch.mining.cli import mine_command
+    from vsearch.training.cli import train_command
     from vsearch.validation.cli import validate_command
 
     app.command("validate")(validate_command)
     app.command("mine")(mine_command)
+    app.command("train")(train_command)
 
 
 _register_groups()
