@@ -423,6 +423,7 @@ def run_vsearch(
 
     mem = engine.memory_bytes()
     widened = float(np.mean([len(c) > 1 for c in test_cats]))
+    served_rss = serving_rss(indexes, b.q_codes, b.q_vectors, test_cats)
 
     def run(cats: list[list[str]], depth: int, nprobe: int, label: str, system: str) -> None:
         knobs = type(engine.knobs)(nprobe, engine.knobs.ef_search, engine.knobs.quantizer_ef)
@@ -476,6 +477,7 @@ def run_vsearch(
         "rss_build_delta_per_item": round((rss1["VmRSS"] - rss0["VmRSS"]) / b.n, 1),
         "rss_serving_delta_per_item": round((rss2["VmRSS"] - rss1["VmRSS"]) / b.n, 1),
         "rss_serving_file_pages_per_item": round((rss2["RssFile"] - rss1["RssFile"]) / b.n, 1),
+        "fresh_process_rss_per_item": served_rss,
         "partitions": {p.name: [p.kind, p.n] for p in manifest.partitions},
         "widened_share": widened,
         "tuned": tuned,
@@ -489,6 +491,48 @@ def run_vsearch(
         writes["compaction_s"] = round(time.perf_counter() - t0, 2)
     print(json.dumps({"system": "vsearch", "writes": writes}), flush=True)
     return {"memory": memory, "writes": writes, "tune": result.to_json()}
+
+
+SERVE_CHILD = """
+import json, sys, numpy as np, faiss
+from vsearch.index.engine import Engine
+
+def rss():
+    out = {}
+    for line in open("/proc/self/status"):
+        if line.startswith(("VmRSS", "RssAnon", "RssFile")):
+            k, v = line.split(":")
+            out[k] = int(v.split()[0]) * 1024
+    return out
+
+faiss.omp_set_num_threads(1)
+z = np.load(sys.argv[2], allow_pickle=True)
+cats = json.loads(z["cats"].item())
+before = rss()
+engine = Engine.open_current(sys.argv[1], verify=False, writable=False)
+engine.search(z["codes"], z["vectors"], cats, 10)
+for i in range(len(cats)):
+    engine.search(z["codes"][i], z["vectors"][i], [cats[i]], 10)
+after = rss()
+n = engine.n_base
+print(json.dumps({k: round((after[k] - before[k]) / n, 1) for k in after}))
+"""
+
+
+def serving_rss(indexes: Path, codes: np.ndarray, vectors: np.ndarray, cats: list) -> dict:
+    """Resident bytes per item of a fresh process that opens the release and serves the test
+    queries (anonymous + file-backed pages: the memory-mapped store counts where touched)."""
+    import subprocess
+
+    data = indexes.parent / "serve_queries.npz"
+    np.savez(data, codes=codes, vectors=vectors, cats=np.array(json.dumps(cats)))
+    res = subprocess.run(
+        [sys.executable, "-c", SERVE_CHILD, str(indexes), str(data)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def bench_writes(engine: object, world: object, args: argparse.Namespace) -> dict:

@@ -192,9 +192,7 @@ class IndexSettings(_Section):
     target_recall: float = Field(0.95, gt=0, le=1)
     tune_sample: int = Field(1000, ge=10)
     tune_k: int = Field(10, ge=1)
-    tune_depths: list[int] = Field(
-        default_factory=lambda: [50, 100, 150, 200, 250, 300, 400, 600]
-    )
+    tune_depths: list[int] = Field(default_factory=lambda: [50, 100, 150, 200, 250, 300, 400, 600])
     tune_nprobes: list[int] = Field(default_factory=lambda: [4, 6, 8, 12, 16, 24, 32, 48])
     tune_efs: list[int] = Field(default_factory=lambda: [64, 128, 256, 400, 600])
     tune_confidences: list[float] = Field(
@@ -413,6 +411,9 @@ class TrainSettings(_Section):
     )
     val_k: int = Field(10, ge=1)
     grad_clip: float = Field(5.0, gt=0)
+    precision: Literal["fp32", "bf16"] = Field(
+        "bf16", description="trunks in bfloat16 while training (~2x faster on AVX512-BF16 CPUs)"
+    )
     predicted_box_share: float = Field(
         0.3, ge=0, le=1, description="scene crops taken at the predicted box, not the true one"
     )

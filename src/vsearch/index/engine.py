@@ -8,8 +8,9 @@ deleted item. A search runs in two stages:
    one, plus runner-ups when unsure: :func:`vsearch.index.routing.route`) for the
    ``rerank_depth`` codes nearest in Hamming distance; candidates from several partitions are
    merged by Hamming distance (one code space) and tombstoned items are dropped.
-2. **Re-rank** (float): the shortlist is re-scored by inner product with the float query
-   against the re-rank store, and the top ``k`` are returned.
+2. **Re-rank** (float): the shortlist is re-scored by inner product with the float query,
+   ``q·x = q·reference + q·residual`` (the reference term comes with the shortlist, the
+   residual from the int8/float16 re-rank store), and the top ``k`` are returned.
 
 Writes (:meth:`Engine.upsert`, :meth:`Engine.delete`) are appended to the release's change log
 and fsync'd before they are applied and acknowledged; opening a release replays the log, so an
