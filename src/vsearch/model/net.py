@@ -150,8 +150,19 @@ class VSearchNet(nn.Module):
         self.category_head = CategoryHead(pooled, config.num_categories, config.dropout)
         self.register_buffer("mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
+        # Training may run the convolutional trunks in bfloat16 (2x faster on CPUs with
+        # AVX512-BF16); heads, losses and the served/exported model stay in float32.
+        self.trunk_dtype: torch.dtype | None = None
 
     # -- parts (the training loop calls them separately) ------------------------------------
+    def _run_trunk(self, trunk: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """A backbone on normalised pixels, in ``trunk_dtype`` when set; float32 out."""
+        x = self.normalize(images)
+        if self.trunk_dtype is None:
+            return trunk(x)
+        with torch.autocast(device_type=x.device.type, dtype=self.trunk_dtype):
+            return trunk(x).float()
+
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         return (images - self.mean) / self.std
 
@@ -167,7 +178,7 @@ class VSearchNet(nn.Module):
     def localize(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``frames`` ``[B, 3, frame_size, frame_size]`` in [0, 1] → (heat, cell_boxes)."""
         trunk = self.localizer if self.localizer is not None else self.backbone
-        return self.box_head(trunk(self.normalize(frames)))
+        return self.box_head(self._run_trunk(trunk, frames))
 
     def crop(
         self, images: torch.Tensor, boxes: torch.Tensor, margin: float | None = None
@@ -184,7 +195,7 @@ class VSearchNet(nn.Module):
 
     def describe(self, crops: torch.Tensor) -> dict[str, torch.Tensor]:
         """``crops`` ``[B, 3, crop_size, crop_size]`` in [0, 1] → embedding, hash, category."""
-        pooled = pool(self.backbone(self.normalize(crops)))
+        pooled = pool(self._run_trunk(self.backbone, crops))
         embedding = self.embedding_head(pooled)
         return {
             "embedding": embedding,

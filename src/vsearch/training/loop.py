@@ -111,6 +111,7 @@ class _Trainer:
         torch.manual_seed(seed)
         self.config = NetConfig.from_settings(settings.model, data.categories)
         self.net = VSearchNet(self.config).to(device)
+        self.net.trunk_dtype = torch.bfloat16 if t.precision == "bf16" else None
         self.loss = JointLoss(t.loss, data.num_classes, self.config.embedding_dim).to(device)
         self.optim = torch.optim.AdamW(
             [
@@ -327,37 +328,32 @@ def train(
     threads = torch.get_num_threads()
     torch.set_num_threads(settings.project.threads)
     try:
-        return _train(
-            settings,
-            data,
-            out_dir,
-            oracle,
-            resume,
-            time_budget_s,
-            max_steps,
-            progress,
-            final_check,
-            write_embeddings,
+        opts = _RunOptions(
+            oracle, resume, time_budget_s, max_steps, progress, final_check, write_embeddings
         )
+        return _train(settings, data, out_dir, opts)
     finally:
         torch.set_num_threads(threads)  # the caller's process keeps its own setting
 
 
-def _train(
-    settings: Settings,
-    data: TrainData,
-    out_dir: Path,
-    oracle: bool,
-    resume: bool,
-    time_budget_s: float | None,
-    max_steps: int | None,
-    progress: bool,
-    final_check: bool,
-    write_embeddings: bool,
-) -> TrainResult:
+@dataclass(frozen=True)
+class _RunOptions:
+    """The keyword options of :func:`train`, passed down as one value."""
+
+    oracle: bool
+    resume: bool
+    time_budget_s: float | None
+    max_steps: int | None
+    progress: bool
+    final_check: bool
+    write_embeddings: bool
+
+
+def _train(settings: Settings, data: TrainData, out_dir: Path, opts: _RunOptions) -> TrainResult:
     """:func:`train` after the argument checks (thread count set by the caller)."""
     t = settings.train
-    budget = t.time_budget_s if time_budget_s is None else time_budget_s
+    budget = t.time_budget_s if opts.time_budget_s is None else opts.time_budget_s
+    max_steps = opts.max_steps
     device = resolve_device(settings.project.device)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / CHECKPOINT_FILE
@@ -369,7 +365,7 @@ def _train(
 
     history: list[dict[str, float]] = []
     start_epoch, elapsed, images = 0, 0.0, 0
-    if resume and ckpt_path.is_file():
+    if opts.resume and ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         trainer.load(ckpt)
         start_epoch, elapsed = int(ckpt["epoch"]) + 1, float(ckpt["elapsed"])
@@ -377,7 +373,7 @@ def _train(
         log.info("resumed from %s at epoch %d, step %d", ckpt_path, start_epoch, trainer.step)
 
     stopped = False
-    bar = _progress(progress, stop_at, trainer.step)
+    bar = _progress(opts.progress, stop_at, trainer.step)
     began = time.perf_counter() - elapsed
     try:
         for epoch in range(start_epoch, t.epochs):
@@ -430,16 +426,17 @@ def _train(
         "label_source": data.label_source,
         **data.summary(),
     }
+    trainer.net.trunk_dtype = None  # evaluate and export in float32, as served
     catalog = None
-    if write_embeddings or final_check:
+    if opts.write_embeddings or opts.final_check:
         catalog = embed_images(
             trainer.net, data.catalog_images, batch_size=EVAL_BATCH, device=device
         )
-    if final_check:
+    if opts.final_check:
         metrics.update(click_recall(trainer.net, data, t.val_k, device, catalog))
     meta = {
         "name": settings.model.name,
-        "oracle": oracle,
+        "oracle": opts.oracle,
         "seed": settings.project.seed,
         "steps": trainer.step,
         "classes": data.num_classes,
@@ -447,7 +444,7 @@ def _train(
     }
     info = save_model(trainer.net.cpu(), out_dir / MODEL_DIR, meta)
     embeddings_dir = None
-    if write_embeddings and catalog is not None:
+    if opts.write_embeddings and catalog is not None:
         embeddings_dir = _write_embeddings(out_dir / EMBEDDINGS_DIR, data, catalog, info)
     (out_dir / HISTORY_FILE).write_text(
         json.dumps({"epochs": history, "metrics": metrics}, indent=2)

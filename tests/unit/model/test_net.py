@@ -112,3 +112,21 @@ def test_config_round_trip() -> None:
     assert NetConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown"):
         NetConfig.from_dict({**cfg.to_dict(), "colour": 1})
+
+
+def test_coarse_stem_halves_the_grid_and_bad_stems_fail() -> None:
+    coarse = build_backbone("narrow", (8, 16, 24, 32), stem_stride=4)
+    assert coarse.stride == 32 and coarse(torch.rand(1, 3, 64, 64)).shape == (1, 32, 2, 2)
+    with pytest.raises(ValueError, match="stem_stride"):
+        build_backbone("narrow", (8, 16, 24, 32), stem_stride=3)
+
+
+def test_bfloat16_trunks_keep_float32_heads() -> None:
+    net = tiny_net(stem_stride=4).eval()
+    x = torch.rand(2, 3, 64, 64)
+    ref = net(x)
+    net.trunk_dtype = torch.bfloat16
+    out = net(x)
+    assert all(v.dtype == torch.float32 for v in out.values())
+    assert torch.allclose(out["embedding"].norm(dim=1), torch.ones(2), atol=1e-5)
+    assert (out["embedding"] * ref["embedding"]).sum(dim=1).min() > 0.9  # close to float32
