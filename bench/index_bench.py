@@ -249,7 +249,8 @@ def run_flatip(b: Bench, build_threads: int) -> None:
     )
 
 
-def run_hnswflat(b: Bench, build_threads: int, m: int, efs: list[int]) -> None:
+def run_hnswflat(b: Bench, build_threads: int, m: int, efs: list[int]) -> object:
+    """Build and sweep efSearch; returns the index for the head-to-head timing with vsearch."""
     import faiss
 
     faiss_threads(build_threads)
@@ -271,7 +272,7 @@ def run_hnswflat(b: Bench, build_threads: int, m: int, efs: list[int]) -> None:
             faiss_threads,
             extra={"build_threads": build_threads},
         )
-    gc.collect()  # the index is freed when this function returns
+    return index
 
 
 def plain_rerank(vectors: np.ndarray, queries: np.ndarray, cand: np.ndarray) -> np.ndarray:
@@ -359,8 +360,14 @@ def run_vsearch(
     test_queries: object,
     args: argparse.Namespace,
     workdir: Path,
+    rival: tuple[str, Callable[[], np.ndarray], float] | None = None,
 ) -> dict:
-    """Build, tune (on the tuning queries), measure, then writes and compaction."""
+    """Build, tune (on the tuning queries), measure, then writes and compaction.
+
+    ``rival`` = (setting, batch search, recall) of HNSWFlat at its operating point: timed
+    alternately with vsearch (:func:`head_to_head`) so that load from other processes on a
+    shared machine hits both sides alike.
+    """
     import faiss
 
     from vsearch.index.builder import build_release, compact
@@ -456,6 +463,16 @@ def run_vsearch(
     main_label = f"tuned,R={chosen.rerank_depth},nprobe={chosen.nprobe}"
     run(test_cats, chosen.rerank_depth, chosen.nprobe, main_label, "vsearch")
     rss2 = rss_bytes()
+    if rival is not None:
+        for depth in sorted({chosen.rerank_depth, *args.head_to_head_depths}):
+
+            def ours(depth: int = depth) -> np.ndarray:
+                r = engine.search(b.q_codes, b.q_vectors, test_cats, K, depth)
+                return to_rows(r.item_ids)
+
+            faiss.omp_set_num_threads(1)
+            line = head_to_head(b, rival, (f"R={depth},nprobe={chosen.nprobe}", ours), args)
+            print(json.dumps(line), flush=True)
     # The curve: depth sweep at the tuned nprobe, nprobe sweep at the tuned depth.
     for depth in args.vsearch_depths:
         if depth != chosen.rerank_depth:
@@ -491,6 +508,42 @@ def run_vsearch(
         writes["compaction_s"] = round(time.perf_counter() - t0, 2)
     print(json.dumps({"system": "vsearch", "writes": writes}), flush=True)
     return {"memory": memory, "writes": writes, "tune": result.to_json()}
+
+
+def head_to_head(
+    b: Bench,
+    rival: tuple[str, Callable[[], np.ndarray], float],
+    ours: tuple[str, Callable[[], np.ndarray]],
+    args: argparse.Namespace,
+) -> dict:
+    """Alternate batch timings of HNSWFlat and vsearch (1 thread); ratio per pair."""
+    rival_setting, rival_fn, rival_recall = rival
+    setting, fn = ours
+    recall = recall_ids(fn(), b.truth)
+    rival_fn()
+    t_r, t_o = [], []
+    for _ in range(args.head_to_head_pairs):
+        t0 = time.perf_counter()
+        rival_fn()
+        t_r.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        fn()
+        t_o.append(time.perf_counter() - t0)
+    ratios = np.asarray(t_r) / np.asarray(t_o)
+    nq = len(b.q_vectors)
+    return {
+        "comparison": "head-to-head, alternating, 1 thread, batch",
+        "rival": f"faiss-IndexHNSWFlat {rival_setting}",
+        "rival_recall10": round(rival_recall, 4),
+        "rival_qps_median": round(nq / float(np.median(t_r)), 1),
+        "vsearch": setting,
+        "vsearch_recall10": round(recall, 4),
+        "vsearch_qps_median": round(nq / float(np.median(t_o)), 1),
+        "qps_ratio_median": round(float(np.median(ratios)), 3),
+        "qps_ratio_min": round(float(ratios.min()), 3),
+        "qps_ratio_max": round(float(ratios.max()), 3),
+        "pairs": args.head_to_head_pairs,
+    }
 
 
 SERVE_CHILD = """
@@ -676,7 +729,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="single-query mode of IndexFlatIP (slow at 1M): this many queries",
     )
     p.add_argument("--hnsw-m", type=int, default=32)
-    p.add_argument("--hnsw-efs", default="16,32,64,128,256")
+    p.add_argument("--hnsw-efs", default="16,24,32,48,64,128,256")
     p.add_argument("--usearch-efs", default="16,32,64,128,256")
     p.add_argument(
         "--systems", default="flatip,hnswflat,binflat,binhnsw,usearch-f16,usearch-i8,vsearch"
@@ -689,6 +742,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help='JSON overrides of index params, e.g. {"rerank_dtype": "float16"}',
     )
     p.add_argument("--params", default="params.yaml")
+    p.add_argument(
+        "--head-to-head-depths",
+        default="200",
+        help="vsearch depths timed alternately with HNSWFlat (besides the tuned one)",
+    )
+    p.add_argument("--head-to-head-pairs", type=int, default=7)
     p.add_argument("--upserts", type=int, default=200)
     p.add_argument("--upsert-batches", type=int, default=10)
     p.add_argument("--skip-compact", action="store_true")
@@ -699,6 +758,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.threads = [int(x) for x in args.threads.split(",")]
     args.vsearch_depths = [int(x) for x in args.vsearch_depths.split(",")]
     args.vsearch_nprobes = [int(x) for x in args.vsearch_nprobes.split(",")]
+    args.head_to_head_depths = [int(x) for x in args.head_to_head_depths.split(",") if x]
     args.systems = set(args.systems.split(","))
     return args
 
@@ -769,13 +829,23 @@ def main(argv: list[str] | None = None) -> int:
     b.single_max = args.flat_single_max
     run_flatip(b, args.build_threads)
     b.single_max = args.single_max
+    rival = None
     if "hnswflat" in args.systems:
-        run_hnswflat(b, args.build_threads, args.hnsw_m, efs)
+        hnsw_index = run_hnswflat(b, args.build_threads, args.hnsw_m, efs)
         for r in operating_points(
             [r for r in b.rows if r.system == "faiss-IndexHNSWFlat"], args.target
         ):
             if r.recall10 >= args.target:
                 hnsw[(r.threads, r.mode)] = r.qps
+            if r.recall10 >= args.target and (r.threads, r.mode) == (1, "batch"):
+                ef = int(r.setting.split("ef=")[1])
+
+                def rival_fn(ef: int = ef) -> np.ndarray:
+                    faiss.omp_set_num_threads(1)
+                    hnsw_index.hnsw.efSearch = ef
+                    return hnsw_index.search(b.q_vectors, K)[1]
+
+                rival = (r.setting, rival_fn, r.recall10)
     if "binflat" in args.systems:
         run_binary(b, args.build_threads, "flat", 0, [(0, 100), (0, 200), (0, 400)])
     if "binhnsw" in args.systems:
@@ -786,7 +856,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = {}
     if "vsearch" in args.systems:
         with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-            extra = run_vsearch(b, world, tuning, test, args, Path(tmp))
+            extra = run_vsearch(b, world, tuning, test, args, Path(tmp), rival)
     jsonl.close()
     table = summary(b.rows, args.target)
     print(table, file=sys.stderr)

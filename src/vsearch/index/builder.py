@@ -289,7 +289,7 @@ def compact(
     version: str | None = None,
     map_fn: MapFn = serial_map,
     threads: int = 1,
-    source_vectors: np.ndarray | None = None,
+    source: EmbeddingSet | None = None,
 ) -> Manifest:
     """Fold ``CURRENT``'s change log into a new release and make it ``CURRENT``.
 
@@ -302,8 +302,10 @@ def compact(
         settings: index params (partition kinds, sizes).
         version: the new release's name (default: next ``vNNNN``).
         map_fn, threads: see :func:`build_release`.
-        source_vectors: original float vectors of the current release's items by internal
-            id; without them they are decoded from the re-rank store.
+        source: the embeddings the release was built from (same model fingerprint): their
+            exact float vectors are used for the release's items. Without it (or if it does
+            not cover them) vectors are decoded from the re-rank store (reference + residual,
+            within one int8 step), which drifts slightly with each compaction.
     """
     t0 = time.perf_counter()
     indexes_dir = Path(indexes_dir)
@@ -311,7 +313,7 @@ def compact(
     engine = Engine.open(folder, verify=settings.verify_checksums, writable=True)
     try:
         folded_seq = engine.log.last_seq
-        live = engine.export(source_vectors)
+        live = engine.export(_source_rows(engine, source))
         parent = engine.manifest
 
         def publish_hook(staging: Path, new_version: str) -> None:
@@ -348,6 +350,35 @@ def compact(
         )
     finally:
         engine.close()
+
+
+class _ByInternalId:
+    """``source.vectors`` indexed by the release's internal ids."""
+
+    def __init__(self, vectors: np.ndarray, rows: np.ndarray) -> None:
+        self.vectors, self.rows = vectors, rows
+
+    def __getitem__(self, internal: np.ndarray) -> np.ndarray:
+        return np.asarray(self.vectors[self.rows[internal]], dtype=np.float32)
+
+
+def _source_rows(engine: Engine, source: EmbeddingSet | None) -> _ByInternalId | None:
+    """Map the release's items to rows of ``source`` (None if it cannot serve all of them)."""
+    if source is None:
+        return None
+    if source.model.fingerprint != engine.manifest.model.fingerprint:
+        log.warning("compaction: source embeddings are from another model; decoding the store")
+        return None
+    row_of = {item: i for i, item in enumerate(source.item_ids.tolist())}
+    ids = engine._decode_ids(np.arange(engine.n_base, dtype=np.int64))
+    rows = np.fromiter((row_of.get(x, -1) for x in ids), dtype=np.int64, count=len(ids))
+    if (rows < 0).any():
+        log.warning(
+            "compaction: %d items missing from the source; decoding the store",
+            int((rows < 0).sum()),
+        )
+        return None
+    return _ByInternalId(source.vectors, rows)
 
 
 def rollback(indexes_dir: str | Path, to: str | None = None) -> str:

@@ -172,9 +172,16 @@ def compact(
 
     def body() -> None:
         from vsearch.index.builder import compact as compact_release
+        from vsearch.index.manifest import Manifest
+        from vsearch.index.release import resolve
 
         settings = get_settings()
-        manifest = compact_release(_indexes_dir(), settings.index, version, threads=_threads())
+        current = Manifest.read(resolve(_indexes_dir()))
+        src = Path(current.source) if current.source else None
+        source = _load_embeddings(src) if src is not None and src.is_dir() else None
+        manifest = compact_release(
+            _indexes_dir(), settings.index, version, threads=_threads(), source=source
+        )
         emit(_summary(manifest), as_json)
 
     run_guarded(body)
