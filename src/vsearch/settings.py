@@ -292,14 +292,15 @@ class ModelSettings(_Section):
     )
     blocks: int = Field(1, ge=1, le=4, description="residual blocks per narrow stage")
     stem_stride: Literal[2, 4] = Field(
-        2, description="narrow backbone stem: 4 is ~4x cheaper on CPU, 2 keeps finer detail"
+        4, description="narrow backbone stem: 4 is ~4x cheaper on CPU, 2 keeps finer detail"
     )
     localizer_widths: tuple[int, int, int, int] | None = Field(
-        None, description="None: the box head shares the backbone; else its own narrow trunk"
+        (16, 32, 64, 128),
+        description="None: the box head shares the backbone; else its own narrow trunk",
     )
     input_size: int = Field(192, ge=32, le=2048, description="px side photos are given at")
     frame_size: int = Field(128, ge=32, le=1024, description="px of the frame the box head sees")
-    crop_size: int = Field(96, ge=32, le=1024, description="px of the region the embedding sees")
+    crop_size: int = Field(128, ge=32, le=1024, description="px of the region the embedding sees")
     crop_margin: float = Field(0.06, ge=0, le=0.5, description="box grown by this share per side")
     embedding_dim: int = Field(128, ge=8, le=4096)
     bits: int = Field(256, ge=8, multiple_of=8, description="hash bits; must equal index.bits")
@@ -389,7 +390,9 @@ class TrainSettings(_Section):
 
     epochs: int = Field(30, ge=1)
     time_budget_s: float | None = Field(
-        480, gt=0, description="stop (and keep the checkpoint) after this much wall time"
+        510,
+        gt=0,
+        description="wall time for loading + training; export (~1 min) follows; None = no limit",
     )
     steps_per_epoch: int | None = Field(
         None, ge=1, description="None: one pass over the catalog images per epoch"

@@ -5,6 +5,7 @@ Paths are arguments (``dvc.yaml`` is their only home); settings come from ``--pa
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
@@ -26,7 +27,9 @@ def train_command(
     ),
     resume: bool = typer.Option(False, "--resume", help="continue from OUT/checkpoint.pt"),
     time_budget: float | None = typer.Option(
-        None, "--time-budget", help="seconds; default train.time_budget_s"
+        None,
+        "--time-budget",
+        help="seconds for loading + training (default train.time_budget_s); export follows",
     ),
     embeddings: bool = typer.Option(
         True, "--embeddings/--no-embeddings", help="write the catalog's EmbeddingSet to OUT"
@@ -36,6 +39,7 @@ def train_command(
     """Train the detector + embedding + hash network on a drop and its mined clicks."""
 
     def body() -> None:
+        started = time.perf_counter()
         from vsearch.training.data import build_train_data, load_click_labels, oracle_labels
         from vsearch.training.loop import train
 
@@ -59,13 +63,17 @@ def train_command(
             seed=settings.project.seed,
             workers=t.decode_workers,
         )
+        # The budget covers the whole command: loading the photos already spent part of it.
+        budget = t.time_budget_s if time_budget is None else time_budget
+        if budget is not None:
+            budget = max(0.0, budget - (time.perf_counter() - started))
         result = train(
             settings,
             data,
             out,
             oracle=oracle_truth is not None,
             resume=resume,
-            time_budget_s=time_budget,
+            time_budget_s=budget,
             write_embeddings=embeddings,
         )
         payload = result.to_dict()

@@ -137,6 +137,7 @@ class _Trainer:
 
     # -- checkpoint ----------------------------------------------------------------------------
     def state(self, epoch: int, elapsed: float, images: int, history: list) -> dict[str, Any]:
+        """Everything a resumed run needs to continue bit-for-bit (weights, optimiser, RNGs)."""
         return {
             "net": self.net.state_dict(),
             "loss": self.loss.state_dict(),
@@ -155,6 +156,7 @@ class _Trainer:
         }
 
     def load(self, ckpt: dict[str, Any]) -> None:
+        """Restore :meth:`state`; refuses a checkpoint of other data or another config."""
         if ckpt["classes"] != self.data.classes or ckpt["config"] != self.config.to_dict():
             raise ValueError(
                 "checkpoint was made for other data or another model config; "
@@ -171,6 +173,7 @@ class _Trainer:
 
     # -- one step ------------------------------------------------------------------------------
     def train_step(self, progress: float) -> dict[str, float]:
+        """One optimiser step at schedule ``progress`` in [0, 1]; returns the step's metrics."""
         t, d, dev = self.settings.train, self.data, self.device
         b = self.sampler.sample(self.np_rng)
         g = self.gen
