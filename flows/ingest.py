@@ -112,6 +112,7 @@ def ingest_flow(
     else:
         staged = stage(drop_path, result, report_path, settings, root, truth_path)
         res = version(staged, settings, root)
+    steps.select_drop(res, settings, root)
     report(res, reused=existing is not None)
     log.info("drop %s at %s, dvc hash %s", res.drop_id, res.raw_path, res.dvc_hash)
     return {**res.to_dict(), "flow_run_id": str(flow_run.id)}

@@ -59,14 +59,17 @@ def _run_pipeline(drop: Path | None, truth: Path | None, reuse_existing: bool) -
     up(settings.services)
     apply_client_env(settings.services)  # before Prefect is imported: it reads env at import
     from flows.ingest import ingest_flow
+    from flows.training import training_flow
 
-    return ingest_flow(
+    res = ingest_flow(
         drop=str(drop) if drop else None,
         truth=str(truth) if truth else None,
         params=str(_State.params),
         repo_root=str(Path.cwd()),
         reuse_existing=reuse_existing,
     )
+    res["training"] = training_flow(repo_root=str(Path.cwd()))
+    return res
 
 
 @app.command("pipeline")
@@ -100,6 +103,8 @@ def demo_command() -> None:
                     f"  validation     {res['report_path']}",
                     f"  Data Docs      {res['docs_path'] or '(not built)'}",
                     f"  Prefect run    {prefect_ui}/runs/flow-run/{res['flow_run_id']}",
+                    f"  metrics        {res['training']['metrics_path']}",
+                    f"  training run   {prefect_ui}/runs/flow-run/{res['training']['flow_run_id']}",
                     f"  MLflow UI      {env['MLFLOW_TRACKING_URI']}",
                     "  servers keep running; stop them with: .venv/bin/vsearch services down",
                 ]
@@ -135,13 +140,20 @@ def _register_groups() -> None:
     app.add_typer(world_app, name="world")
     app.add_typer(index_app, name="index")
     app.add_typer(services_app, name="services")
+    from vsearch.evaluation.cli import evaluate_command
     from vsearch.mining.cli import mine_command
+    from vsearch.registry.cli import promote_command, register_command
+    from vsearch.search.cli import search_command
     from vsearch.training.cli import train_command
     from vsearch.validation.cli import validate_command
 
     app.command("validate")(validate_command)
     app.command("mine")(mine_command)
     app.command("train")(train_command)
+    app.command("register")(register_command)
+    app.command("promote")(promote_command)
+    app.command("evaluate")(evaluate_command)
+    app.command("search")(search_command)
 
 
 _register_groups()

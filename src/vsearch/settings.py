@@ -128,6 +128,10 @@ class IngestSettings(_Section):
     raw_dir: Path = Path("data/raw")
     quarantine_dir: Path = Path("data/quarantine")
     truth_dir: Path = Path("data/truth")
+    current_file: Path = Field(
+        Path("data/current.yaml"),
+        description="names the drop the learning stages train on (dvc.yaml reads it)",
+    )
     validation_reports_dir: Path = Path("reports/validation")
     dvc_remote: str = "local"
     dvc_push: bool = True
@@ -394,6 +398,11 @@ class TrainSettings(_Section):
         gt=0,
         description="wall time for loading + training; export (~1 min) follows; None = no limit",
     )
+    baseline_time_budget_s: float | None = Field(
+        None,
+        ge=0,
+        description="budget of the oracle/category-only comparison runs; None = time_budget_s",
+    )
     steps_per_epoch: int | None = Field(
         None, ge=1, description="None: one pass over the catalog images per epoch"
     )
@@ -427,11 +436,232 @@ class TrainSettings(_Section):
 
 
 class ServingSettings(_Section):
-    """The BentoML service (``vsearch serve``)."""
+    """The BentoML service (``vsearch serve``): what it serves, its limits, batching, admin.
+
+    Why limits here and not only in the pipeline: the service refuses an oversized request
+    before reading it all (``max_request_bytes``), and bounds ``k`` and batch sizes so one
+    caller cannot make a search arbitrarily expensive.
+    """
 
     host: str = "127.0.0.1"
     port: int = Field(3000, ge=1, le=65535)
     start_timeout_s: float = Field(60, gt=0, description="wait for /readyz when started by us")
+    model_source: Literal["auto", "registry", "path"] = Field(
+        "auto",
+        description="registry: MLflow alias; path: model_dir; auto: registry if MLflow is set",
+    )
+    model_alias: str = Field("champion", min_length=1, description="registry alias to serve")
+    model_dir: Path = Field(Path("runs/train/model"), description="model folder (path source)")
+    model_cache_dir: Path = Field(
+        Path(".services/serving/models"), description="registry downloads, one folder a version"
+    )
+    drop_dir: Path | None = Field(
+        None, description="catalog drop served (null: data/raw/<drop of ingest.current_file>)"
+    )
+    admin_dir: Path = Field(
+        Path("data/admin"), description="metadata and photos of items upserted through /admin"
+    )
+    admin_token_env: str = Field(
+        "VSEARCH_ADMIN_TOKEN", min_length=1, description="env var holding the admin bearer token"
+    )
+    max_request_bytes: int = Field(
+        12_000_000,
+        gt=0,
+        description="bodies above this are refused (413) unread; > search.max_image_bytes",
+    )
+    max_batch_request_bytes: int = Field(
+        48_000_000, gt=0, description="the same for /search_batch (base64 photos in JSON)"
+    )
+    max_batch_items: int = Field(16, ge=1, description="photos one /search_batch request may hold")
+    batch_max_size: int = Field(
+        32, ge=1, description="adaptive batching: most photos merged into one model call"
+    )
+    batch_max_latency_ms: int = Field(
+        5000, ge=1, description="adaptive batching: a request queued longer is refused (503)"
+    )
+    search_threads: int = Field(
+        2, ge=1, description="searches run at once per worker (more wait; CPU cores bound it)"
+    )
+    request_timeout_s: float = Field(30, gt=0, description="BentoML traffic timeout per request")
+    samples: int = Field(8, ge=0, description="held-out demo query photos offered by /samples")
+    max_field_chars: int = Field(
+        256, ge=1, description="longest text form field (item_id, title, category, ...)"
+    )
+
+
+def _default_evaluation_targets() -> dict[str, float]:
+    return {
+        "identical_recall@10": 0.80,
+        "category_acc_fused": 0.95,
+        "box_iou_mean": 0.6,
+        "binary_retention@10": 0.97,
+        "oracle_ratio": 0.8,
+    }
+
+
+class EvaluationSettings(_Section):
+    """The evaluation harness (``vsearch evaluate``) on the held-out demo queries.
+
+    Why targets live here but are not enforced: evaluation measures and reports met / not met;
+    the release gate decides. Target keys are metric names of the report
+    (``identical_recall@10``, ``map@r``, ...) or ``oracle_ratio`` (model vs oracle recall at
+    ``headline_k``); a misspelt key is an error, not a silently ignored target.
+    """
+
+    recall_ks: list[int] = Field(
+        default_factory=lambda: [1, 5, 10], description="K of the identical_recall@K metrics"
+    )
+    headline_k: int = Field(
+        10, ge=1, description="K of binary_retention@K, the true-box recall and the ratios"
+    )
+    curve_max_k: int = Field(50, ge=1, description="recall@K curve for K = 1..this")
+    batch_size: int = Field(64, ge=1, description="photos per forward pass")
+    decode_workers: int = Field(2, ge=1, description="threads decoding photos")
+    histogram_bins: int = Field(
+        8, ge=2, le=16, description="colour_histogram baseline: bins per RGB channel (bins^3 dims)"
+    )
+    examples: int = Field(6, ge=0, description="held-out queries drawn in the example grid")
+    example_results: int = Field(5, ge=1, description="results shown per example query")
+    example_thumb_px: int = Field(160, ge=32, description="side of each picture in the grid")
+    latency_queries: int = Field(
+        50, ge=0, description="single-query searches timed for latency_p50/p95_ms (0: skip)"
+    )
+    latency_warmup: int = Field(3, ge=0, description="untimed searches before the timed ones")
+    targets: dict[str, float] = Field(default_factory=_default_evaluation_targets)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EvaluationSettings:
+        if not self.recall_ks or min(self.recall_ks) < 1:
+            raise ValueError("evaluation.recall_ks must be a non-empty list of K >= 1")
+        if max(self.recall_ks) > self.curve_max_k or self.headline_k > self.curve_max_k:
+            raise ValueError("evaluation.recall_ks and headline_k must be <= curve_max_k")
+        known = {f"identical_recall@{k}" for k in self.recall_ks} | {
+            "map@r",
+            "category_acc_model",
+            "category_acc_search",
+            "category_acc_fused",
+            "box_iou_mean",
+            f"binary_retention@{self.headline_k}",
+            f"identical_recall@{self.headline_k}_true_box",
+            "oracle_ratio",
+        }
+        unknown = sorted(set(self.targets) - known)
+        if unknown:
+            raise ValueError(
+                f"evaluation.targets: unknown metric(s) {unknown}; known: {sorted(known)}"
+            )
+        return self
+
+
+class SearchSettings(_Section):
+    """The online search pipeline (``vsearch.search``), shared by the service, evaluation and CLI.
+
+    Why these knobs: the paper fuses the classifier with a vote of the visually nearest catalog
+    items (``fusion_weight``, ``vote_k``); the final ranking lets listing quality and sales move
+    a result only a little (similarity dominates: a listing can pass a more similar one only by
+    ``weight_quality + weight_sales``), and near-duplicate listings of one product from several
+    sellers collapse into one result (``group_similarity``). Upload limits guard the service.
+    """
+
+    max_image_bytes: int = Field(10_000_000, gt=0, description="uploads above this are refused")
+    max_image_pixels: int = Field(
+        40_000_000, gt=0, description="header pixel count refused above this, before decoding"
+    )
+    image_formats: list[str] = Field(
+        default_factory=lambda: ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"],
+        min_length=1,
+        description="PIL formats accepted from uploads (photos only: no EPS/PDF decoders)",
+    )
+    default_k: int = Field(10, ge=1, description="results when the caller does not say")
+    max_k: int = Field(100, ge=1, description="largest k a caller may ask for")
+    vote_k: int = Field(10, ge=1, description="nearest catalog items that vote for the category")
+    vote_depth: int = Field(
+        50, ge=1, description="Hamming shortlist per partition of the all-category vote search"
+    )
+    fusion_weight: float = Field(
+        0.5, ge=0, le=1, description="fused = w * classifier + (1 - w) * neighbour vote"
+    )
+    report_categories: int = Field(5, ge=1, description="fused probabilities shown per query")
+    weight_quality: float = Field(0.03, ge=0, le=0.5, description="score bonus x quality (0..1)")
+    weight_sales: float = Field(
+        0.02, ge=0, le=0.5, description="score bonus x log-sales signal (0..1)"
+    )
+    sales_saturation: int = Field(
+        1000, ge=1, description="sales where the log-sales signal reaches 1 (log1p scale)"
+    )
+    group_similarity: float = Field(
+        0.9, ge=-1, le=1, description="cosine at which listings count as the same product"
+    )
+    candidate_factor: int = Field(
+        4, ge=1, description="fetch k x this candidates so grouping still fills k results"
+    )
+    encode_batch: int = Field(64, ge=1, description="photos per forward pass")
+
+    @model_validator(mode="after")
+    def _k_range(self) -> SearchSettings:
+        if self.default_k > self.max_k:
+            raise ValueError("search.default_k must be <= search.max_k")
+        return self
+
+
+def _default_gate_floors() -> dict[str, float]:
+    return {"identical_recall@10": 0.30, "category_acc_fused": 0.60, "latency_p95_ms": 500.0}
+
+
+def _default_gate_tolerances() -> dict[str, float]:
+    return {"identical_recall@10": 0.03, "category_acc_fused": 0.02, "latency_p95_ms": 0.5}
+
+
+class GatesSettings(_Section):
+    """The release gate: absolute floors plus no regression beyond a tolerance vs the champion.
+
+    Why both: a floor alone lets quality drift down release by release; a regression check alone
+    lets a poor first model through. Keys are evaluation metric names (``identical_recall@10``);
+    a metric in ``lower_is_better`` (latency) has its floor read as a ceiling, and a metric in
+    ``relative`` has its tolerance read as a share of the champion's value (timings on a shared
+    machine vary by a fraction, not by a fixed number of ms).
+    """
+
+    floors: dict[str, float] = Field(
+        default_factory=_default_gate_floors,
+        description="challenger must reach these (lower_is_better: stay below)",
+    )
+    tolerances: dict[str, float] = Field(
+        default_factory=_default_gate_tolerances,
+        description="allowed regression vs the champion, in the metric's unit (or relative)",
+    )
+    lower_is_better: list[str] = Field(default_factory=lambda: ["latency_p95_ms"])
+    relative: list[str] = Field(default_factory=lambda: ["latency_p95_ms"])
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GatesSettings:
+        gated = set(self.floors) | set(self.tolerances)
+        stray = sorted((set(self.lower_is_better) | set(self.relative)) - gated)
+        if stray:
+            raise ValueError(f"registry.gates: {stray} named but neither a floor nor a tolerance")
+        negative = sorted(k for k, v in self.tolerances.items() if v < 0)
+        if negative:
+            raise ValueError(f"registry.gates.tolerances must be >= 0 ({negative})")
+        return self
+
+
+class RegistrySettings(_Section):
+    """MLflow tracking and model registry (training runs, ``vsearch promote``, release gate)."""
+
+    track: bool = Field(
+        True, description="vsearch train/evaluate log to MLflow (False: offline, nothing logged)"
+    )
+    experiment: str = Field("vsearch", min_length=1, description="MLflow experiment of runs")
+    model_name: str | None = Field(
+        None, description="registered model name; None = model.name (one name everywhere)"
+    )
+    connect_timeout_s: float = Field(
+        5.0, gt=0, description="health check of the tracking server before a run starts"
+    )
+    await_registration_s: int = Field(
+        120, ge=0, description="wait for a new model version to become READY"
+    )
+    gates: GatesSettings = GatesSettings()
 
 
 class Settings(_Section):
@@ -447,6 +677,15 @@ class Settings(_Section):
     model: ModelSettings = ModelSettings()
     train: TrainSettings = TrainSettings()
     serving: ServingSettings = ServingSettings()
+    evaluation: EvaluationSettings = EvaluationSettings()
+    search: SearchSettings = SearchSettings()
+    registry: RegistrySettings = RegistrySettings()
+
+    @model_validator(mode="after")
+    def _registry_model_name(self) -> Settings:
+        if self.registry.model_name is None:  # one name for model.json, registry and manifests
+            self.registry.model_name = self.model.name
+        return self
 
     @model_validator(mode="after")
     def _model_fits_index(self) -> Settings:

@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -24,6 +25,7 @@ import yaml
 from vsearch.services import TELEMETRY_OFF
 
 log = logging.getLogger(__name__)
+REPRO_TAIL_LINES = 40  # output lines a failed stage's error carries
 
 
 class DvcError(RuntimeError):
@@ -96,3 +98,68 @@ def content_hash(path: Path) -> str:
     if len(outs) != 1 or "md5" not in outs[0]:
         raise DvcError(f"{f}: expected one output with an md5, got {outs!r}")
     return str(outs[0]["md5"])
+
+
+def lock_hash(stage: str, out: str, repo_root: Path) -> str | None:
+    """The md5 ``dvc.lock`` records for output ``out`` of ``stage`` (``None`` if not run yet).
+
+    Stage outputs (mining, model folders) are versioned by ``dvc.lock`` rather than by their own
+    ``.dvc`` files; this is the hash MLflow runs and index manifests record for them.
+    """
+    lock = repo_root / "dvc.lock"
+    if not lock.is_file():
+        return None
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages") or {}
+    for entry in stages.get(stage, {}).get("outs") or []:
+        if entry.get("path") == out:
+            return str(entry.get("md5"))
+    return None
+
+
+def repro(
+    stage: str,
+    repo_root: Path,
+    env: dict[str, str] | None = None,
+    on_line: Callable[[str], None] | None = None,
+) -> bool:
+    """``dvc repro --single-item STAGE``: run one stage of ``dvc.yaml`` if its inputs changed.
+
+    Why through DVC rather than calling the stage function: DVC decides from the hashes of the
+    stage's deps and params whether anything changed, so an unchanged stage is skipped (and its
+    cached outputs restored) by the same rule whether a person runs ``dvc repro`` or the flow
+    does. The stage command's output (progress, logs) is streamed to ``on_line`` as it comes.
+
+    Returns:
+        ``True`` when the stage ran, ``False`` when DVC skipped it as unchanged.
+
+    Raises:
+        DvcError: the stage (or DVC) failed; the message carries the last lines of output.
+    """
+    bin_dir = str(Path(sys.executable).parent)  # stage commands call `vsearch` from this env
+    full_env = {**os.environ, **TELEMETRY_OFF, **(env or {})}
+    full_env["PATH"] = bin_dir + os.pathsep + full_env.get("PATH", "")
+    cmd = [_dvc_bin(), "repro", "--single-item", stage]
+    log.info("dvc repro --single-item %s", stage)
+    tail: list[str] = []
+    skipped = False
+    with subprocess.Popen(
+        cmd,
+        cwd=repo_root,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    ) as proc:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.rstrip()
+            if not line:
+                continue
+            skipped = skipped or "didn't change, skipping" in line
+            tail = [*tail[-(REPRO_TAIL_LINES - 1) :], line]
+            if on_line is not None:
+                on_line(line)
+    if proc.returncode != 0:
+        raise DvcError(f"`dvc repro {stage}` failed in {repo_root}:\n" + "\n".join(tail))
+    return not skipped

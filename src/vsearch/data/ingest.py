@@ -73,6 +73,7 @@ def resolve_paths(settings: Settings, repo_root: Path) -> dict[str, Path]:
         "quarantine": absolute(ing.quarantine_dir),
         "truth": absolute(ing.truth_dir),
         "reports": absolute(ing.validation_reports_dir),
+        "current": absolute(ing.current_file),
     }
 
 
@@ -255,6 +256,43 @@ def version_step(staged: IngestResult, settings: Settings, repo_root: Path) -> I
     return staged
 
 
+def select_drop(res: IngestResult, settings: Settings, repo_root: Path) -> Path:
+    """Make ``res`` the drop the learning stages use: write ``ingest.current_file``.
+
+    Why a pointer file: ``dvc.yaml`` reads it as template variables, so its mine → train →
+    evaluate stages depend on ``data/raw/<drop>`` by name and ``dvc repro`` reruns them exactly
+    when another drop is selected. Written atomically (temp file + rename); only a validated,
+    versioned drop is ever selected.
+    """
+    import yaml
+
+    path = resolve_paths(settings, repo_root)["current"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {"drop": res.drop_id, "dvc_hash": res.dvc_hash}
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(
+        "# Written by `vsearch ingest` / the ingest flow: the drop mine/train/evaluate use.\n"
+        + yaml.safe_dump(body, sort_keys=False)
+    )
+    tmp.replace(path)
+    log.info("selected drop %s for training (%s)", res.drop_id, path)
+    return path
+
+
+def current_drop(settings: Settings, repo_root: Path) -> str:
+    """The drop id ``ingest.current_file`` selects.
+
+    Raises:
+        BadInput: no drop was ingested yet.
+    """
+    import yaml
+
+    path = resolve_paths(settings, repo_root)["current"]
+    if not path.is_file():
+        raise BadInput(f"{path}: no drop selected yet; run `vsearch ingest DROP` or `make demo`")
+    return str(yaml.safe_load(path.read_text())["drop"])
+
+
 def ingest_drop(
     drop: Path, settings: Settings, repo_root: Path, truth: Path | None = None
 ) -> IngestResult:
@@ -266,7 +304,9 @@ def ingest_drop(
     """
     result, report_path = validate_step(drop, settings, repo_root)
     staged = stage_step(drop, result, report_path, settings, repo_root, truth)
-    return version_step(staged, settings, repo_root)
+    res = version_step(staged, settings, repo_root)
+    select_drop(res, settings, repo_root)
+    return res
 
 
 def list_drops(raw_dir: Path) -> list[dict[str, str]]:

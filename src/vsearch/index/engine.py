@@ -660,6 +660,26 @@ class Engine:
             out[rows] = part.refs[part.lists_of_local(base[rows] - part.first_id)]
         return out
 
+    def vectors(self, internal: np.ndarray) -> np.ndarray:
+        """Float vectors of items by internal id: reference + re-rank residual for release
+        items (within one int8 step), the exact vector for live ones.
+
+        Why: the search pipeline groups near-duplicate listings among the results by the
+        cosine of their own vectors, which only the engine holds (the catalog may have changed
+        since the build).
+        """
+        internal = np.asarray(internal, dtype=np.int64).ravel()
+        out = np.empty((len(internal), self.dim), dtype=np.float32)
+        with self._lock.read():
+            base = internal < self.n_base
+            if base.any():
+                rows = internal[base]
+                out[base] = self.store.vectors(rows) + self._references(rows)
+            if (~base).any():
+                live = np.concatenate(self._extra_vectors)
+                out[~base] = live[internal[~base] - self.n_base]
+        return out
+
     def live_internal_ids(self) -> np.ndarray:
         return np.flatnonzero(~self._dead).astype(np.int64)
 

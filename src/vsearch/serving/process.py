@@ -1,5 +1,5 @@
 """Start the BentoML service as a process: in the foreground (``vsearch serve``) or in the
-background until ``/readyz`` answers (tests, the demo).
+background until it answers (tests, the demo).
 
 Why a subprocess of ``bentoml serve``: that is how the service runs in production too (its own
 worker processes, BentoML's HTTP layer, metrics); the project root and params file travel as
@@ -17,9 +17,12 @@ from pathlib import Path
 import httpx
 
 from vsearch.services import TELEMETRY_OFF
-from vsearch.serving.service import PARAMS_ENV, ROOT_ENV
 
 SERVICE_IMPORT = "vsearch.serving.service:VSearchService"
+PARAMS_ENV = "VSEARCH_PARAMS"  # the params file (relative to the root), read by the service
+ROOT_ENV = "VSEARCH_ROOT"  # the project root relative settings paths resolve against
+READY_PATH = "/readyz"  # 200 once a pipeline is loaded
+LIVE_PATH = "/livez"  # 200 once the server answers (also without a release)
 _POLL_S = 0.5
 
 
@@ -28,10 +31,11 @@ def _command(host: str, port: int) -> list[str]:
     return [str(bentoml), "serve", SERVICE_IMPORT, "--host", host, "--port", str(port)]
 
 
-def _env(params: Path, root: Path) -> dict[str, str]:
+def _env(params: Path, root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     return {
         **os.environ,
         **TELEMETRY_OFF,
+        **(extra or {}),
         ROOT_ENV: str(root.resolve()),
         PARAMS_ENV: str(params if params.is_absolute() else (root / params)),
     }
@@ -46,21 +50,34 @@ def serve_foreground(host: str, port: int, params: Path, root: Path) -> int:
 
 
 def start_background(
-    host: str, port: int, params: Path, root: Path, log_file: Path, timeout_s: float
+    host: str,
+    port: int,
+    params: Path,
+    root: Path,
+    log_file: Path,
+    timeout_s: float,
+    wait_path: str = READY_PATH,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start the service and wait until ``/readyz`` is 200 (raises ``RuntimeError`` if not)."""
+    """Start the service and wait until ``wait_path`` answers 200 (``RuntimeError`` if not).
+
+    Args:
+        wait_path: ``/readyz`` (a pipeline is loaded) or ``/livez`` (the server is up, with
+            or without a release).
+        env: extra environment for the service (e.g. the admin token variable).
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as out:
         proc = subprocess.Popen(
             _command(host, port),
-            env=_env(params, root),
+            env=_env(params, root, env),
             cwd=root,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    url = f"http://{host}:{port}/readyz"
+    url = f"http://{host}:{port}{wait_path}"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:

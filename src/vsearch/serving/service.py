@@ -1,28 +1,65 @@
-"""BentoML service ``vsearch``: the HTTP face of the system.
+"""BentoML service ``vsearch``: visual search over HTTP, with a web page and an admin API.
 
-Today it serves what exists: which data drops are ingested (with their DVC hashes) and which
-index release is current, plus BentoML's own ``/livez``, ``/readyz``, ``/metrics`` and
-``/docs.json``. Search endpoints join when the model and index are wired in (the service issue).
+Endpoints (details in ``docs/serving.md``):
+
+* ``POST /search`` (multipart photo) and ``GET /``, ``/samples``, ``/images/...``,
+  ``/uploads/...``, ``/admin/...``: a Starlette app mounted into the service
+  (:mod:`vsearch.serving.web`; why not ``@bentoml.api`` is explained there);
+* ``POST /search_batch``: adaptive batching (:mod:`vsearch.serving.batch`);
+* ``POST /info``: version, drops, the release on disk and the one served;
+* BentoML's own ``/livez``, ``/readyz`` (ready only once a pipeline is loaded), ``/metrics``,
+  ``/docs.json``.
+
+The service loads the model and the current index release in ``__init__`` (or starts without
+one and says why: ``/search`` answers 503 until ``POST /admin/reload`` finds a release) and
+swaps both atomically on reload (:mod:`vsearch.serving.state`).
 
 Why settings come from ``VSEARCH_PARAMS``: BentoML imports this module in its own worker
-processes, so the params file cannot be passed as an argument; ``vsearch serve`` sets it.
+processes, so the params file cannot be passed as an argument; ``vsearch serve`` sets it. The
+few settings BentoML needs when it builds the app (timeout, batching, body limits) are read once
+per process by :func:`boot_settings`, before the service object exists.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import bentoml
+import torch
+from pydantic import Field
 
 from vsearch import __version__
-from vsearch.settings import load_settings
+from vsearch.serving.batch import BatchQuery, run_batch
+from vsearch.serving.http import BodyLimit, ReadyGuard
+from vsearch.serving.process import PARAMS_ENV, ROOT_ENV
+from vsearch.serving.state import ServingState
+from vsearch.serving.web import WebApp
+from vsearch.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
-PARAMS_ENV = "VSEARCH_PARAMS"
-ROOT_ENV = "VSEARCH_ROOT"
+BATCH_ROUTE = "/search_batch"
+
+
+def project_root() -> Path:
+    return Path(os.environ.get(ROOT_ENV, ".")).resolve()
+
+
+@functools.cache
+def boot_settings() -> Settings:
+    """The settings of this process (``VSEARCH_PARAMS`` under ``VSEARCH_ROOT``), read once.
+
+    Outside ``vsearch serve`` (``bentoml build`` imports this module to describe the service)
+    a missing params file gives the defaults; the service itself still refuses to start
+    without one.
+    """
+    path = project_root() / os.environ.get(PARAMS_ENV, "params.yaml")
+    if not path.is_file() and PARAMS_ENV not in os.environ:
+        return Settings()
+    return load_settings(path)
 
 
 def _current_release(indexes_dir: Path) -> str | None:
@@ -30,26 +67,92 @@ def _current_release(indexes_dir: Path) -> str | None:
     return pointer.read_text().strip() if pointer.is_file() else None
 
 
-@bentoml.service(name="vsearch", traffic={"timeout": 30})
+def _state() -> ServingState:
+    return bentoml.get_current_service().state
+
+
+def _body_limit(path: str) -> int:
+    s = boot_settings().serving
+    return s.max_batch_request_bytes if path.rstrip("/") == BATCH_ROUTE else s.max_request_bytes
+
+
+_BOOT = boot_settings().serving
+_web = WebApp(_state)
+
+
+@bentoml.asgi_app(_web.app(), path="/", name="vsearch-web")
+@bentoml.service(name="vsearch", traffic={"timeout": _BOOT.request_timeout_s})
 class VSearchService:
-    """Loads settings once at start-up; endpoints read state, never mutate it."""
+    """Holds the :class:`ServingState`; BentoML endpoints delegate to it."""
 
     def __init__(self) -> None:
-        self.root = Path(os.environ.get(ROOT_ENV, ".")).resolve()
+        logging.getLogger("vsearch").setLevel(logging.INFO)  # BentoML sets up only its own
+        self.root = project_root()
         self.settings = load_settings(self.root / os.environ.get(PARAMS_ENV, "params.yaml"))
+        torch.set_num_threads(self.settings.project.threads)
+        self.state = ServingState(self.settings, self.root)
         log.info("vsearch service %s, project root %s", __version__, self.root)
+        self.state.try_initial_load()
+
+    def __is_ready__(self) -> bool:
+        """``/readyz``: ready only while a pipeline is loaded."""
+        return self.state.current is not None
 
     def _abs(self, path: Path) -> Path:
         return path if path.is_absolute() else self.root / path
 
     @bentoml.api(route="/info")
     def info(self) -> dict[str, Any]:
-        """Version, ingested drops (with DVC hashes) and the current index release."""
+        """Version, ingested drops (with DVC hashes), the release on disk and what is served."""
         from vsearch.data.ingest import list_drops
 
         raw = self._abs(self.settings.ingest.raw_dir)
+        current = self.state.current
         return {
             "version": __version__,
             "drops": list_drops(raw) if raw.is_dir() else [],
             "index_release": _current_release(self._abs(self.settings.project.indexes_dir)),
+            "ready": current is not None,
+            "serving": current.describe() if current else None,
+            "error": None if current else self.state.not_loaded_message(),
+            "admin_enabled": bool(os.environ.get(self.settings.serving.admin_token_env)),
+            "limits": {
+                "max_k": self.settings.search.max_k,
+                "default_k": self.settings.search.default_k,
+                "max_image_bytes": self.settings.search.max_image_bytes,
+                "max_request_bytes": self.settings.serving.max_request_bytes,
+                "max_batch_items": self.settings.serving.max_batch_items,
+            },
         }
+
+    @bentoml.api(
+        route=BATCH_ROUTE,
+        batchable=True,
+        max_batch_size=_BOOT.batch_max_size,
+        max_latency_ms=_BOOT.batch_max_latency_ms,
+    )
+    def search_batch(
+        self,
+        queries: Annotated[list[BatchQuery], Field(min_length=1, max_length=_BOOT.max_batch_items)],
+    ) -> list[dict[str, Any]]:
+        """Search many photos (JSON ``{"queries": [{"image": base64, ...}]}``); answers one
+        result object per photo, in order (``{"error", "status"}`` for a refused photo)."""
+        return run_batch(self.state, queries)
+
+    @bentoml.on_shutdown
+    def _close(self) -> None:
+        self.state.close()
+
+
+def _ready() -> bool:
+    return _state().current is not None
+
+
+def _not_ready_message() -> str:
+    return _state().not_loaded_message()
+
+
+VSearchService.add_asgi_middleware(BodyLimit, limit_for=_body_limit)
+VSearchService.add_asgi_middleware(
+    ReadyGuard, paths=frozenset({BATCH_ROUTE}), ready=_ready, message=_not_ready_message
+)

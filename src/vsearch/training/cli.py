@@ -5,6 +5,7 @@ Paths are arguments (``dvc.yaml`` is their only home); settings come from ``--pa
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -25,6 +26,16 @@ def train_command(
         "--oracle-truth",
         help="ORACLE run: train with the demo truth's product ids (upper bound, never shipped)",
     ),
+    category_only: bool = typer.Option(
+        False,
+        "--category-only",
+        help="BASELINE run: categories as the only identity (what clicks add over them)",
+    ),
+    baseline: bool = typer.Option(
+        False,
+        "--baseline",
+        help="a comparison run (oracle, category-only): budget train.baseline_time_budget_s",
+    ),
     resume: bool = typer.Option(False, "--resume", help="continue from OUT/checkpoint.pt"),
     time_budget: float | None = typer.Option(
         None,
@@ -34,22 +45,37 @@ def train_command(
     embeddings: bool = typer.Option(
         True, "--embeddings/--no-embeddings", help="write the catalog's EmbeddingSet to OUT"
     ),
+    mlflow: bool | None = typer.Option(
+        None,
+        "--mlflow/--no-mlflow",
+        help="log the run to MLflow and register a click-trained model as challenger "
+        "(default: registry.track)",
+    ),
     json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Train the detector + embedding + hash network on a drop and its mined clicks."""
 
     def body() -> None:
         started = time.perf_counter()
-        from vsearch.training.data import build_train_data, load_click_labels, oracle_labels
+        from vsearch.training.data import (
+            build_train_data,
+            category_labels,
+            load_click_labels,
+            oracle_labels,
+        )
         from vsearch.training.loop import train
 
         settings = get_settings()
         if not drop.is_dir():
             raise BadInput(f"--drop {drop}: not a folder")
+        if oracle_truth is not None and category_only:
+            raise BadInput("--oracle-truth and --category-only are two different runs; pick one")
         if oracle_truth is not None:
             labels = oracle_labels(oracle_truth, mining)
         elif mining is None:
             raise BadInput("--mining DIR is required (or --oracle-truth DIR for an oracle run)")
+        elif category_only:
+            labels = category_labels(drop, mining)
         else:
             labels = load_click_labels(mining)
         t = settings.train
@@ -64,20 +90,40 @@ def train_command(
             workers=t.decode_workers,
         )
         # The budget covers the whole command: loading the photos already spent part of it.
-        budget = t.time_budget_s if time_budget is None else time_budget
+        default = t.time_budget_s
+        if baseline and t.baseline_time_budget_s is not None:
+            default = t.baseline_time_budget_s
+        budget = default if time_budget is None else time_budget
         if budget is not None:
             budget = max(0.0, budget - (time.perf_counter() - started))
-        result = train(
-            settings,
-            data,
-            out,
-            oracle=oracle_truth is not None,
-            resume=resume,
-            time_budget_s=budget,
-            write_embeddings=embeddings,
-        )
-        payload = result.to_dict()
-        payload.pop("epochs")
+        track = settings.registry.track if mlflow is None else mlflow
+        with contextlib.ExitStack() as stack:
+            tracker = None
+            if track:
+                from vsearch.registry.tracking import TrainingTracker
+
+                inputs = {"drop": drop} | ({"mining": mining} if mining else {})
+                if oracle_truth is not None:
+                    inputs["truth"] = oracle_truth
+                tracker = stack.enter_context(
+                    TrainingTracker(
+                        settings, label_source=labels.source, inputs=inputs, run_folder=out
+                    )
+                )
+            result = train(
+                settings,
+                data,
+                out,
+                oracle=oracle_truth is not None,
+                resume=resume,
+                time_budget_s=budget,
+                write_embeddings=embeddings,
+                on_epoch=tracker.log_epoch if tracker else None,
+            )
+            payload = result.to_dict()
+            payload.pop("epochs")
+            if tracker is not None:
+                payload["mlflow"] = tracker.log_model(result.model_dir, result.metrics).to_dict()
         emit(payload, json_out)
 
     run_guarded(body)

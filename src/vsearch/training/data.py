@@ -70,14 +70,11 @@ def decode_images(paths: list[Path], size: int, workers: int) -> torch.Tensor:
 
     Why threads: PIL releases the GIL while decoding and resizing.
     """
-    from PIL import Image
+    from vsearch.search.images import decode_file  # the service decodes uploads the same way
 
     def one(path: Path) -> np.ndarray:
         try:
-            with Image.open(path) as img:
-                img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when possible
-                rgb = img.convert("RGB").resize((size, size), Image.BILINEAR, reducing_gap=2.0)
-                return np.array(rgb, dtype=np.uint8).transpose(2, 0, 1)
+            return decode_file(path, size)
         except (OSError, ValueError) as exc:
             raise BadInput(
                 f"{path}: cannot decode image ({exc}); validate the drop first"
@@ -98,7 +95,7 @@ class ClickLabels:
         item_vid: item_id → virtual ID (listings without one become their own class).
         query_vid: query_id → virtual ID of its first click (queries without a click absent).
         negatives: query_id → item_ids shown above its click and skipped.
-        source: ``"clicks"`` or ``"oracle"``, recorded with the run.
+        source: ``"clicks"``, ``"oracle"`` or ``"category"``, recorded with the run.
     """
 
     item_vid: dict[str, str]
@@ -165,6 +162,33 @@ def oracle_labels(truth_dir: Path, mining_dir: Path | None = None) -> ClickLabel
         negatives=negatives,
         source="oracle",
     )
+
+
+def category_labels(drop: Path, mining_dir: Path) -> ClickLabels:
+    """Categories as the only identity: the *category-only* baseline (what clicks add).
+
+    Every listing's class is its seller's category and a clicked query's class is its click's
+    category, so the metric losses learn "same category", never "same product". Skip-above
+    negatives are kept only where they are of another category (same-category ones would
+    contradict the labels).
+    """
+    clicks = load_click_labels(mining_dir)
+    catalog = read_table(drop, CATALOG)
+    item_cat = dict(
+        zip(catalog["item_id"].astype(str), catalog["category"].astype(str), strict=True)
+    )
+    vid_cat = (
+        pd.Series({i: item_cat[i] for i in clicks.item_vid if i in item_cat})
+        .groupby(lambda i: clicks.item_vid[i])
+        .agg(lambda s: s.value_counts().index[0])
+    )
+    query_cat = {q: vid_cat[v] for q, v in clicks.query_vid.items() if v in vid_cat.index}
+    negatives = {
+        q: kept
+        for q, items in clicks.negatives.items()
+        if q in query_cat and (kept := [i for i in items if item_cat.get(i) != query_cat[q]])
+    }
+    return ClickLabels(item_cat, query_cat, negatives, source="category")
 
 
 @dataclass

@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -301,6 +302,7 @@ def train(
     progress: bool = True,
     final_check: bool = True,
     write_embeddings: bool = True,
+    on_epoch: Callable[[dict[str, float], int], None] | None = None,
 ) -> TrainResult:
     """Train the network on ``data``; checkpoint every epoch; export the model at the end.
 
@@ -318,6 +320,8 @@ def train(
         final_check: run :func:`click_recall` on the held-aside queries at the end.
         write_embeddings: write the catalog's ``EmbeddingSet`` (the index's input) to
             ``out_dir/embeddings`` with the exported model's fingerprint.
+        on_epoch: called with each finished epoch's metrics row and its index (live tracking,
+            e.g. :meth:`vsearch.registry.tracking.TrainingTracker.log_epoch`).
 
     Raises:
         ValueError: ``oracle`` disagrees with the data's label source, or a checkpoint does not
@@ -332,7 +336,14 @@ def train(
     torch.set_num_threads(settings.project.threads)
     try:
         opts = _RunOptions(
-            oracle, resume, time_budget_s, max_steps, progress, final_check, write_embeddings
+            oracle,
+            resume,
+            time_budget_s,
+            max_steps,
+            progress,
+            final_check,
+            write_embeddings,
+            on_epoch,
         )
         return _train(settings, data, out_dir, opts)
     finally:
@@ -350,6 +361,7 @@ class _RunOptions:
     progress: bool
     final_check: bool
     write_embeddings: bool
+    on_epoch: Callable[[dict[str, float], int], None] | None = None
 
 
 def _train(settings: Settings, data: TrainData, out_dir: Path, opts: _RunOptions) -> TrainResult:
@@ -408,6 +420,8 @@ def _train(settings: Settings, data: TrainData, out_dir: Path, opts: _RunOptions
                 row["elapsed_s"] = time.perf_counter() - began
                 history.append(row)
                 log.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in row.items()})
+                if opts.on_epoch is not None:
+                    opts.on_epoch(row, epoch)
                 last = epoch == t.epochs - 1 or stopped or trainer.step >= stop_at
                 if (epoch + 1) % t.checkpoint_every == 0 or last:
                     state = trainer.state(epoch, time.perf_counter() - began, images, history)

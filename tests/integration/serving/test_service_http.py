@@ -1,4 +1,5 @@
-"""The BentoML service over real HTTP: health, OpenAPI, and what it reports about the project."""
+"""The BentoML service over real HTTP before any release exists: it starts, says why it is not
+ready, and refuses searches with a clear 503 (never a 500)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from vsearch.serving.process import start_background, stop
+from vsearch.serving.process import LIVE_PATH, start_background, stop
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +27,13 @@ def service(
     (root / "indexes" / "CURRENT").write_text("v7\n")
     port = port_factory()
     proc: subprocess.Popen[bytes] = start_background(
-        "127.0.0.1", port, params_path, root, root / "service.log", timeout_s=90
+        "127.0.0.1",
+        port,
+        params_path,
+        root,
+        root / "service.log",
+        timeout_s=90,
+        wait_path=LIVE_PATH,
     )
     try:
         yield f"http://127.0.0.1:{port}"
@@ -36,8 +43,10 @@ def service(
 
 def test_health_endpoints(service: str) -> None:
     assert httpx.get(f"{service}/livez", timeout=10).status_code == 200
-    assert httpx.get(f"{service}/readyz", timeout=10).status_code == 200
-    assert "/info" in httpx.get(f"{service}/docs.json", timeout=10).json()["paths"]
+    # CURRENT names a release that does not exist: alive, but not ready to search
+    assert httpx.get(f"{service}/readyz", timeout=10).status_code == 503
+    paths = httpx.get(f"{service}/docs.json", timeout=10).json()["paths"]
+    assert "/info" in paths and "/search_batch" in paths
 
 
 def test_info_reports_drops_and_release(service: str) -> None:
@@ -46,6 +55,23 @@ def test_info_reports_drops_and_release(service: str) -> None:
         {"drop_id": "d1", "path": body["drops"][0]["path"], "dvc_hash": "abc123.dir"}
     ]
     assert body["index_release"] == "v7"
+    assert body["ready"] is False and body["serving"] is None
+    assert "no index release is loaded" in body["error"] and "v7" in body["error"]
+
+
+def test_search_without_a_release_is_503_with_a_reason(service: str) -> None:
+    r = httpx.post(f"{service}/search", files={"image": ("a.jpg", b"x", "image/jpeg")}, timeout=30)
+    assert r.status_code == 503
+    assert "no index release is loaded" in r.json()["error"]
+    r = httpx.post(f"{service}/search_batch", json={"queries": [{"image": "eA=="}]}, timeout=30)
+    assert r.status_code == 503 and "no index release is loaded" in r.json()["error"]
+
+
+def test_page_is_served_without_a_release(service: str) -> None:
+    r = httpx.get(f"{service}/", timeout=10)
+    assert r.status_code == 200 and "vsearch" in r.text and "/static/app.js" in r.text
+    assert httpx.get(f"{service}/static/app.js", timeout=10).status_code == 200
+    assert httpx.get(f"{service}/samples", timeout=10).json() == {"samples": []}
 
 
 def test_unknown_route_is_4xx(service: str) -> None:

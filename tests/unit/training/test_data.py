@@ -12,6 +12,7 @@ from vsearch.errors import BadInput
 from vsearch.training.data import (
     BatchSampler,
     build_train_data,
+    category_labels,
     holdout_mask,
     load_click_labels,
     oracle_labels,
@@ -64,6 +65,21 @@ def test_oracle_labels_come_from_the_truth(tiny_world) -> None:
         tiny_world.drop, labels, 64, holdout_share=0.2, val_share=0.0, matte_threshold=0.1, seed=0
     )
     assert data.label_source == "oracle" and data.num_classes == 6
+
+
+def test_category_labels_know_only_categories(tiny_world) -> None:
+    labels = category_labels(tiny_world.drop, tiny_world.mining)
+    catalog = pd.read_parquet(tiny_world.drop / "catalog.parquet")
+    item_cat = dict(zip(catalog["item_id"], catalog["category"], strict=True))
+    assert labels.source == "category"
+    assert labels.item_vid == item_cat
+    assert set(labels.query_vid.values()) <= set(item_cat.values())
+    for q, items in labels.negatives.items():  # same-category skips would contradict labels
+        assert all(item_cat[i] != labels.query_vid[q] for i in items)
+    data = build_train_data(
+        tiny_world.drop, labels, 64, holdout_share=0.2, val_share=0.0, matte_threshold=0.1, seed=0
+    )
+    assert data.num_classes == len(data.categories) == 3
 
 
 def test_batches_pair_queries_with_their_clicked_listings(tiny_data) -> None:

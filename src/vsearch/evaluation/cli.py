@@ -1,0 +1,71 @@
+"""``vsearch evaluate``: a thin wrapper over :func:`vsearch.evaluation.harness.run_evaluation`.
+
+Paths are arguments (``dvc.yaml`` is their only home); settings come from ``--params`` once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from vsearch.cli_support import emit, get_settings, run_guarded
+from vsearch.errors import BadInput
+
+
+def parse_baselines(specs: list[str]) -> dict[str, Path]:
+    """``["oracle=runs/oracle/model", ...]`` → ``{"oracle": Path(...)}``.
+
+    Raises:
+        BadInput: a spec without ``=``, an empty name or folder, or a name given twice.
+    """
+    out: dict[str, Path] = {}
+    for spec in specs:
+        name, sep, folder = spec.partition("=")
+        name, folder = name.strip(), folder.strip()
+        if not sep or not name or not folder:
+            raise BadInput(
+                f"--baseline {spec!r}: expected NAME=DIR (e.g. oracle=runs/oracle/model)"
+            )
+        if name in out:
+            raise BadInput(f"--baseline {name} given twice")
+        out[name] = Path(folder)
+    return out
+
+
+def evaluate_command(
+    drop: Path = typer.Option(..., "--drop", help="drop folder (catalog, queries, images)"),
+    truth: Path = typer.Option(..., "--truth", help="the drop's ground-truth folder (demo world)"),
+    model: Path = typer.Option(..., "--model", help="model folder (or a training run folder)"),
+    baseline: list[str] = typer.Option(
+        [],
+        "--baseline",
+        help="NAME=DIR of a model trained elsewhere (category_only, oracle); repeatable",
+    ),
+    out: Path = typer.Option(Path("reports"), "--out", help="writes metrics.json and plots/ here"),
+    workdir: Path | None = typer.Option(
+        None, "--workdir", help="scratch folder for the per-system index builds (default: tmp)"
+    ),
+    json_out: bool = typer.Option(False, "--json", help="print the whole report as JSON"),
+) -> None:
+    """Evaluate the model and its baselines on held-out queries through the search pipeline."""
+
+    def body() -> None:
+        from vsearch.evaluation.harness import run_evaluation
+        from vsearch.evaluation.report import report_markdown
+
+        report = run_evaluation(
+            get_settings(),
+            drop,
+            truth,
+            model,
+            out,
+            baselines=parse_baselines(baseline),
+            workdir=workdir,
+        )
+        if json_out:
+            emit(report, as_json=True)
+        else:
+            typer.echo(report_markdown(report))
+
+    run_guarded(body)

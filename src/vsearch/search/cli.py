@@ -1,0 +1,96 @@
+"""``vsearch search IMAGE``: query the current index release with a photo, from the shell.
+
+The same :class:`~vsearch.search.pipeline.SearchPipeline` the service runs. Where the model and
+the catalog come from when not given: the model folder beside the embeddings the release was
+built from (``vsearch train --out RUN`` writes ``RUN/model`` and ``RUN/embeddings``), and the
+drop selected by the last ingest (``ingest.current_file``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from vsearch.cli_support import emit, get_settings, run_guarded
+from vsearch.errors import BadInput
+
+
+def _parse_box(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise BadInput(f"--box must be x0,y0,x1,y1 (normalised numbers), got {text!r}") from None
+
+
+def _default_model(indexes: Path) -> Path:
+    from vsearch.index.release import open_manifest, resolve
+
+    manifest = open_manifest(resolve(indexes), None, False)
+    if manifest.source:
+        candidate = Path(manifest.source).parent / "model"
+        if candidate.is_dir():
+            return candidate
+    raise BadInput(
+        f"release {manifest.version} does not say which model built it (no model folder beside "
+        f"its source {manifest.source!r}); pass --model MODEL_DIR"
+    )
+
+
+def _default_drop() -> Path:
+    from vsearch.data import ingest
+
+    settings = get_settings()
+    current = getattr(ingest, "current_drop", None)
+    if current is None:
+        raise BadInput("no drop given; pass --drop DROP_DIR (the catalog the release indexes)")
+    return ingest.resolve_paths(settings, Path.cwd())["raw"] / current(settings, Path.cwd())
+
+
+def search_command(
+    image: Path = typer.Argument(..., help="photo to search with"),
+    k: int | None = typer.Option(None, "--k", help="results (default: search.default_k)"),
+    box: str | None = typer.Option(None, "--box", help="x0,y0,x1,y1 normalised: skip detection"),
+    category: str | None = typer.Option(None, "--category", help="search only this category"),
+    model: Path | None = typer.Option(
+        None, "--model", help="model folder (default: the one the release was built from)"
+    ),
+    drop: Path | None = typer.Option(
+        None, "--drop", help="drop whose catalog the release indexes (default: current drop)"
+    ),
+    indexes: Path | None = typer.Option(
+        None, "--indexes", help="releases folder (default: project.indexes_dir)"
+    ),
+    plain: bool = typer.Option(False, "--plain", help="similarity order, no ranking/grouping"),
+    json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Search the current index release with a photo (fused category, box, grouped results)."""
+
+    def body() -> None:
+        from vsearch.search.pipeline import SearchPipeline
+
+        settings = get_settings()
+        if not image.is_file():
+            raise BadInput(f"{image}: no such file")
+        data = image.read_bytes()
+        where = indexes or settings.project.indexes_dir
+        pipeline = SearchPipeline.open(
+            settings,
+            model or _default_model(where),
+            where,
+            drop or _default_drop(),
+            writable=False,
+        )
+        with pipeline:
+            res = pipeline.search_bytes(
+                data,
+                settings.search.default_k if k is None else k,
+                box=_parse_box(box),
+                category=category,
+                rank=not plain,
+            )
+        emit(res.to_dict(), json_out)
+
+    run_guarded(body)

@@ -1,0 +1,186 @@
+"""Encoders: what a model says about photos (category, box, embedding, code), as numpy.
+
+Why a protocol: the search pipeline must run the trained network, the evaluation baselines
+(colour histograms, an untrained net) and the oracle through the *same* code, so it only needs
+"photos in, :class:`Encoded` out" plus the identity (fingerprint) that index releases are
+checked against. :class:`NetEncoder` is the served implementation over a
+:class:`~vsearch.model.net.VSearchNet`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from vsearch.model.export import embed_images, load_model
+from vsearch.model.net import VSearchNet
+
+
+@dataclass
+class Encoded:
+    """What an encoder says about ``n`` photos (numpy, CPU).
+
+    Attributes:
+        category_probs: ``float32[n, C]`` classifier probabilities over the encoder's
+            ``categories`` (an encoder without a classifier gives uniform rows).
+        boxes: ``float32[n, 4]`` normalised xyxy of the described region.
+        box_scores: ``float32[n]`` detection confidence (1 for given boxes).
+        embeddings: ``float32[n, d]`` L2-normalised.
+        codes: ``uint8[n, bits/8]`` packed sign bits (:func:`vsearch.index.codes.pack_signs`).
+    """
+
+    category_probs: np.ndarray
+    boxes: np.ndarray
+    box_scores: np.ndarray
+    embeddings: np.ndarray
+    codes: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.embeddings.shape[0])
+
+    def take(self, rows: np.ndarray | slice) -> Encoded:
+        """The rows ``rows`` of every array (a sub-batch)."""
+        return Encoded(
+            self.category_probs[rows],
+            self.boxes[rows],
+            self.box_scores[rows],
+            self.embeddings[rows],
+            self.codes[rows],
+        )
+
+    @classmethod
+    def concat(cls, parts: list[Encoded]) -> Encoded:
+        return cls(
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in cls.__dataclass_fields__)
+        )
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Photos → :class:`Encoded`. Optional attributes the pipeline uses when present:
+    ``input_size`` (side uploads are decoded at), ``name`` and ``version`` (recorded in index
+    releases)."""
+
+    categories: list[str]
+    has_classifier: bool
+    fingerprint: str
+
+    def encode(self, images: torch.Tensor, boxes: np.ndarray | None = None) -> Encoded:
+        """Describe photos.
+
+        Args:
+            images: ``uint8[n, 3, S, S]`` (``S`` = the model's input size).
+            boxes: normalised xyxy ``float[n, 4]`` to describe instead of detecting (a box the
+                user drew, or evaluation on true boxes).
+        """
+        ...
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """``auto`` → CUDA when present, else CPU."""
+    if isinstance(name, torch.device):
+        return name
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for but no CUDA device is available; use 'auto'")
+    return torch.device(name)
+
+
+class NetEncoder:
+    """The served network as an :class:`Encoder` (detect → crop → embed, hash, classify).
+
+    Args:
+        net: the network (put in eval mode here).
+        meta: the model folder's metadata (needs ``fingerprint``; ``name``/``version`` kept).
+        device: where to compute.
+        batch_size: photos per forward pass.
+    """
+
+    def __init__(
+        self,
+        net: VSearchNet,
+        meta: dict[str, Any],
+        device: str | torch.device = "cpu",
+        batch_size: int = 64,
+    ) -> None:
+        if "fingerprint" not in meta:
+            raise ValueError("model metadata has no 'fingerprint'; export it with save_model")
+        self.device = resolve_device(device)
+        self.net = net.to(self.device).eval()
+        self.meta = dict(meta)
+        self.batch_size = batch_size
+        self.categories = list(net.config.categories)
+        # A one-class head says nothing; the pipeline then relies on the neighbour vote.
+        self.has_classifier = net.config.num_categories >= 2
+        self.fingerprint = str(meta["fingerprint"])
+        self.name = str(meta.get("name", "vsearch-net"))
+        self.version = str(meta.get("version", "0"))
+        self.input_size = int(net.config.input_size)
+
+    @classmethod
+    def load(
+        cls, model_dir: Path, device: str | torch.device = "cpu", batch_size: int = 64
+    ) -> NetEncoder:
+        """From a model folder (:func:`vsearch.model.export.save_model`), fingerprint checked."""
+        dev = resolve_device(device)
+        net, meta = load_model(Path(model_dir), dev)
+        return cls(net, meta, dev, batch_size)
+
+    def encode(self, images: torch.Tensor, boxes: np.ndarray | None = None) -> Encoded:
+        """See :meth:`Encoder.encode`. Rows of ``boxes`` that are all NaN are detected, so a
+        batch may mix user-drawn boxes and photos without one."""
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be [n, 3, S, S], got {tuple(images.shape)}")
+        n = images.shape[0]
+        if boxes is None:
+            return self._run(images, None)
+        boxes = np.asarray(boxes, dtype=np.float32)
+        if boxes.shape != (n, 4):
+            raise ValueError(f"boxes must be float[{n}, 4], got {boxes.shape}")
+        detect = np.isnan(boxes).all(axis=1)
+        if not detect.any():
+            return self._run(images, boxes)
+        if detect.all():
+            return self._run(images, None)
+        given = np.flatnonzero(~detect)
+        found = np.flatnonzero(detect)
+        parts = [
+            self._run(images[torch.from_numpy(given)], boxes[given]),
+            self._run(images[torch.from_numpy(found)], None),
+        ]
+        order = np.argsort(np.concatenate([given, found]), kind="stable")
+        return Encoded.concat(parts).take(order)
+
+    def _run(self, images: torch.Tensor, boxes: np.ndarray | None) -> Encoded:
+        n = images.shape[0]
+        if n == 0:
+            cfg = self.net.config
+            return Encoded(
+                np.zeros((0, len(self.categories)), np.float32),
+                np.zeros((0, 4), np.float32),
+                np.zeros(0, np.float32),
+                np.zeros((0, cfg.embedding_dim), np.float32),
+                np.zeros((0, cfg.bits // 8), np.uint8),
+            )
+        out = embed_images(
+            self.net,
+            images,
+            boxes=None if boxes is None else torch.from_numpy(np.ascontiguousarray(boxes)),
+            batch_size=self.batch_size,
+            device=self.device,
+        )
+        probs = out["category_probs"].astype(np.float32).reshape(n, -1)
+        if not self.has_classifier:
+            probs = np.full((n, len(self.categories)), 1.0 / len(self.categories), np.float32)
+        return Encoded(
+            category_probs=probs,
+            boxes=out["boxes"].astype(np.float32).reshape(n, 4),
+            box_scores=out["box_scores"].astype(np.float32).reshape(n),
+            embeddings=out["embedding"].astype(np.float32).reshape(n, -1),
+            codes=out["codes"].reshape(n, -1),
+        )

@@ -1,0 +1,134 @@
+"""Photos → model pixels: the one decode used by training, evaluation and the service.
+
+Why one function: a network sees what its input pipeline made of a photo (resampling filter,
+JPEG draft scale, colour conversion). If the service decoded uploads differently from the way
+training and the catalog index decoded their files, the query embedding would drift from the
+catalog's for no reason the metrics could show. :func:`to_model_pixels` is that shared step;
+:func:`decode_file` (drops) and :func:`decode_bytes` (uploads) only differ in where the bytes
+come from and in how strictly they are checked.
+
+Uploads are untrusted: :func:`decode_bytes` checks the byte size before parsing, the pixel
+count from the header *before* decoding (a decompression bomb is refused without being
+expanded), only accepts the usual photo formats, and decodes fully so that a truncated file is
+an error, not a grey half-image. Every refusal is a :class:`~vsearch.errors.BadInput` whose
+message names the problem.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from vsearch.errors import BadInput
+
+RESAMPLE = Image.BILINEAR
+REDUCING_GAP = 2.0  # PIL's two-step reduce: fast and close to a full-quality resample
+
+
+def to_model_pixels(img: Image.Image, size: int) -> np.ndarray:
+    """An opened PIL image → ``uint8[3, size, size]`` RGB (resized, aspect not kept).
+
+    Why the aspect is not kept: boxes are normalised xyxy, so a plain resize maps a box drawn
+    on the original photo to the same numbers on the model's input.
+    """
+    img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when possible
+    rgb = img.convert("RGB").resize((size, size), RESAMPLE, reducing_gap=REDUCING_GAP)
+    return np.array(rgb, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def decode_file(path: Path, size: int) -> np.ndarray:
+    """Decode an image file of a (validated) drop into ``uint8[3, size, size]``.
+
+    Raises:
+        OSError, ValueError: what PIL raises for a missing or undecodable file (callers add
+            the context: which drop, what to do).
+    """
+    with Image.open(path) as img:
+        return to_model_pixels(img, size)
+
+
+def decode_bytes(
+    data: bytes,
+    size: int,
+    max_bytes: int,
+    max_pixels: int,
+    formats: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Check and decode an uploaded photo into ``uint8[3, size, size]``.
+
+    Args:
+        data: the file's bytes.
+        size: the model's input side.
+        max_bytes: larger uploads are refused before parsing.
+        max_pixels: images whose header declares more pixels are refused before decoding.
+        formats: PIL format names accepted (``None``: any PIL can open).
+
+    Raises:
+        BadInput: empty, too many bytes, not an image (or a refused format), too many pixels,
+            truncated or corrupt.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise BadInput(f"image must be bytes, got {type(data).__name__}")
+    n = len(data)
+    if n == 0:
+        raise BadInput("image is empty (0 bytes)")
+    if n > max_bytes:
+        raise BadInput(f"image too large: {n} bytes > max_image_bytes {max_bytes}")
+    if formats:
+        Image.init()
+        unknown = sorted({f.upper() for f in formats} - set(Image.OPEN))
+        if unknown:
+            raise ValueError(f"search.image_formats: PIL cannot open formats {unknown}")
+    if ImageFile.LOAD_TRUNCATED_IMAGES:  # set globally by other code: we would miss truncation
+        raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; refusing to decode")
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel limit is checked next; PIL's warning would only duplicate it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=list(formats) if formats else None)
+    except Image.DecompressionBombError as exc:
+        raise BadInput(f"image has too many pixels (decompression bomb): {exc}") from None
+    except UnidentifiedImageError:
+        accepted = f" (accepted formats: {', '.join(formats)})" if formats else ""
+        raise BadInput(f"not an image: cannot identify the image format{accepted}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadInput(f"image is truncated or corrupt: {exc}") from None
+    with img:
+        width, height = img.size
+        if width < 1 or height < 1:
+            raise BadInput(f"image has no pixels: {width}x{height}")
+        if width * height > max_pixels:
+            raise BadInput(
+                f"image has too many pixels: {width}x{height} = {width * height} > "
+                f"max_image_pixels {max_pixels} (decompression bomb guard)"
+            )
+        try:
+            return to_model_pixels(img, size)
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise BadInput(f"image is truncated or corrupt: {exc}") from None
+
+
+def check_box(box: Sequence[float] | None) -> np.ndarray | None:
+    """A user-drawn box as ``float32[4]`` normalised xyxy (``None`` passes through).
+
+    Raises:
+        BadInput: not four finite numbers in [0, 1] with ``x0 < x1`` and ``y0 < y1``.
+    """
+    if box is None:
+        return None
+    try:
+        arr = np.asarray(box, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise BadInput(f"box must be 4 numbers x0,y0,x1,y1 in [0, 1], got {box!r}") from None
+    if arr.shape != (4,):
+        raise BadInput(f"box must be 4 numbers x0,y0,x1,y1 in [0, 1], got shape {arr.shape}")
+    if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+        raise BadInput(f"box outside [0, 1]: {arr.tolist()} (normalised x0,y0,x1,y1 expected)")
+    if arr[0] >= arr[2] or arr[1] >= arr[3]:
+        raise BadInput(f"box is empty: need x0 < x1 and y0 < y1, got {arr.tolist()}")
+    return arr.astype(np.float32)

@@ -1,0 +1,113 @@
+"""``/search_batch``: many photos per call, merged across concurrent callers by BentoML.
+
+How the batching works: the endpoint is ``@bentoml.api(batchable=True)`` with one argument, a
+list of :class:`BatchQuery`. Each HTTP request sends its own list; BentoML's adaptive dispatcher
+concatenates the lists of requests that arrive close together (up to
+``serving.batch_max_size`` photos, waiting as long as its latency model says pays off) into one
+call of :func:`run_batch`, and splits the returned list back per request. One call decodes every
+photo, runs the model once per distinct ``k`` and searches the index as a batch.
+
+Why JSON with base64 photos and not multipart files: BentoML can batch a ``list[Path]`` of
+uploaded files, but a batchable API takes exactly one argument, so per-photo options (box,
+category, k) could not travel with the files. A list of small JSON objects carries both.
+
+Errors are per photo: one bad photo gets ``{"error": ..., "status": 4xx}`` in its slot and the
+others are answered normally (a batch must not fail because of one caller's bad input).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from vsearch.errors import BadInput
+from vsearch.serving.http import HttpError, parse_box, status_of
+from vsearch.serving.state import NotLoaded, ServingState
+from vsearch.serving.web import response_json
+
+log = logging.getLogger(__name__)
+
+
+class BatchQuery(BaseModel):
+    """One photo of a batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(description="the photo's bytes, base64-encoded")
+    box: list[float] | str | None = Field(
+        None, description="normalised x0,y0,x1,y1 to search instead of detecting"
+    )
+    category: str | None = Field(None, description="search only this category")
+    k: int | None = Field(None, description="results wanted (default search.default_k)")
+
+
+def _error(status: int, message: str) -> dict[str, Any]:
+    return {"error": message, "status": status}
+
+
+def _prepare(pipeline: Any, q: BatchQuery, default_k: int) -> tuple[int, Any, Any, np.ndarray]:
+    """Checked ``(k, category, box, pixels)`` of one query (raises HttpError)."""
+    from vsearch.search.images import check_box
+
+    try:
+        k = pipeline.check_k(default_k if q.k is None else q.k)
+        category = pipeline.check_category(q.category or None)
+        box = check_box(parse_box(q.box))
+    except BadInput as exc:
+        raise HttpError(422, str(exc)) from None
+    try:
+        data = base64.b64decode(q.image, validate=True)
+    except (binascii.Error, ValueError):
+        raise HttpError(400, "image is not valid base64") from None
+    try:
+        pixels = pipeline.decode(data)
+    except BadInput as exc:
+        raise HttpError(status_of(exc), str(exc)) from None
+    return k, category, box, pixels
+
+
+def run_batch(state: ServingState, queries: list[BatchQuery]) -> list[dict[str, Any]]:
+    """Answer every query of a merged batch (one slot per query, never raises for bad input)."""
+    n = len(queries)
+    out: list[dict[str, Any] | None] = [None] * n
+    try:
+        with state.lease() as served:
+            pipeline = served.pipeline
+            default_k = state.settings.search.default_k
+            ready: dict[int, list[tuple[int, Any, Any, np.ndarray]]] = {}
+            t0 = time.perf_counter()
+            for i, q in enumerate(queries):
+                try:
+                    k, category, box, pixels = _prepare(pipeline, q, default_k)
+                except HttpError as exc:
+                    out[i] = _error(exc.status, exc.message)
+                    continue
+                ready.setdefault(k, []).append((i, category, box, pixels))
+            decode_ms = (time.perf_counter() - t0) * 1e3 / max(n, 1)
+            for k, group in ready.items():
+                images = torch.from_numpy(np.stack([g[3] for g in group]))
+                boxes = np.full((len(group), 4), np.nan, dtype=np.float32)
+                for j, g in enumerate(group):
+                    if g[2] is not None:
+                        boxes[j] = g[2]
+                use_boxes = None if np.isnan(boxes).all() else boxes
+                with torch.inference_mode():
+                    responses = pipeline.search_images(images, k, use_boxes, [g[1] for g in group])
+                for g, r in zip(group, responses, strict=True):
+                    r.timings_ms["decode"] = decode_ms
+                    r.timings_ms["total"] += decode_ms
+                    body = response_json(served, r)
+                    body["batch_size"] = n
+                    out[g[0]] = body
+    except NotLoaded as exc:
+        return [_error(503, str(exc))] * n
+    except BadInput as exc:  # a check that only the batch as a whole could fail
+        return [_error(400, str(exc))] * n
+    return [o if o is not None else _error(500, "no answer") for o in out]

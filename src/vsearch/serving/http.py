@@ -1,0 +1,214 @@
+"""HTTP plumbing shared by the service's routes: JSON errors, the body-size guard, parsing.
+
+Why a pure-ASGI body guard: BentoML has no request-size limit, and both Starlette's form parser
+and BentoML's API layer read a whole body before anyone can look at it. The guard runs in front
+of every route: a declared ``Content-Length`` above the limit is answered 413 without reading a
+byte, and a streamed (chunked) body is counted as it arrives and refused the moment it passes
+the limit. Bodies within the limit are buffered once and replayed to the route.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from vsearch.errors import BadInput
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class HttpError(Exception):
+    """A refusal with its HTTP status; the message is the JSON ``error``."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def error_response(
+    status: int, message: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
+
+# Upload refusals that are about size (413); every other BadInput of a photo is a 400.
+_TOO_LARGE = ("too large", "too many pixels", "decompression bomb")
+
+
+def status_of(exc: BadInput) -> int:
+    """HTTP status of a refused upload: 413 for too many bytes or pixels, else 400."""
+    text = str(exc).lower()
+    return 413 if any(s in text for s in _TOO_LARGE) else 400
+
+
+async def reply_json(send: Send, status: int, message: str) -> None:
+    """A JSON ``{"error": message}`` answer straight on the ASGI channel (closes the
+    connection: the request body may be left unread)."""
+    body = json.dumps({"error": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies above ``limit_for(path)`` bytes with a JSON 413."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], limit_for: Callable[[str], int]):
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope.get("path", ""))
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                await reply_json(send, 400, f"bad Content-Length header {declared!r}")
+                return
+            if size > limit:
+                await reply_json(
+                    send, 413, f"request body of {size} bytes exceeds the limit of {limit} bytes"
+                )
+                return
+        chunks, total = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            part = message.get("body", b"")
+            total += len(part)
+            if total > limit:
+                await reply_json(send, 413, f"request body exceeds the limit of {limit} bytes")
+                return
+            chunks.append(part)
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(chunks), False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: only a disconnect can come
+
+        await self.app(scope, replay, send)
+
+
+class ReadyGuard:
+    """ASGI middleware: answer 503 with ``message()`` on ``paths`` while ``ready()`` is false.
+
+    Why: a batchable BentoML API answers per photo, so without this a service with nothing
+    loaded would say 200 with an error in every slot; a load balancer needs the 503.
+    """
+
+    def __init__(
+        self,
+        app: Callable[..., Awaitable[None]],
+        paths: frozenset[str],
+        ready: Callable[[], bool],
+        message: Callable[[], str],
+    ):
+        self.app = app
+        self.paths = paths
+        self.ready = ready
+        self.message = message
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        guarded = scope["type"] == "http" and scope.get("path", "").rstrip("/") in self.paths
+        if guarded and not self.ready():
+            await reply_json(send, 503, self.message())
+            return
+        await self.app(scope, receive, send)
+
+
+# -- parsing of form fields (each raises HttpError 422 naming the field) ------------------------
+
+
+def parse_k(raw: Any, default: int) -> int:
+    """``k`` from a form field or JSON value (range is checked by the pipeline)."""
+    if raw is None or raw == "":
+        return default
+    if isinstance(raw, bool):
+        raise HttpError(422, f"k must be an integer, got {raw!r}")
+    if isinstance(raw, int):
+        return raw
+    try:
+        return int(str(raw).strip())
+    except ValueError:
+        raise HttpError(422, f"k must be an integer, got {raw!r}") from None
+
+
+def parse_box(raw: Any) -> list[float] | None:
+    """A box as ``"x0,y0,x1,y1"`` or a JSON list of 4 numbers (normalised; checked later)."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    value: Any = raw
+    if isinstance(raw, str):
+        text = raw.strip()
+        try:
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        except json.JSONDecodeError:
+            raise HttpError(422, f"box must be 'x0,y0,x1,y1' or a JSON list, got {raw!r}") from None
+    if not isinstance(value, list | tuple) or len(value) != 4:
+        raise HttpError(422, f"box must have 4 numbers x0,y0,x1,y1 in [0, 1], got {raw!r}")
+    try:
+        box = [float(v) for v in value]
+    except (TypeError, ValueError):
+        raise HttpError(
+            422, f"box must have 4 numbers x0,y0,x1,y1 in [0, 1], got {raw!r}"
+        ) from None
+    if not all(math.isfinite(v) for v in box):
+        raise HttpError(422, f"box must be finite numbers, got {raw!r}")
+    return box
+
+
+def parse_float(raw: Any, name: str, lo: float, hi: float, default: float | None = None) -> float:
+    """A number field within ``[lo, hi]`` (``default`` when absent; else required)."""
+    if raw is None or raw == "":
+        if default is None:
+            raise HttpError(422, f"{name} is required")
+        return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise HttpError(422, f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise HttpError(422, f"{name} must be in [{lo}, {hi}], got {raw!r}")
+    return value
+
+
+def parse_text(raw: Any, name: str, max_len: int, required: bool = True) -> str | None:
+    """A short single-line text field (no control characters)."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        if required:
+            raise HttpError(422, f"{name} is required")
+        return None
+    if not isinstance(raw, str):
+        raise HttpError(422, f"{name} must be text")
+    text = raw.strip()
+    if len(text) > max_len or any(ord(c) < 32 for c in text):
+        raise HttpError(422, f"{name} must be at most {max_len} printable characters")
+    return text

@@ -1,0 +1,400 @@
+"""What the service serves: one (pipeline, release, model) behind one reference, hot-swapped.
+
+Why this shape (DESIGN.md section 11: BentoML has no model/index hot swap): a reload builds a
+complete new :class:`Served` (model loaded, release opened and its fingerprint checked against
+the model, catalog read, one smoke search) *beside* the one serving, then replaces the
+reference in one assignment. A request takes a lease on whatever is current when it starts and
+finishes on it; the old pipeline is closed when its last lease ends. A reload that fails at any
+step raises :class:`ReloadRefused` and leaves the old one serving untouched.
+
+Which model: the registry's ``serving.model_alias`` (``champion``) when MLflow is configured
+(``serving.model_source``), resolved to a version at load time and downloaded into
+``serving.model_cache_dir``; otherwise ``serving.model_dir``, or the model folder beside the
+release's embeddings (``<run>/embeddings`` → ``<run>/model``) when only that one matches the
+release's fingerprint. The engine refuses a release built by another model either way.
+
+Admin writes (:meth:`ServingState.upsert`, :meth:`ServingState.delete`) and reloads are
+serialised by one lock, so a write always lands in the release that serves after it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from vsearch.errors import BadInput
+from vsearch.index.embeddings import EmbeddingSet, ModelInfo
+from vsearch.index.manifest import Manifest
+from vsearch.index.release import current_version, resolve
+from vsearch.search.pipeline import CATALOG_FIELDS
+from vsearch.serving.admin_store import AdminStore
+from vsearch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MODEL_META = "model.json"  # vsearch.model.export.META_FILE (read without importing torch code)
+SIBLING_MODEL_DIR = "model"  # training writes <run>/model next to <run>/embeddings
+CATALOG_COLUMNS = list(CATALOG_FIELDS)  # what results show; the admin store keeps the same
+
+
+class ReloadRefused(BadInput):
+    """A release/model could not be loaded; whatever served before still serves."""
+
+
+class NotLoaded(BadInput):
+    """Nothing is loaded yet (no release, or the first load failed)."""
+
+
+@dataclass
+class Served:
+    """One loaded pipeline and what it is: the unit the service swaps."""
+
+    pipeline: Any  # vsearch.search.pipeline.SearchPipeline
+    release: str
+    model: dict[str, Any]
+    drop: str
+    loaded_at: str
+    load_s: float
+    _leases: int = 0
+    _retired: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "release": self.release,
+            "model": self.model,
+            "drop": self.drop,
+            "loaded_at": self.loaded_at,
+            "load_s": round(self.load_s, 3),
+            "items": len(self.pipeline.engine),
+            "categories": sorted(self.pipeline.engine.categories),
+        }
+
+    def _acquire(self) -> None:
+        with self._lock:
+            self._leases += 1
+
+    def _release(self) -> None:
+        with self._lock:
+            self._leases -= 1
+            done = self._retired and self._leases == 0
+        if done:
+            self._close()
+
+    def retire(self) -> None:
+        """No new leases reach this one (it was swapped out); close it when the last ends."""
+        with self._lock:
+            self._retired = True
+            done = self._leases == 0
+        if done:
+            self._close()
+
+    def _close(self) -> None:
+        log.info("closing release %s (retired, no request in flight)", self.release)
+        self.pipeline.close()
+
+
+def _read_fingerprint(model_dir: Path) -> str | None:
+    try:
+        return str(json.loads((model_dir / MODEL_META).read_text()).get("fingerprint"))
+    except (OSError, ValueError):
+        return None
+
+
+def mlflow_configured(settings: Settings) -> bool:
+    """True when a tracking server is named (environment or params), not just defaulted."""
+    return bool(os.environ.get("MLFLOW_TRACKING_URI") or settings.services.mlflow.tracking_uri)
+
+
+class ServingState:
+    """The current :class:`Served` (or none), with reload, leases and admin writes.
+
+    Args:
+        settings: all settings.
+        root: the project root relative paths in settings resolve against.
+    """
+
+    def __init__(self, settings: Settings, root: Path) -> None:
+        self.settings = settings
+        self.root = root
+        self._current: Served | None = None
+        self._swap = threading.Lock()  # guards the reference and lease taking
+        self._writes = threading.Lock()  # one reload or admin write at a time
+        self.last_error: str | None = None
+        self.admin = AdminStore(self.abs(settings.serving.admin_dir))
+
+    def abs(self, path: Path) -> Path:
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def indexes_dir(self) -> Path:
+        return self.abs(self.settings.project.indexes_dir)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    @property
+    def current(self) -> Served | None:
+        return self._current
+
+    @contextmanager
+    def lease(self) -> Iterator[Served]:
+        """The current pipeline, kept open until the block ends (even across a swap).
+
+        Raises:
+            NotLoaded: nothing to serve yet (the message says why and what to do).
+        """
+        with self._swap:
+            served = self._current
+            if served is None:
+                raise NotLoaded(self.not_loaded_message())
+            served._acquire()
+        try:
+            yield served
+        finally:
+            served._release()
+
+    def not_loaded_message(self) -> str:
+        why = f" ({self.last_error})" if self.last_error else ""
+        return (
+            f"no index release is loaded{why}: build one (`vsearch index build` or the nightly "
+            "flow), then POST /admin/reload"
+        )
+
+    # -- drop and model ------------------------------------------------------------------------
+
+    def drop_dir(self) -> Path:
+        """``serving.drop_dir``, else ``data/raw/<drop named by ingest.current_file>``."""
+        from vsearch.data.ingest import current_drop
+
+        s = self.settings
+        if s.serving.drop_dir is not None:
+            return self.abs(s.serving.drop_dir)
+        return self.abs(s.ingest.raw_dir) / current_drop(s, self.root)
+
+    def _registry_model(self) -> tuple[Path, dict[str, Any]]:
+        from vsearch.registry.registry import ModelRegistry
+
+        s = self.settings.serving
+        registry = ModelRegistry.from_settings(self.settings)
+        info = registry.get_version(s.model_alias)
+        dest = self.abs(s.model_cache_dir) / f"{info.name}-v{info.version}"
+        if info.fingerprint is None or _read_fingerprint(dest) != info.fingerprint:
+            registry.download_model(info.version, dest)
+        meta = {
+            "source": "registry",
+            "name": info.name,
+            "version": info.version,
+            "alias": s.model_alias,
+            "uri": info.uri,
+        }
+        return dest, meta
+
+    def _path_model(self, manifest: Manifest) -> tuple[Path, dict[str, Any]]:
+        """``serving.model_dir``, or the release's sibling model folder if only it matches."""
+        configured = self.abs(self.settings.serving.model_dir)
+        want = manifest.model.fingerprint
+        candidates = [configured]
+        if manifest.source:
+            candidates.append(Path(manifest.source).parent / SIBLING_MODEL_DIR)
+        chosen = next((c for c in candidates if _read_fingerprint(c) == want), configured)
+        meta = {"source": "path", "path": str(chosen)}
+        return chosen, meta
+
+    def resolve_model(self, manifest: Manifest) -> tuple[Path, dict[str, Any]]:
+        """The model folder to serve with ``manifest``'s release, and how it was chosen."""
+        source = self.settings.serving.model_source
+        if source == "registry" or (source == "auto" and mlflow_configured(self.settings)):
+            try:
+                return self._registry_model()
+            except BadInput as exc:
+                if source == "registry":
+                    raise
+                path, meta = self._path_model(manifest)
+                meta["registry_error"] = str(exc)
+                log.warning("registry unavailable (%s); serving the model folder %s", exc, path)
+                return path, meta
+        return self._path_model(manifest)
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def _catalog(self, drop: Path) -> pd.DataFrame:
+        from vsearch.contracts import CATALOG, ContractError, read_table
+
+        try:
+            base = read_table(drop, CATALOG)
+        except ContractError as exc:
+            raise BadInput(f"catalog of drop {drop}: {exc}") from None
+        extra = self.admin.rows()
+        if extra.empty:
+            return base
+        cols = CATALOG_COLUMNS
+        return pd.concat([base[cols], extra.reindex(columns=cols)], ignore_index=True)
+
+    def _build(self) -> Served:
+        from vsearch.search.encoder import NetEncoder
+        from vsearch.search.pipeline import SearchPipeline
+
+        t0 = time.perf_counter()
+        s = self.settings
+        manifest = Manifest.read(resolve(self.indexes_dir))
+        model_dir, model_meta = self.resolve_model(manifest)
+        if not model_dir.is_dir():
+            raise BadInput(
+                f"model folder {model_dir} does not exist: train one (`vsearch train`), set "
+                "serving.model_dir, or register a champion in MLflow"
+            )
+        try:
+            encoder = NetEncoder.load(model_dir, s.project.device, batch_size=s.search.encode_batch)
+        except ValueError as exc:
+            raise BadInput(f"model {model_dir}: {exc}") from None
+        drop = self.drop_dir()
+        catalog = self._catalog(drop)
+        from vsearch.index.engine import Engine
+
+        engine = Engine.open_current(
+            self.indexes_dir, s.index, expected_model=encoder.fingerprint, writable=True
+        )
+        try:
+            pipeline = SearchPipeline(encoder, engine, catalog, s)
+            self._smoke(pipeline)
+        except BaseException:
+            engine.close()
+            raise
+        model_meta.update(
+            fingerprint=encoder.fingerprint,
+            name=model_meta.get("name", getattr(encoder, "name", "")),
+            version=model_meta.get("version", getattr(encoder, "version", "")),
+        )
+        return Served(
+            pipeline=pipeline,
+            release=engine.version,
+            model=model_meta,
+            drop=str(drop),
+            loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            load_s=time.perf_counter() - t0,
+        )
+
+    @staticmethod
+    def _smoke(pipeline: Any) -> None:
+        """One search of a blank photo: a release that cannot answer is never swapped in."""
+        side = pipeline.input_size
+        with torch.inference_mode():
+            pipeline.search_images(torch.zeros((1, 3, side, side), dtype=torch.uint8), k=1)
+
+    def reload(self) -> Served:
+        """Load ``indexes/CURRENT`` with the configured model and swap it in.
+
+        Raises:
+            ReloadRefused: the release or model could not be loaded (fingerprint mismatch,
+                damaged files, no release, no model); the previous pipeline keeps serving.
+        """
+        with self._writes:
+            try:
+                new = self._build()
+            except BadInput as exc:  # ReleaseError, FingerprintMismatch, missing model, ...
+                self._refused(str(exc))
+                raise ReloadRefused(str(exc)) from None
+            except (OSError, ValueError) as exc:
+                self._refused(f"{type(exc).__name__}: {exc}")
+                raise ReloadRefused(f"{type(exc).__name__}: {exc}") from None
+            with self._swap:
+                old, self._current = self._current, new
+            self.last_error = None
+            log.info(
+                "serving release %s with model %s (%.1fs); previous %s",
+                new.release,
+                str(new.model.get("fingerprint"))[:12],
+                new.load_s,
+                old.release if old else None,
+            )
+            if old is not None:
+                old.retire()
+            return new
+
+    def _refused(self, reason: str) -> None:
+        serving = self._current.release if self._current else None
+        log.warning("reload refused (still serving %s): %s", serving, reason)
+        if self._current is None:
+            self.last_error = reason
+
+    def try_initial_load(self) -> None:
+        """Load at start-up if a release exists; otherwise start empty and say why."""
+        if current_version(self.indexes_dir) is None:
+            self.last_error = f"no release under {self.indexes_dir} (CURRENT missing)"
+            log.warning("starting without a release: %s", self.last_error)
+            return
+        try:
+            self.reload()
+        except ReloadRefused as exc:
+            log.warning("starting without a release: %s", exc)
+
+    def close(self) -> None:
+        with self._swap:
+            old, self._current = self._current, None
+        if old is not None:
+            old.retire()
+
+    # -- admin writes --------------------------------------------------------------------------
+
+    def upsert(
+        self, row: dict[str, Any], photo: bytes, box: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """Encode an uploaded photo with the served model and upsert the listing durably.
+
+        Args:
+            row: catalog fields (item_id, category, seller_id, title, price, quality, sales).
+            photo: the image bytes (checked like a search upload).
+            box: normalised xyxy of the product, else detected.
+
+        Raises:
+            BadInput: bad photo, unknown category, or nothing loaded.
+        """
+        from PIL import Image
+
+        with self._writes, self.lease() as served:
+            pipeline = served.pipeline
+            category = pipeline.check_category(row["category"])
+            pixels = pipeline.decode(photo)
+            boxes = None if box is None else np.asarray([box], dtype=np.float32)
+            with torch.inference_mode():
+                enc = pipeline.encoder.encode(torch.from_numpy(pixels[None]), boxes)
+            with Image.open(io.BytesIO(photo)) as img:  # decoded above: the format is known
+                fmt = img.format or ""
+            stored = self.admin.add({**row, "category": category}, photo, fmt)
+            model = served.pipeline.engine.manifest.model
+            items = EmbeddingSet(
+                np.asarray([row["item_id"]], dtype=object),
+                np.asarray([category], dtype=object),
+                enc.codes,
+                enc.embeddings,
+                ModelInfo(model.name, model.version, model.fingerprint),
+            )
+            seq = pipeline.engine.upsert(items)
+            pipeline.update_catalog(pd.DataFrame([stored]).reindex(columns=CATALOG_COLUMNS))
+            return {
+                "item_id": row["item_id"],
+                "category": category,
+                "box": [float(x) for x in enc.boxes[0]],
+                "image": stored["image"],
+                "release": served.release,
+                "seq": seq,
+            }
+
+    def delete(self, item_id: str) -> int:
+        """Tombstone a listing durably; returns how many live items were deleted (0 or 1)."""
+        with self._writes, self.lease() as served:
+            return served.pipeline.engine.delete([item_id])

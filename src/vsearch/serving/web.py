@@ -1,0 +1,365 @@
+"""The Starlette app the BentoML service mounts: web page, photos, single search, admin.
+
+Why these routes live here and not as ``@bentoml.api`` methods: BentoML APIs are POST-only and
+turn any exception outside its own types (a malformed multipart body, a starlette
+``HTTPException``) into a 500; its file inputs also accept a URL that the server would then
+download. Here every refusal is a JSON ``{"error": ...}`` with the right 4xx status, and uploads
+are only ever bytes from the request. ``/search_batch`` stays a BentoML API: it needs BentoML's
+adaptive batching.
+
+Routes (all answers JSON unless a page or photo):
+
+* ``GET /`` the web page (``static/``), ``GET /static/...`` its script and style;
+* ``POST /search`` multipart: ``image`` file, optional ``box``, ``category``, ``k``;
+* ``GET /samples`` held-out demo query photos; ``GET /images/{path}`` photos of the drop;
+  ``GET /uploads/{name}`` photos added through the admin API;
+* ``POST /admin/items`` (multipart upsert), ``DELETE /admin/items/{item_id}``,
+  ``POST /admin/reload``: bearer token from the environment variable ``serving.admin_token_env``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from vsearch.errors import BadInput
+from vsearch.serving.admin_store import IMAGE_PREFIX
+from vsearch.serving.http import (
+    HttpError,
+    error_response,
+    parse_box,
+    parse_float,
+    parse_k,
+    parse_text,
+    status_of,
+)
+from vsearch.serving.state import NotLoaded, ReloadRefused, Served, ServingState
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+DROP_IMAGES = "images/"  # drop image paths start here (contracts.IMAGES_DIR)
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+PHOTO_CONTENT_TYPES = ("image/", "application/octet-stream")
+IMAGE_CACHE = "public, max-age=3600"
+
+
+# -- what the JSON says about photos ---------------------------------------------------------
+
+
+def image_url(rel: str) -> str | None:
+    """URL of a catalog/query photo path (relative to the drop, or an admin upload)."""
+    if rel.startswith(IMAGE_PREFIX):
+        return "/uploads/" + quote(rel[len(IMAGE_PREFIX) :])
+    if rel.startswith(DROP_IMAGES):
+        return "/images/" + quote(rel[len(DROP_IMAGES) :])
+    return None
+
+
+def response_json(served: Served, response: Any) -> dict[str, Any]:
+    """A pipeline response as the service's JSON: plus photo URLs and what served it."""
+    body = response.to_dict()
+    for hit in body["results"]:
+        hit["image_url"] = image_url(hit.get("image") or "")
+    body["release"] = served.release
+    body["model"] = {
+        "version": served.model.get("version"),
+        "fingerprint": served.model.get("fingerprint"),
+    }
+    return body
+
+
+# -- the app ---------------------------------------------------------------------------------
+
+
+class WebApp:
+    """Route handlers over a :class:`ServingState` (``get_state`` finds it per request)."""
+
+    def __init__(self, get_state: Callable[[], ServingState]) -> None:
+        self.get_state = get_state
+        self._search_limiter: anyio.CapacityLimiter | None = None
+        self._admin_limiter: anyio.CapacityLimiter | None = None
+
+    @property
+    def state(self) -> ServingState:
+        return self.get_state()
+
+    def limiters(self) -> tuple[anyio.CapacityLimiter, anyio.CapacityLimiter]:
+        """Searches share ``serving.search_threads`` threads; admin work gets its own one, so
+        a reload never waits behind searches (nor blocks them)."""
+        if self._search_limiter is None:
+            self._search_limiter = anyio.CapacityLimiter(self.state.settings.serving.search_threads)
+            self._admin_limiter = anyio.CapacityLimiter(1)
+        assert self._admin_limiter is not None
+        return self._search_limiter, self._admin_limiter
+
+    def routes(self) -> list[Any]:
+        return [
+            Route("/", self.page, methods=["GET"]),
+            Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+            Route("/search", self.search, methods=["POST"]),
+            Route("/samples", self.samples, methods=["GET"]),
+            Route("/images/{path:path}", self.drop_image, methods=["GET"]),
+            Route("/uploads/{name:path}", self.upload_image, methods=["GET"]),
+            Route("/admin/items", self.admin_upsert, methods=["POST"]),
+            Route("/admin/items/{item_id:path}", self.admin_delete, methods=["DELETE"]),
+            Route("/admin/reload", self.admin_reload, methods=["POST"]),
+        ]
+
+    def app(self) -> Starlette:
+        return Starlette(routes=self.routes())
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    async def _guard(self, fn: Callable[[], Awaitable[Response]]) -> Response:
+        """Run a handler, turning every refusal into a JSON error with its status."""
+        try:
+            return await fn()
+        except HttpError as exc:
+            return error_response(exc.status, exc.message, exc.headers)
+        except NotLoaded as exc:
+            return error_response(503, str(exc))
+        except (HTTPException, MultiPartException) as exc:
+            detail = getattr(exc, "detail", None) or getattr(exc, "message", str(exc))
+            return error_response(400, f"malformed request body: {detail}")
+
+    @staticmethod
+    async def _form(request: Request, what: str) -> Any:
+        ctype = request.headers.get("content-type", "")
+        if not ctype.lower().startswith("multipart/form-data"):
+            raise HttpError(
+                415, f"{what} takes multipart/form-data with an 'image' file (got {ctype!r})"
+            )
+        return await request.form(max_files=1)
+
+    @staticmethod
+    async def _photo(form: Any) -> bytes:
+        upload = form.get("image")
+        if not isinstance(upload, UploadFile):
+            raise HttpError(400, "missing the 'image' file field (multipart/form-data)")
+        ctype = (upload.content_type or "").lower()
+        if ctype and not ctype.startswith(PHOTO_CONTENT_TYPES):
+            raise HttpError(415, f"image has content type {ctype!r}; send a photo (image/*)")
+        return await upload.read()
+
+    def _check_size(self, data: bytes) -> None:
+        limit = self.state.settings.search.max_image_bytes
+        if not data:
+            raise HttpError(400, "image is empty (0 bytes)")
+        if len(data) > limit:
+            raise HttpError(413, f"image too large: {len(data)} bytes > {limit}")
+
+    # -- pages and photos ----------------------------------------------------------------------
+
+    async def page(self, request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    async def drop_image(self, request: Request) -> Response:
+        """A photo of the served drop, only from under its ``images/`` folder."""
+        state = self.state
+        rel = request.path_params["path"]
+        parts = Path(rel).parts
+        if not rel or rel.startswith("/") or ".." in parts or "\x00" in rel:
+            return error_response(400, f"bad image path {rel!r}")
+        try:
+            base = (state.drop_dir() / DROP_IMAGES).resolve()
+        except BadInput as exc:
+            return error_response(404, str(exc))
+        path = (base / rel).resolve()
+        if not path.is_relative_to(base) or path.suffix.lower() not in IMAGE_SUFFIXES:
+            return error_response(400, f"bad image path {rel!r}")
+        if not path.is_file():
+            return error_response(404, f"no image {rel!r}")
+        return FileResponse(path, headers={"Cache-Control": IMAGE_CACHE})
+
+    async def upload_image(self, request: Request) -> Response:
+        try:
+            path = self.state.admin.photo(request.path_params["name"])
+        except BadInput as exc:
+            return error_response(404, str(exc))
+        return FileResponse(path, headers={"Cache-Control": IMAGE_CACHE})
+
+    async def samples(self, request: Request) -> Response:
+        """Held-out query photos of the drop (never trained on): the page's demo queries."""
+        state = self.state
+        n = state.settings.serving.samples
+
+        def pick() -> list[dict[str, Any]]:
+            from vsearch.contracts import QUERIES, ContractError, read_table
+            from vsearch.training.data import holdout_mask
+
+            try:
+                queries = read_table(state.drop_dir(), QUERIES)
+            except (BadInput, ContractError):
+                return []
+            ids = queries["query_id"].astype(str)
+            held = queries[holdout_mask(ids, state.settings.train.holdout_share)]
+            held = held.sort_values("query_id").head(n)
+            return [
+                {"query_id": str(q), "image_url": image_url(str(img))}
+                for q, img in zip(held["query_id"], held["image"], strict=True)
+                if image_url(str(img))
+            ]
+
+        return JSONResponse({"samples": await anyio.to_thread.run_sync(pick)})
+
+    # -- search --------------------------------------------------------------------------------
+
+    async def search(self, request: Request) -> Response:
+        async def run() -> Response:
+            form = await self._form(request, "POST /search")
+            data = await self._photo(form)
+            k_raw, box_raw, cat_raw = form.get("k"), form.get("box"), form.get("category")
+            state = self.state
+            k = parse_k(k_raw, state.settings.search.default_k)
+            box = parse_box(box_raw)
+            chars = state.settings.serving.max_field_chars
+            category = parse_text(cat_raw, "category", chars, required=False)
+            self._check_size(data)
+            search_limiter, _ = self.limiters()
+            body = await anyio.to_thread.run_sync(
+                lambda: self._search_sync(data, k, box, category), limiter=search_limiter
+            )
+            return JSONResponse(body)
+
+        return await self._guard(run)
+
+    def _search_sync(
+        self, data: bytes, k: int, box: list[float] | None, category: str | None
+    ) -> dict[str, Any]:
+        from vsearch.search.images import check_box
+
+        with self.state.lease() as served:
+            p = served.pipeline
+            try:
+                p.check_k(k)
+                p.check_category(category)
+                check_box(box)
+            except BadInput as exc:
+                raise HttpError(422, str(exc)) from None
+            try:
+                response = p.search_bytes(data, k, box=box, category=category)
+            except BadInput as exc:
+                raise HttpError(status_of(exc), str(exc)) from None
+            return response_json(served, response)
+
+    # -- admin ---------------------------------------------------------------------------------
+
+    def _authorize(self, request: Request) -> None:
+        """Bearer token from ``serving.admin_token_env``: 403 when unset (admin disabled),
+        401 without a bearer token, 403 with a wrong one."""
+        env = self.state.settings.serving.admin_token_env
+        token = os.environ.get(env, "")
+        if not token:
+            raise HttpError(
+                403,
+                f"the admin API is disabled: set the environment variable {env} to a secret "
+                "token and restart the service, then send 'Authorization: Bearer <token>'",
+            )
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            raise HttpError(
+                401,
+                "admin API: send 'Authorization: Bearer <token>'",
+                {"WWW-Authenticate": 'Bearer realm="vsearch-admin"'},
+            )
+        if not hmac.compare_digest(given.strip().encode(), token.encode()):
+            raise HttpError(403, "admin API: the bearer token is not valid")
+
+    async def admin_upsert(self, request: Request) -> Response:
+        async def run() -> Response:
+            self._authorize(request)
+            state = self.state
+            chars = state.settings.serving.max_field_chars
+            form = await self._form(request, "POST /admin/items")
+            data = await self._photo(form)
+            row = {
+                "item_id": parse_text(form.get("item_id"), "item_id", chars),
+                "category": parse_text(form.get("category"), "category", chars),
+                "seller_id": parse_text(form.get("seller_id"), "seller_id", chars),
+                "title": parse_text(form.get("title"), "title", chars),
+                "price": parse_float(form.get("price"), "price", 0.0, float("inf")),
+                "quality": parse_float(form.get("quality"), "quality", 0.0, 1.0, float("nan")),
+                "sales": int(parse_float(form.get("sales"), "sales", 0.0, float(2**53), 0.0)),
+            }
+            if row["price"] <= 0:
+                raise HttpError(422, f"price must be > 0, got {row['price']}")
+            box = parse_box(form.get("box"))
+            self._check_size(data)
+            _, admin_limiter = self.limiters()
+            body = await anyio.to_thread.run_sync(
+                lambda: self._upsert_sync(row, data, box), limiter=admin_limiter
+            )
+            return JSONResponse(body)
+
+        return await self._guard(run)
+
+    def _upsert_sync(
+        self, row: dict[str, Any], data: bytes, box: list[float] | None
+    ) -> dict[str, Any]:
+        from vsearch.search.images import check_box
+
+        try:
+            box_arr = check_box(box)
+        except BadInput as exc:
+            raise HttpError(422, str(exc)) from None
+        state = self.state
+        with state.lease() as served:  # the category must be one the served release knows
+            try:
+                served.pipeline.check_category(row["category"])
+            except BadInput as exc:
+                raise HttpError(422, str(exc)) from None
+        try:
+            out = state.upsert(row, data, box_arr)
+        except NotLoaded:
+            raise
+        except BadInput as exc:
+            raise HttpError(status_of(exc), str(exc)) from None
+        out["image_url"] = image_url(out["image"])
+        return out
+
+    async def admin_delete(self, request: Request) -> Response:
+        async def run() -> Response:
+            self._authorize(request)
+            item_id = request.path_params["item_id"]
+            parse_text(item_id, "item_id", self.state.settings.serving.max_field_chars)
+            _, admin_limiter = self.limiters()
+            n = await anyio.to_thread.run_sync(
+                lambda: self.state.delete(item_id), limiter=admin_limiter
+            )
+            if n == 0:
+                raise HttpError(404, f"no live item {item_id!r} in the served release")
+            return JSONResponse({"item_id": item_id, "deleted": n})
+
+        return await self._guard(run)
+
+    async def admin_reload(self, request: Request) -> Response:
+        async def run() -> Response:
+            self._authorize(request)
+            state = self.state
+            before = state.current.describe() if state.current else None
+            _, admin_limiter = self.limiters()
+            try:
+                served = await anyio.to_thread.run_sync(state.reload, limiter=admin_limiter)
+            except ReloadRefused as exc:
+                now = state.current.release if state.current else None
+                return error_response(409, f"reload refused: {exc}", serving=now)
+            return JSONResponse({"serving": served.describe(), "previous": before})
+
+        return await self._guard(run)

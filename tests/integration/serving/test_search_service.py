@@ -1,0 +1,400 @@
+"""The search service over real HTTP, serving a real (tiny, untrained) model and index releases:
+search, batching, bad input (4xx JSON, never 5xx), admin writes, hot reload under load and a
+refused release. One server for the whole module; tests that change what is served run last.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import subprocess
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from vsearch.index.release import set_current
+from vsearch.serving.process import start_background, stop
+
+pytestmark = pytest.mark.integration
+
+ADMIN_TOKEN = "test-admin-token"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+TIMEOUT = 60
+
+
+@pytest.fixture(scope="module")
+def service(served_project, port_factory) -> Iterator[str]:
+    port = port_factory()
+    root = served_project.root
+    proc: subprocess.Popen[bytes] = start_background(
+        "127.0.0.1",
+        port,
+        served_project.params,
+        root,
+        root / "service.log",
+        timeout_s=120,
+        env={"VSEARCH_ADMIN_TOKEN": ADMIN_TOKEN},
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="module")
+def client(service: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=service, timeout=TIMEOUT) as c:
+        yield c
+
+
+def photo(served_project, row: int) -> tuple[bytes, str, str]:
+    """(bytes, item_id, category) of a catalog listing's photo."""
+    item = served_project.catalog.iloc[row]
+    return (served_project.drop / item["image"]).read_bytes(), item["item_id"], item["category"]
+
+
+def search(client: httpx.Client, data: bytes, **fields: str) -> httpx.Response:
+    return client.post("/search", files={"image": ("q.jpg", data, "image/jpeg")}, data=fields)
+
+
+def png(width: int, height: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (width, height)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def ids_of(hit: dict) -> list[str]:
+    return [hit["item_id"], *hit["more_sellers"]]
+
+
+# -- serving -----------------------------------------------------------------------------------
+
+
+def test_ready_and_info(client: httpx.Client, served_project) -> None:
+    assert client.get("/readyz").status_code == 200
+    info = client.post("/info", json={}).json()
+    assert info["ready"] is True and info["index_release"] == "v0001"
+    serving = info["serving"]
+    assert serving["release"] == "v0001" and serving["items"] == len(served_project.catalog)
+    assert serving["model"]["fingerprint"] == served_project.fingerprints["a"]
+    assert info["admin_enabled"] is True
+
+
+def test_catalog_photo_finds_its_own_listing_first(client: httpx.Client, served_project) -> None:
+    for row in range(0, 40, 8):
+        data, item_id, category = photo(served_project, row)
+        r = search(client, data, category=category, k="5")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert item_id in ids_of(body["results"][0])
+        assert body["category"] == category and body["category_forced"] is True
+        assert 1 <= len(body["results"]) <= 5
+    hit = body["results"][0]
+    assert {"item_id", "score", "similarity", "hamming", "category", "seller_id", "title"} <= set(
+        hit
+    )
+    assert hit["price"] > 0 and hit["image_url"].startswith("/images/")
+    assert set(body["timings_ms"]) >= {"decode", "model", "fuse", "hamming+rerank", "rank"}
+    assert len(body["box"]) == 4 and body["release"] == "v0001"
+    img = client.get(hit["image_url"])
+    assert img.status_code == 200 and img.headers["content-type"].startswith("image/")
+
+
+def test_detected_category_and_user_box(client: httpx.Client, served_project) -> None:
+    data, _, _ = photo(served_project, 1)
+    body = search(client, data).json()
+    assert body["category_forced"] is False
+    assert abs(sum(body["category_probs"].values()) - 1) < 0.5  # top few of a distribution
+    assert body["confidence"] == pytest.approx(max(body["category_probs"].values()), abs=1e-6)
+    box = [0.1, 0.2, 0.8, 0.9]
+    for given in ("0.1,0.2,0.8,0.9", "[0.1, 0.2, 0.8, 0.9]"):
+        r = search(client, data, box=given, k="3")
+        assert r.status_code == 200, r.text
+        assert r.json()["box"] == pytest.approx(box, abs=1e-6)
+        assert len(r.json()["results"]) <= 3
+
+
+def test_samples_are_held_out_queries_with_photos(client: httpx.Client) -> None:
+    samples = client.get("/samples").json()["samples"]
+    assert 1 <= len(samples) <= 4
+    img = client.get(samples[0]["image_url"])
+    assert img.status_code == 200
+    assert search(client, img.content).status_code == 200
+
+
+def test_page(client: httpx.Client) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for asset in ("/static/app.js", "/static/style.css"):
+        assert client.get(asset).status_code == 200
+    assert "http" not in client.get("/static/app.js").text.replace("http://", "")  # no CDN
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+
+def _bad_cases(served_project) -> list[tuple[str, dict, int, str]]:
+    data, _, _ = photo(served_project, 0)
+
+    def upload(content: bytes, ctype: str = "image/jpeg") -> dict:
+        return {"files": {"image": ("q.jpg", content, ctype)}}
+
+    def field(**fields: str) -> dict:
+        return {"files": {"image": ("q.jpg", data, "image/jpeg")}, "data": fields}
+
+    padded = b"\xff\xd8" + b"0" * 1_600_000  # over search.max_image_bytes, under the body limit
+    return [
+        ("not an image", upload(b"hello world"), 400, "not an image"),
+        ("truncated", upload(data[: len(data) // 2]), 400, "truncated"),
+        ("zero bytes", upload(b""), 400, "empty"),
+        ("no file", {"data": {"k": "3"}, "files": {"other": ("q.jpg", data)}}, 400, "'image'"),
+        ("json body", {"json": {"image": "x"}}, 415, "multipart"),
+        ("text part", upload(data, "text/plain"), 415, "content type"),
+        ("too many bytes", upload(padded), 413, "too large"),
+        ("bomb", upload(png(3000, 3000), "image/png"), 413, "pixels"),
+        ("box outside", field(box="0.5,0.5,1.5,0.9"), 422, "box"),
+        ("box empty", field(box="0.5,0.5,0.5,0.9"), 422, "box"),
+        ("box garbage", field(box="a,b"), 422, "box"),
+        ("box json", field(box="[0.1, 0.2"), 422, "box"),
+        ("category", field(category="spaceship"), 422, "unknown category"),
+        ("k zero", field(k="0"), 422, "k"),
+        ("k negative", field(k="-3"), 422, "k"),
+        ("k too large", field(k="51"), 422, "k"),
+        ("k text", field(k="ten"), 422, "k"),
+    ]
+
+
+def test_bad_input_is_4xx_json_naming_the_problem(client: httpx.Client, served_project) -> None:
+    failures = []
+    for name, kwargs, status, needle in _bad_cases(served_project):
+        r = client.post("/search", **kwargs)
+        body = r.json()
+        if r.status_code != status or needle.lower() not in body.get("error", "").lower():
+            failures.append((name, r.status_code, body))
+    assert not failures
+
+
+def test_malformed_multipart_is_400(client: httpx.Client) -> None:
+    r = client.post(
+        "/search",
+        content=b"--wrong\r\nContent-Disposition: form-data; name=image\r\n\r\nxx",
+        headers={"content-type": "multipart/form-data; boundary=right"},
+    )
+    assert r.status_code == 400 and "error" in r.json()
+
+
+def test_oversized_body_refused_before_it_is_read(service: str, raw_http) -> None:
+    port = int(service.rsplit(":", 1)[1])
+    head = (
+        "POST /search HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        "Content-Length: 1000000000\r\n\r\n"
+    )
+    status, body = raw_http(port, head)  # no body sent at all: answered from the headers
+    assert status == 413 and b"exceeds the limit" in body
+    chunk = b"x" * 262_144
+    chunks = [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * 9  # 2.36 MB > 2 MB, never terminated
+    head = (
+        "POST /search HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    )
+    status, body = raw_http(port, head, chunks)
+    assert status == 413 and b"exceeds the limit" in body
+
+
+def test_image_paths_cannot_escape_the_drop(
+    service: str, client: httpx.Client, served_project, raw_http
+) -> None:
+    good = served_project.catalog.iloc[0]["image"].removeprefix("images/")
+    assert client.get(f"/images/{good}").status_code == 200
+    port = int(service.rsplit(":", 1)[1])
+    for bad in (  # sent as-is (an HTTP client library would normalise the dots away)
+        "/images/../catalog.parquet",
+        "/images/..%2Fcatalog.parquet",
+        "/images/%2E%2E/%2E%2E/params.yaml",
+        "/images/catalog/..%2F..%2F..%2Fparams.yaml",
+        "/images/%2Fetc%2Fpasswd",
+        "/images/catalog/nope.jpg",
+        "/uploads/..%2Fcatalog.jsonl",
+    ):
+        status, body = raw_http(port, f"GET {bad} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert status in (400, 404), bad
+        assert b'"error"' in body, bad
+
+
+# -- batching ----------------------------------------------------------------------------------
+
+
+def test_batch_answers_each_photo_in_order(client: httpx.Client, served_project) -> None:
+    data, item_id, category = photo(served_project, 16)
+    queries = [
+        {"image": base64.b64encode(data).decode(), "category": category, "k": 3},
+        {"image": "not base64!"},
+        {"image": base64.b64encode(b"not an image").decode()},
+        {"image": base64.b64encode(data).decode(), "k": 0},
+    ]
+    r = client.post("/search_batch", json={"queries": queries})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert len(out) == 4
+    assert item_id in ids_of(out[0]["results"][0]) and len(out[0]["results"]) <= 3
+    assert [o.get("status") for o in out[1:]] == [400, 400, 422]
+    for too_many in ([], [{"image": "eA=="}] * 5):
+        r = client.post("/search_batch", json={"queries": too_many})
+        assert r.status_code == 400 and "error" in r.json()
+
+
+def test_concurrent_batches_are_merged_and_split_back(service: str, served_project) -> None:
+    rows = list(range(0, 48, 6))
+    answers: dict[int, dict] = {}
+
+    def call(row: int) -> None:
+        data, _, category = photo(served_project, row)
+        q = {"image": base64.b64encode(data).decode(), "category": category, "k": 2}
+        r = httpx.post(f"{service}/search_batch", json={"queries": [q, q]}, timeout=TIMEOUT)
+        answers[row] = {"status": r.status_code, "body": r.json()}
+
+    threads = [threading.Thread(target=call, args=(row,)) for row in rows]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for row in rows:
+        assert answers[row]["status"] == 200
+        _, item_id, _ = photo(served_project, row)
+        body = answers[row]["body"]
+        assert len(body) == 2 and all(item_id in ids_of(b["results"][0]) for b in body)
+
+
+# -- admin -------------------------------------------------------------------------------------
+
+
+def test_admin_needs_the_bearer_token(client: httpx.Client) -> None:
+    r = client.post("/admin/reload")
+    assert r.status_code == 401 and "Bearer" in r.json()["error"]
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    r = client.post("/admin/reload", headers={"Authorization": "Bearer wrong"})
+    assert r.status_code == 403
+    assert (
+        client.delete("/admin/items/x", headers={"Authorization": "Basic abc"}).status_code == 401
+    )
+    assert client.post("/admin/items", files={"image": ("a", b"x")}).status_code == 401
+
+
+def test_admin_upsert_then_search_then_delete(
+    client: httpx.Client, served_project, tmp_path: Path
+) -> None:
+    query = served_project.drop / "images"
+    new_photo = sorted((query / "queries").glob("*"))[0].read_bytes()  # a shopper's photo
+    category = served_project.catalog.iloc[0]["category"]
+    item = {
+        "item_id": "admin/new item 1",
+        "category": category,
+        "seller_id": "s-admin",
+        "title": "Added through the admin API",
+        "price": "12.5",
+    }
+    files = {"image": ("new.jpg", new_photo, "image/jpeg")}
+    bad = client.post("/admin/items", headers=ADMIN, files=files, data={**item, "category": "x"})
+    assert bad.status_code == 422 and "unknown category" in bad.json()["error"]
+    bad = client.post("/admin/items", headers=ADMIN, files=files, data={**item, "price": "-1"})
+    assert bad.status_code == 422
+    bad = client.post(
+        "/admin/items", headers=ADMIN, files={"image": ("a.jpg", b"nope", "image/jpeg")}, data=item
+    )
+    assert bad.status_code == 400
+
+    r = client.post("/admin/items", headers=ADMIN, files=files, data=item)
+    assert r.status_code == 200, r.text
+    assert r.json()["item_id"] == item["item_id"] and r.json()["release"] == "v0001"
+    assert (served_project.root / "data" / "admin" / "catalog.jsonl").is_file()
+
+    body = search(client, new_photo, category=category).json()
+    top = body["results"][0]
+    assert item["item_id"] in ids_of(top)
+    hit = (
+        next(h for h in body["results"] if h["item_id"] == item["item_id"])
+        if (top["item_id"] == item["item_id"])
+        else None
+    )
+    if hit is not None:
+        assert hit["title"] == item["title"] and hit["price"] == 12.5
+        assert client.get(hit["image_url"]).status_code == 200
+
+    r = client.delete(f"/admin/items/{item['item_id']}", headers=ADMIN)
+    assert r.status_code == 200 and r.json()["deleted"] == 1
+    body = search(client, new_photo, category=category).json()
+    assert all(item["item_id"] not in ids_of(h) for h in body["results"])
+    r = client.delete(f"/admin/items/{item['item_id']}", headers=ADMIN)
+    assert r.status_code == 404
+
+
+# -- reload (changes what is served: keep these last) -----------------------------------------
+
+
+def test_reload_under_concurrent_searches_loses_no_request(
+    service: str, client: httpx.Client, served_project
+) -> None:
+    data, item_id, category = photo(served_project, 3)
+    stop_flag = threading.Event()
+    outcomes: Counter[str] = Counter()
+    releases: set[str] = set()
+    lock = threading.Lock()
+
+    def hammer() -> None:
+        with httpx.Client(base_url=service, timeout=TIMEOUT) as c:
+            while not stop_flag.is_set():
+                try:
+                    r = search(c, data, category=category, k="3")
+                    ok = r.status_code == 200 and item_id in ids_of(r.json()["results"][0])
+                    key = "ok" if ok else f"{r.status_code}: {r.text[:200]}"
+                    release = r.json().get("release") if r.status_code == 200 else None
+                except httpx.HTTPError as exc:
+                    key, release = f"transport: {exc!r}", None
+                with lock:
+                    outcomes[key] += 1
+                    if release:
+                        releases.add(release)
+
+    workers = [threading.Thread(target=hammer) for _ in range(8)]
+    for w in workers:
+        w.start()
+    try:
+        set_current(served_project.indexes, "v0002")
+        r = client.post("/admin/reload", headers=ADMIN)
+        assert r.status_code == 200, r.text
+        assert r.json()["serving"]["release"] == "v0002"
+        assert r.json()["previous"]["release"] == "v0001"
+        # keep searching on the new release for a while
+        after = sum(outcomes.values())
+        while sum(outcomes.values()) < after + 16:
+            stop_flag.wait(0.05)
+    finally:
+        stop_flag.set()
+        for w in workers:
+            w.join()
+    assert set(outcomes) == {"ok"}, outcomes
+    assert releases == {"v0001", "v0002"}
+    assert client.post("/info", json={}).json()["serving"]["release"] == "v0002"
+
+
+def test_release_of_another_model_is_refused_and_the_old_one_keeps_serving(
+    client: httpx.Client, served_project
+) -> None:
+    set_current(served_project.indexes, "vbad")
+    try:
+        r = client.post("/admin/reload", headers=ADMIN)
+        assert r.status_code == 409
+        assert "fingerprint" in r.json()["error"] and r.json()["serving"] == "v0002"
+        assert client.get("/readyz").status_code == 200
+        data, item_id, category = photo(served_project, 5)
+        body = search(client, data, category=category).json()
+        assert body["release"] == "v0002" and item_id in ids_of(body["results"][0])
+        info = client.post("/info", json={}).json()
+        assert info["index_release"] == "vbad" and info["serving"]["release"] == "v0002"
+    finally:
+        set_current(served_project.indexes, "v0002")

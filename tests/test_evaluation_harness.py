@@ -1,0 +1,185 @@
+"""``vsearch evaluate`` end to end on the tiny demo world, through the real search pipeline.
+
+A tiny *untrained* network stands in for the trained model (its numbers are meaningless; the
+test checks that the harness measures the right queries, writes every output and keeps every
+metric in range), with a second tiny net as the ``category_only`` baseline and a missing
+``oracle`` folder that must be skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from vsearch.cli import app
+from vsearch.contracts import CATALOG, QUERIES, read_table
+from vsearch.evaluation.report import build_report
+from vsearch.model.export import save_model
+from vsearch.model.net import NetConfig, VSearchNet
+from vsearch.settings import EvaluationSettings, Settings
+from vsearch.training.data import build_train_data, holdout_mask, oracle_labels
+
+SPEC_KEYS = (
+    "identical_recall@1",
+    "identical_recall@10",
+    "map@r",
+    "category_acc_model",
+    "category_acc_search",
+    "category_acc_fused",
+    "box_iou_mean",
+    "binary_retention@10",
+    "identical_recall@10_true_box",
+)
+
+
+def _tiny_settings() -> Settings:
+    s = Settings()
+    s.project.seed = 11
+    s.project.device = "cpu"
+    s.project.threads = 1
+    s.index.bits = 32
+    s.model.widths = (8, 16, 24, 32)
+    s.model.localizer_widths = (4, 8, 8, 16)
+    s.model.input_size = 64
+    s.model.frame_size = 64
+    s.model.crop_size = 32
+    s.model.embedding_dim = 16
+    s.model.bits = 32
+    s.model.box_hidden = 8
+    s.evaluation.examples = 3
+    s.evaluation.latency_queries = 3
+    s.evaluation.latency_warmup = 1
+    s.evaluation.decode_workers = 1
+    return s
+
+
+def _tiny_model(settings: Settings, categories: list[str], seed: int, out: Path) -> Path:
+    torch.manual_seed(seed)
+    net = VSearchNet(NetConfig.from_settings(settings.model, categories))
+    save_model(net, out, {"name": "tiny", "version": "1"})
+    return out
+
+
+@pytest.mark.integration
+def test_evaluate_cli_on_held_out_queries(tiny_world, tmp_path: Path) -> None:
+    drop, truth = tiny_world
+    s = _tiny_settings()
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(s.model_dump(mode="json")))
+    categories = sorted(read_table(drop, CATALOG)["category"].astype(str).unique())
+    model = _tiny_model(s, categories, 0, tmp_path / "model")
+    category_only = _tiny_model(s, categories, 1, tmp_path / "category" / "model")
+    out = tmp_path / "reports"
+    args = ["--params", str(params), "evaluate", "--drop", str(drop), "--truth", str(truth)]
+    args += ["--model", str(model), "--out", str(out), "--json"]
+    args += ["--baseline", f"category_only={category_only.parent}"]  # a run folder works too
+    args += ["--baseline", f"oracle={tmp_path / 'no-such-model'}"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+
+    report = json.loads((out / "metrics.json").read_text())
+    model_m = report["model"]
+    for key in SPEC_KEYS:
+        assert key in model_m, key
+        assert report[key] == model_m[key]  # flat copy for `dvc metrics`
+    for name, m in [("model", model_m), *report["baselines"].items()]:
+        if "skipped" in m:
+            continue
+        for key in SPEC_KEYS:
+            v = m[key]
+            if key == "binary_retention@10":
+                assert v is None or v >= 0, (name, key, v)
+            elif not (name == "colour_histogram" and key == "category_acc_model"):
+                assert v is not None and 0.0 <= v <= 1.0, (name, key, v)
+    assert model_m["latency_p95_ms"] >= model_m["latency_p50_ms"] > 0
+    for m in (model_m, report["baselines"]["untrained"]):  # a head hit is also a group hit
+        assert m["identical_recall@10_heads"] <= m["identical_recall@10"]
+        assert m["group_size_mean"] >= 1
+    hist = report["baselines"]["colour_histogram"]
+    assert hist["category_acc_model"] is None  # no classifier
+    assert hist["box_iou_mean"] > 0  # the full frame overlaps every true box
+    assert set(report["baselines"]) == {"colour_histogram", "untrained", "category_only", "oracle"}
+    assert "skipped" in report["baselines"]["oracle"]
+    assert any("oracle" in w for w in report["warnings"])
+    assert "model_vs_colour_histogram_identical_recall@10" in report["ratios"]
+    assert "model_vs_oracle_identical_recall@10" not in report["ratios"]
+    assert report["targets"]["oracle_ratio"]["met"] is None
+    assert set(report["targets"]) == set(s.evaluation.targets)
+
+    # exactly the held-out queries, none of which training can load
+    queries = read_table(drop, QUERIES)
+    ids = queries["query_id"].astype(str)
+    held = set(ids[holdout_mask(ids, s.train.holdout_share)])
+    per_query = pd.read_csv(out / "per_query.csv", dtype={"query_id": str})
+    assert set(per_query["query_id"]) == held and len(per_query) == report["queries"] == len(held)
+    data = build_train_data(
+        drop,
+        oracle_labels(truth),
+        s.model.input_size,
+        holdout_share=s.train.holdout_share,
+        val_share=s.train.val_share,
+        matte_threshold=s.train.augment.matte_threshold,
+        seed=s.project.seed,
+        workers=1,
+    )
+    trained_on = set(data.query_ids) | set(data.val_query_ids)
+    assert trained_on and not trained_on & held
+
+    curves = pd.read_csv(out / "plots" / "recall_at_k.csv")
+    assert list(curves.columns) == ["k", "system", "recall"]
+    for system, part in curves.groupby("system"):
+        assert part["k"].tolist() == list(range(1, s.evaluation.curve_max_k + 1)), system
+        assert (np.diff(part["recall"]) >= 0).all(), system
+    model_curve = curves[curves["system"] == "model"].set_index("k")["recall"]
+    assert model_curve[10] == pytest.approx(model_m["identical_recall@10"])
+    for png in ("recall_at_k.png", "examples.png"):
+        with Image.open(out / "plots" / png) as img:
+            assert img.size[0] > 100 and img.size[1] > 100
+
+
+class _FakeEvalSet:
+    drop_id = "d"
+    without_truth = 1
+    findable = np.array([True, False])
+
+    def __len__(self) -> int:
+        return 2
+
+
+def _result(metrics: dict, fingerprint: str = "f") -> SimpleNamespace:
+    return SimpleNamespace(metrics=metrics, fingerprint=fingerprint, seconds=1.0, curve=[])
+
+
+@pytest.mark.unit
+def test_report_targets_and_ratios() -> None:
+    ev = _FakeEvalSet()
+    e = EvaluationSettings(targets={"identical_recall@10": 0.5, "map@r": 0.9, "oracle_ratio": 0.8})
+    results = {
+        "model": _result({"identical_recall@10": 0.6, "map@r": float("nan")}),
+        "oracle": _result({"identical_recall@10": 0.8}),
+    }
+    report = build_report(results, {"category_only": "skipped: not given"}, ev, e)
+    assert report["identical_recall@10"] == 0.6 and report["map@r"] is None
+    assert report["ratios"] == {"model_vs_oracle_identical_recall@10": pytest.approx(0.75)}
+    t = report["targets"]
+    assert t["identical_recall@10"]["met"] is True
+    assert t["map@r"]["met"] is None  # not computable: never reported as met or failed
+    assert t["oracle_ratio"] == {"target": 0.8, "value": pytest.approx(0.75), "met": False}
+    assert report["baselines"]["category_only"] == {"skipped": "skipped: not given"}
+    assert len(report["warnings"]) == 3  # skipped baseline, missing truth, unfindable query
+    json.dumps(report, allow_nan=False)
+
+
+@pytest.mark.unit
+def test_unknown_target_is_refused() -> None:
+    with pytest.raises(ValueError, match="identical_recall@11"):
+        EvaluationSettings(targets={"identical_recall@11": 0.5})

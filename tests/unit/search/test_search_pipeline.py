@@ -1,0 +1,554 @@
+"""The online search pipeline, end to end on a generated drop, plus its numpy parts by hand.
+
+Why a tiny *untrained* network with recomputed batch-norm statistics: training takes minutes,
+and these tests check the pipeline's behaviour (checks, routing, grouping, batching,
+self-retrieval), not the model's quality. A freshly initialised network maps every photo to
+nearly the same direction (cosine ~0.99); refreshing its batch-norm statistics on the catalog
+(one forward pass in train mode, no gradient) centres the features, so different photos get
+different embeddings and codes, as a trained model's would.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vsearch.contracts import CATALOG, read_table
+from vsearch.errors import BadInput
+from vsearch.index.release import FingerprintMismatch
+from vsearch.model.export import save_model
+from vsearch.model.net import NetConfig, VSearchNet
+from vsearch.search.build import build_pipeline_for
+from vsearch.search.encoder import Encoded, NetEncoder
+from vsearch.search.fusion import align_probs, category_space, fuse, neighbour_vote, top_categories
+from vsearch.search.images import decode_bytes, decode_file
+from vsearch.search.pipeline import STAGES, SearchPipeline
+from vsearch.search.ranking import (
+    blend_scores,
+    collect_groups,
+    cosine_matrix,
+    group_heads,
+    rank_order,
+    sales_signal,
+)
+from vsearch.settings import Settings
+from vsearch.training.data import decode_images
+
+SIZE = 64
+K = 5
+
+
+def _tiny_net(categories: tuple[str, ...], images: torch.Tensor, seed: int) -> VSearchNet:
+    torch.manual_seed(seed)
+    cfg = NetConfig(
+        categories=categories,
+        widths=(8, 16, 24, 32),
+        input_size=SIZE,
+        frame_size=SIZE,
+        crop_size=32,
+        embedding_dim=16,
+        bits=32,
+        box_hidden=8,
+    )
+    net = VSearchNet(cfg)
+    for m in net.modules():  # see the module docstring
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the pass
+    net.train()
+    with torch.no_grad():
+        net(images.float() / 255.0)
+    return net.eval()
+
+
+def _settings(base: Settings) -> Settings:
+    s = base.model_copy(deep=True)
+    s.project.threads = 1
+    s.index.bits = 32
+    s.model.bits = 32
+    s.model.input_size = SIZE
+    # Unsure queries search every category: self-retrieval then never depends on the
+    # untrained classifier's guess (widening itself is what these settings exercise).
+    s.index.uncertain_confidence = 0.99
+    s.index.max_extra_categories = 12
+    return s
+
+
+@pytest.fixture(scope="module")
+def world(tiny_world: tuple[Path, Path], settings: Settings, tmp_path_factory):
+    drop, _ = tiny_world
+    catalog = read_table(drop, CATALOG)
+    images = decode_images([drop / p for p in catalog["image"]], SIZE, 1)
+    s = _settings(settings)
+    categories = tuple(sorted(catalog["category"].unique()))
+    net = _tiny_net(categories, images, seed=1)
+    root = tmp_path_factory.mktemp("search")
+    save_model(net, root / "model", {"name": "tiny", "version": "1"})
+    encoder = NetEncoder.load(root / "model")
+    pipeline = build_pipeline_for(encoder, catalog, images, s, root / "work")
+    yield {
+        "drop": drop,
+        "catalog": catalog,
+        "images": images,
+        "settings": s,
+        "root": root,
+        "encoder": encoder,
+        "pipeline": pipeline,
+    }
+    pipeline.close()
+
+
+def _with(world: dict, **search: object) -> SearchPipeline:
+    """The same encoder and release with other ``search`` settings."""
+    s = world["settings"].model_copy(deep=True)
+    for key, value in search.items():
+        setattr(s.search, key, value)
+    p = world["pipeline"]
+    return SearchPipeline(p.encoder, p.engine, world["catalog"], s)
+
+
+def _jpeg(size: tuple[int, int] = (120, 90)) -> bytes:
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _png(size: tuple[int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 10, 10)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("data", "kwargs", "message"),
+    [
+        (b"hello, not a photo", {}, "not an image"),
+        (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", {}, "not an image"),
+        (b"", {}, "empty"),
+        ("truncated", {}, "truncated"),
+        ("jpeg", {"box": [0.1, 0.2, 1.3, 0.9]}, "box outside"),
+        ("jpeg", {"box": [-0.1, 0.2, 0.3, 0.9]}, "box outside"),
+        ("jpeg", {"box": [0.5, 0.2, 0.5, 0.9]}, "box is empty"),
+        ("jpeg", {"box": [0.1, 0.2, 0.3]}, "box must be 4 numbers"),
+        ("jpeg", {"box": ["a", 0, 1, 1]}, "box must be 4 numbers"),
+        ("jpeg", {"category": "spaceships"}, "unknown category 'spaceships'"),
+        ("jpeg", {"k": 0}, "k must be"),
+        ("jpeg", {"k": 101}, "k must be"),
+        ("jpeg", {"k": "3"}, "k must be"),
+    ],
+)
+def test_bad_input_is_refused_naming_the_problem(world, data, kwargs, message) -> None:
+    if data == "jpeg":
+        data = _jpeg()
+    elif data == "truncated":
+        full = _jpeg((400, 300))
+        data = full[: len(full) * 2 // 3]
+    kwargs.setdefault("k", K)
+    with pytest.raises(BadInput, match=message):
+        world["pipeline"].search_bytes(data, **kwargs)
+
+
+@pytest.mark.unit
+def test_size_limits_are_checked_before_decoding(world) -> None:
+    small = _with(world, max_image_bytes=1000)
+    with pytest.raises(BadInput, match="too large: .* bytes > max_image_bytes 1000"):
+        small.search_bytes(_jpeg(), K)
+    # A 3000x3000 PNG is a few kB on the wire and 27 MB once decoded: refused from its header.
+    bomb = _png((3000, 3000))
+    assert len(bomb) < 100_000
+    tight = _with(world, max_image_pixels=1_000_000)
+    with pytest.raises(BadInput, match="too many pixels: 3000x3000"):
+        tight.search_bytes(bomb, K)
+    assert tight.search_bytes(_png((800, 600)), K).results  # under the limit: served
+
+
+@pytest.mark.unit
+def test_a_batch_names_the_bad_item(world) -> None:
+    with pytest.raises(BadInput, match="image 1: image is empty"):
+        world["pipeline"].search_bytes_batch([_jpeg(), b""], K)
+
+
+# -- decoding ---------------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_uploads_decode_exactly_like_training_files(world) -> None:
+    drop, catalog = world["drop"], world["catalog"]
+    path = drop / catalog["image"].iloc[0]
+    s = world["settings"].search
+    up = decode_bytes(path.read_bytes(), SIZE, s.max_image_bytes, s.max_image_pixels)
+    assert np.array_equal(up, decode_file(path, SIZE))
+    assert np.array_equal(up, world["images"][0].numpy())  # what the index was built from
+
+
+# -- search behaviour ------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_a_catalog_photo_finds_its_own_listing_first(world) -> None:
+    p, catalog, images = world["pipeline"], world["catalog"], world["images"]
+    rows = np.arange(0, len(catalog), 8)
+    ranked = p.search_images(images[rows], K)
+    plain = p.search_images(images[rows], K, rank=False)
+    for row, r, q in zip(rows, ranked, plain, strict=True):
+        own = catalog["item_id"].iloc[row]
+        assert q.results[0].item_id == own
+        assert q.results[0].hamming == 0
+        top = r.results[0]
+        assert top.item_id == own or own in top.more_sellers
+    # Through the whole service path: file bytes → decode → model → search.
+    for row in rows[:3]:
+        data = (world["drop"] / catalog["image"].iloc[row]).read_bytes()
+        res = p.search_bytes(data, K, rank=False)
+        assert res.results[0].item_id == catalog["item_id"].iloc[row]
+
+
+@pytest.mark.unit
+def test_results_are_at_most_k_groups_of_near_duplicates(world) -> None:
+    threshold = 0.6  # low enough that the tiny net's near neighbours do group
+    p = _with(world, group_similarity=threshold)
+    engine = p.engine
+    responses = p.search_images(world["images"][:40], K)
+    grouped = 0
+    for r in responses:
+        assert 1 <= len(r.results) <= K
+        ids = [h.item_id for h in r.results] + [m for h in r.results for m in h.more_sellers]
+        assert len(ids) == len(set(ids)), "a listing appears twice"
+        scores = [h.score for h in r.results]
+        assert scores == sorted(scores, reverse=True)
+        for h in r.results:
+            if h.more_sellers:
+                grouped += 1
+                vecs = engine.vectors(engine.lookup([h.item_id, *h.more_sellers]))
+                vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+                assert (vecs[1:] @ vecs[0] >= threshold - 1e-5).all()
+    assert grouped > 0, "no group formed: the test would not notice broken grouping"
+    strict = _with(world, group_similarity=1.0)  # nothing is a duplicate: k separate listings
+    for r in strict.search_images(world["images"][:5], K):
+        assert len(r.results) == K and not any(h.more_sellers for h in r.results)
+
+
+@pytest.mark.unit
+def test_the_final_score_is_similarity_plus_bounded_bonus(world) -> None:
+    p = world["pipeline"]
+    s = p.settings.search
+    r = p.search_images(world["images"][:3], K)
+    cat = world["catalog"].set_index("item_id")
+    for res in r:
+        for h in res.results:
+            row = cat.loc[h.item_id]
+            assert h.quality == pytest.approx(row["quality"]) and h.sales == row["sales"]
+            bonus = (
+                s.weight_quality * row["quality"]
+                + s.weight_sales * sales_signal(np.array([row["sales"]]), s.sales_saturation)[0]
+            )
+            assert h.score == pytest.approx(h.similarity + bonus, abs=1e-5)
+    plain = p.search_images(world["images"][:3], K, rank=False)
+    for res in plain:
+        sims = [h.similarity for h in res.results]
+        assert sims == sorted(sims, reverse=True)
+        assert all(h.score == h.similarity and not h.more_sellers for h in res.results)
+
+
+@pytest.mark.unit
+def test_a_chosen_category_searches_only_its_partition(world) -> None:
+    p, catalog = world["pipeline"], world["catalog"]
+    target = "hat"
+    others = np.flatnonzero(catalog["category"].to_numpy() != target)[:6]
+    responses = p.search_images(world["images"][others], K, categories=[target] * len(others))
+    for r in responses:
+        assert r.searched_categories == [target]
+        assert r.category == target and r.category_forced and r.confidence == 1.0
+        assert r.results and all(h.category == target for h in r.results)
+        members = [m for h in r.results for m in h.more_sellers]
+        assert set(catalog.set_index("item_id").loc[members, "category"]) <= {target}
+
+
+@pytest.mark.unit
+def test_unsure_queries_search_runner_up_categories(world) -> None:
+    p = world["pipeline"]
+    threshold = p.engine.uncertain_confidence
+    responses = p.search_images(world["images"][:30], K)
+    unsure = [r for r in responses if r.confidence < threshold]
+    assert unsure, "the untrained model should be unsure somewhere"
+    for r in unsure:
+        assert len(r.searched_categories) > 1
+        assert r.searched_categories[0] == r.category
+        probs = [r.category_probs.get(c) for c in r.searched_categories]
+        known = [x for x in probs if x is not None]
+        assert known == sorted(known, reverse=True)  # most probable first
+        assert {h.category for h in r.results} <= set(r.searched_categories)
+    assert any(len({h.category for h in r.results}) > 1 for r in unsure)
+
+
+@pytest.mark.unit
+def test_category_report_and_box(world) -> None:
+    p = world["pipeline"]
+    r = p.search_images(world["images"][:4], K)[0]
+    assert r.model_category in p.encoder.categories
+    assert r.vote_category in p.engine.categories
+    assert len(r.category_probs) == p.settings.search.report_categories
+    assert r.category == next(iter(r.category_probs))
+    assert r.confidence == pytest.approx(r.category_probs[r.category])
+    x0, y0, x1, y1 = r.box
+    assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
+    given = p.search_bytes(_jpeg(), K, box=[0.1, 0.2, 0.6, 0.7])
+    assert given.box == pytest.approx([0.1, 0.2, 0.6, 0.7]) and given.box_score == 1.0
+    d = given.to_dict()
+    assert d["results"][0]["item_id"] == given.results[0].item_id
+
+
+@pytest.mark.unit
+def test_every_stage_is_timed(world) -> None:
+    drop, catalog = world["drop"], world["catalog"]
+    r = world["pipeline"].search_bytes((drop / catalog["image"].iloc[0]).read_bytes(), K)
+    assert set(r.timings_ms) == set(STAGES)
+    assert all(np.isfinite(v) and v >= 0 for v in r.timings_ms.values())
+    parts = sum(v for key, v in r.timings_ms.items() if key != "total")
+    assert r.timings_ms["total"] == pytest.approx(parts, rel=1e-6)
+    assert r.timings_ms["decode"] > 0 and r.timings_ms["model"] > 0
+
+
+@pytest.mark.unit
+def test_batch_and_single_queries_agree(world) -> None:
+    p = world["pipeline"]
+    enc = p.encoder.encode(world["images"][:8])
+    forced = [None, "hat", None, None, "lamp", None, None, None]
+
+    def key(r):
+        return (
+            r.category,
+            r.searched_categories,
+            [(h.item_id, h.more_sellers, round(h.score, 5)) for h in r.results],
+        )
+
+    batch = p.search_encoded(enc, K, forced)
+    single = [p.search_encoded(enc.take([i]), K, [forced[i]])[0] for i in range(len(enc))]
+    assert [key(r) for r in batch] == [key(r) for r in single]
+    drop, catalog = world["drop"], world["catalog"]
+    files = [(drop / catalog["image"].iloc[i]).read_bytes() for i in range(3)]
+    boxes = [None, [0.1, 0.1, 0.9, 0.9], None]
+    many = p.search_bytes_batch(files, K, boxes)
+    one = [p.search_bytes(f, K, box=b) for f, b in zip(files, boxes, strict=True)]
+    assert [r.results[0].item_id for r in many] == [r.results[0].item_id for r in one]
+    assert many[1].box == pytest.approx(boxes[1]) and one[1].box == pytest.approx(boxes[1])
+
+
+@pytest.mark.unit
+def test_mixed_boxes_in_one_batch_match_separate_calls(world) -> None:
+    enc, images = world["encoder"], world["images"][:4]
+    boxes = np.full((4, 4), np.nan, dtype=np.float32)
+    boxes[[0, 2]] = [0.1, 0.1, 0.8, 0.9]
+    mixed = enc.encode(images, boxes)
+    given = enc.encode(images[[0, 2]], boxes[[0, 2]])
+    found = enc.encode(images[[1, 3]])
+    assert np.allclose(mixed.embeddings[[0, 2]], given.embeddings, atol=1e-5)
+    assert np.allclose(mixed.embeddings[[1, 3]], found.embeddings, atol=1e-5)
+    assert np.allclose(mixed.boxes[[0, 2]], boxes[[0, 2]])
+
+
+@pytest.mark.unit
+def test_open_checks_the_model_fingerprint(world) -> None:
+    root, s = world["root"], world["settings"]
+    with SearchPipeline.open(
+        s, root / "model", root / "work" / "indexes", world["drop"], writable=False
+    ) as opened:
+        data = (world["drop"] / world["catalog"]["image"].iloc[0]).read_bytes()
+        res = opened.search_bytes(data, K, rank=False)
+        assert res.results[0].item_id == world["catalog"]["item_id"].iloc[0]
+    other = _tiny_net(tuple(world["encoder"].categories), world["images"][:16], seed=2)
+    save_model(other, root / "other")
+    with pytest.raises(FingerprintMismatch):
+        SearchPipeline.open(
+            s, root / "other", root / "work" / "indexes", world["drop"], writable=False
+        )
+    with pytest.raises(FingerprintMismatch, match="rebuild the index"):
+        SearchPipeline(
+            NetEncoder.load(root / "other"), world["pipeline"].engine, world["catalog"], s
+        )
+
+
+@pytest.mark.unit
+def test_listings_without_metadata_are_still_served(world) -> None:
+    p = world["pipeline"]
+    catalog = world["catalog"]
+    partial = SearchPipeline(p.encoder, p.engine, catalog.iloc[1:], p.settings)
+    r = partial.search_images(world["images"][:1], K, rank=False)[0]
+    top = r.results[0]
+    assert top.item_id == catalog["item_id"].iloc[0] and top.title == ""
+    assert r.to_dict()["results"][0]["price"] is None
+    partial.update_catalog(catalog.iloc[:1])
+    again = partial.search_images(world["images"][:1], K, rank=False)[0]
+    assert again.results[0].title == catalog["title"].iloc[0]
+
+
+# -- fusion by hand ---------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_neighbour_vote_weights_by_similarity() -> None:
+    cats = np.array([["a", "b", "a", None], ["c", "c", "b", "a"]], dtype=object)
+    sims = np.array([[0.9, 0.6, 0.3, np.nan], [0.5, -0.2, 0.5, 0.0]])
+    vote, support = neighbour_vote(cats, sims, ["a", "b", "c"])
+    # row 0: a = 0.9 + 0.3 = 1.2, b = 0.6 → /1.8 ; row 1: c = 0.5 (the -0.2 does not vote),
+    # b = 0.5, a = 0 → /1.0
+    assert np.allclose(vote, [[1.2 / 1.8, 0.6 / 1.8, 0.0], [0.0, 0.5, 0.5]])
+    assert np.allclose(support, [1.8, 1.0])
+    empty, none = neighbour_vote(np.full((1, 2), None, object), np.full((1, 2), np.nan), "ab")
+    assert np.allclose(empty, [[0.5, 0.5]]) and none[0] == 0
+
+
+@pytest.mark.unit
+def test_fuse_and_align_by_hand() -> None:
+    names = category_space(["a", "b"], ["b", "c"])
+    assert names == ["a", "b", "c"]
+    cls = align_probs(np.array([[0.8, 0.2]]), ["a", "b"], names)
+    assert np.allclose(cls, [[0.8, 0.2, 0.0]])
+    vote = np.array([[0.0, 0.25, 0.75]])
+    fused = fuse(cls, vote, 0.25)
+    assert np.allclose(fused, [[0.2, 0.05 + 0.1875, 0.5625]])
+    assert np.allclose(fused.sum(axis=1), 1.0)
+    assert np.allclose(fuse(None, vote, 0.25), vote)  # no classifier: the vote alone
+    assert top_categories(fused, names, 2) == [
+        {"c": pytest.approx(0.5625), "b": pytest.approx(0.2375)}
+    ]
+    with pytest.raises(ValueError, match="fusion weight"):
+        fuse(cls, vote, 1.5)
+
+
+# -- ranking by hand --------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_blend_scores_by_hand() -> None:
+    assert np.allclose(
+        sales_signal(np.array([0, 9, 99, 10_000, -3]), 99),
+        [0.0, np.log(10) / np.log(100), 1.0, 1.0, 0.0],
+    )
+    sim = np.array([[0.9, 0.88, np.nan]])
+    quality = np.array([[0.0, 1.0, 1.0]])
+    sales = np.array([[0, 99, 99]])
+    scores = blend_scores(sim, quality, sales, 0.03, 0.02, 99)
+    assert np.allclose(scores[0, :2], [0.9, 0.88 + 0.03 + 0.02]) and np.isnan(scores[0, 2])
+    assert rank_order(scores).tolist() == [[1, 0, 2]]  # the bonus passes a 0.02 gap, NaN last
+    far = blend_scores(
+        np.array([[0.9, 0.8]]), np.array([[0.0, 1.0]]), np.array([[0, 99]]), 0.03, 0.02, 99
+    )
+    assert rank_order(far).tolist() == [[0, 1]]  # ... but never a 0.1 gap
+
+
+@pytest.mark.unit
+def test_grouping_by_hand() -> None:
+    # Candidates in rank order: 0 ~ 1 (0.95), 1 ~ 2 (0.95) but 0 vs 2 only 0.8, 3 ~ 0 (0.92).
+    cos = np.eye(5)
+    for i, j, c in [(0, 1, 0.95), (1, 2, 0.95), (0, 2, 0.8), (0, 3, 0.92), (2, 3, 0.5)]:
+        cos[i, j] = cos[j, i] = c
+    valid = np.array([[True, True, True, True, False]])
+    heads = group_heads(cos[None], valid, 0.9)
+    # 1 joins 0; 2 is near 1 but 1 is no head, and 0 is too far: 2 starts a group; 3 joins 0.
+    assert heads.tolist() == [[0, 0, 2, 0, -1]]
+    assert collect_groups(heads, 5) == [[(0, [1, 3]), (2, [])]]
+    assert collect_groups(heads, 1) == [[(0, [1, 3])]]
+    v = np.array([[[1.0, 0.0], [2.0, 0.0], [0.0, 3.0]]])
+    assert np.allclose(cosine_matrix(v)[0], [[1, 1, 0], [1, 1, 0], [0, 0, 1]])
+
+
+@pytest.mark.unit
+def test_encoded_take_and_concat_round_trip() -> None:
+    rng = np.random.default_rng(0)
+    enc = Encoded(
+        rng.random((4, 3), dtype=np.float32),
+        rng.random((4, 4), dtype=np.float32),
+        rng.random(4, dtype=np.float32),
+        rng.random((4, 8), dtype=np.float32),
+        rng.integers(0, 255, (4, 2), dtype=np.uint8),
+    )
+    again = Encoded.concat([enc.take(slice(0, 1)), enc.take(slice(1, 4))])
+    assert all(
+        np.array_equal(getattr(enc, f), getattr(again, f)) for f in Encoded.__dataclass_fields__
+    )
+
+
+# -- engine vectors (grouping input) and the CLI ----------------------------------------------
+
+
+@pytest.mark.unit
+def test_engine_vectors_are_the_indexed_embeddings(world, tmp_path: Path) -> None:
+    from vsearch.index.builder import build_release
+    from vsearch.index.embeddings import EmbeddingSet
+    from vsearch.index.engine import Engine
+
+    p, catalog = world["pipeline"], world["catalog"]
+    enc = p.encoder.encode(world["images"][:6])
+    got = p.engine.vectors(p.engine.lookup(catalog["item_id"].iloc[:6].tolist()))
+    assert np.allclose(got, enc.embeddings, atol=0.05)  # int8 re-rank store: one step off
+    # Live upserts keep their exact vectors.
+    s = world["settings"]
+    emb = EmbeddingSet(
+        np.array(["x0", "x1", "x2"], dtype=object),
+        np.array(["a", "a", "b"], dtype=object),
+        enc.codes[:3],
+        enc.embeddings[:3],
+    )
+    build_release(emb, s.index, tmp_path)
+    with Engine.open_current(tmp_path, s.index) as engine:
+        engine.upsert(
+            EmbeddingSet(
+                np.array(["y"], dtype=object),
+                np.array(["c"], dtype=object),
+                enc.codes[3:4],
+                enc.embeddings[3:4],
+            )
+        )
+        vec = engine.vectors(engine.lookup(["y", "x1"]))
+        assert np.allclose(vec[0], enc.embeddings[3])
+        assert np.allclose(vec[1], enc.embeddings[1], atol=0.05)
+
+
+@pytest.mark.unit
+def test_cli_search_prints_the_response(world) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from vsearch.cli import app
+
+    root, catalog = world["root"], world["catalog"]
+    image = world["drop"] / catalog["image"].iloc[0]
+    common = ["--model", str(root / "model"), "--drop", str(world["drop"])]
+    common += ["--indexes", str(root / "work" / "indexes")]
+    runner = CliRunner()
+    res = runner.invoke(app, ["search", str(image), "--k", "3", "--plain", "--json", *common])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["results"][0]["item_id"] == catalog["item_id"].iloc[0]
+    assert len(out["results"]) == 3 and set(out["timings_ms"]) == set(STAGES)
+    bad = runner.invoke(app, ["search", str(image), "--k", "0", *common])
+    assert bad.exit_code == 2 and "k must be" in bad.output
+
+
+@pytest.mark.unit
+def test_an_explicit_category_list_replaces_routing(world) -> None:
+    p = world["pipeline"]
+    every = p.engine.categories
+    two = ["hat", "lamp"]
+    r_all, r_two = p.search_images(world["images"][:2], K, categories=[every, two], rank=False)
+    assert r_all.searched_categories == every and not r_all.category_forced
+    assert r_all.results[0].item_id == world["catalog"]["item_id"].iloc[0]
+    assert r_two.searched_categories == two and {h.category for h in r_two.results} <= set(two)
+    assert r_two.category == next(iter(r_two.category_probs))  # still the fused category
+    with pytest.raises(BadInput, match="unknown category 'nope'"):
+        p.search_images(world["images"][:1], K, categories=[["hat", "nope"]])
+    with pytest.raises(BadInput, match="must not be empty"):
+        p.search_images(world["images"][:1], K, categories=[[]])
