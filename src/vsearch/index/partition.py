@@ -338,13 +338,19 @@ class Partition:
             ``-1`` ids where fewer than ``k`` items were reachable; ``coarse`` is the query's
             inner product with each candidate's reference vector.
         """
+        import faiss
+
+        # Knobs travel as per-call SearchParameters, never as attributes of the shared faiss
+        # objects: concurrent searches with different nprobe/efSearch must not race.
         if self.kind == "ivf":
             nprobe = min(knobs.nprobe, self.index.nlist)
             if hasattr(self.quantizer, "hnsw"):
-                self.quantizer.hnsw.efSearch = max(knobs.quantizer_ef, nprobe)
-            ref_scores, assign = self.quantizer.search(vectors, nprobe)
-            self.index.nprobe = nprobe
-            dist, local = self.index.search_preassigned(codes, k, assign, None)
+                qp = faiss.SearchParametersHNSW()
+                qp.efSearch = max(knobs.quantizer_ef, nprobe)
+                ref_scores, assign = self.quantizer.search(vectors, nprobe, params=qp)
+            else:
+                ref_scores, assign = self.quantizer.search(vectors, nprobe)
+            dist, local = _search_preassigned(self.index, codes, k, assign, nprobe)
             lists = self.lists_of_local(np.maximum(local, 0))
             # Every hit lies in a probed list: look its centroid score up, don't recompute it.
             table = np.zeros((len(codes), self.index.nlist), dtype=np.float32)
@@ -354,8 +360,11 @@ class Partition:
             coarse = np.take_along_axis(table, lists, axis=1)
         else:
             if self.kind == "hnsw":
-                self.index.hnsw.efSearch = max(knobs.ef_search, k)
-            dist, local = self.index.search(codes, k)
+                hp = faiss.SearchParametersHNSW()
+                hp.efSearch = max(knobs.ef_search, k)
+                dist, local = self.index.search(codes, k, params=hp)
+            else:
+                dist, local = self.index.search(codes, k)
             coarse = np.repeat(vectors @ self.refs[0][:, None], k, axis=1)
         return dist, self.internal_ids(local), coarse.astype(np.float32)
 
@@ -377,3 +386,35 @@ class Partition:
             self.index.add(codes)
         self._extra.extend(int(i) for i in internal_ids)
         self._extra_lists.extend(int(j) for j in lists)
+
+
+def _search_preassigned(
+    index: Any, codes: np.ndarray, k: int, assign: np.ndarray, nprobe: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``IndexBinaryIVF.search_preassigned`` with ``nprobe`` as a per-call parameter.
+
+    faiss's Python wrapper of the binary version takes no ``params`` (it reads the index's
+    ``nprobe`` attribute), so this calls the C++ method with an ``IVFSearchParameters``.
+    """
+    import faiss
+
+    n = len(codes)
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    assign = np.ascontiguousarray(assign, dtype=np.int64)
+    coarse = np.zeros(assign.shape, dtype=np.int32)  # unused: lists are scanned in full
+    dist = np.empty((n, k), dtype=np.int32)
+    local = np.empty((n, k), dtype=np.int64)
+    params = faiss.SearchParametersIVF()
+    params.nprobe = nprobe
+    index.search_preassigned_c(
+        n,
+        faiss.swig_ptr(codes),
+        k,
+        faiss.swig_ptr(assign),
+        faiss.swig_ptr(coarse),
+        faiss.swig_ptr(dist),
+        faiss.swig_ptr(local),
+        False,
+        params,
+    )
+    return dist, local

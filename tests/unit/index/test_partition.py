@@ -91,3 +91,26 @@ def test_partition_needs_vectors() -> None:
 def test_empty_partition_refused() -> None:
     with pytest.raises(ValueError, match="empty"):
         build_partition(np.zeros((0, 4), np.uint8), np.zeros((0, 2)), IndexSettings(bits=32))
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_concurrent_searches_with_different_knobs_do_not_race(kind: str, world) -> None:
+    """Knobs are per-call parameters: threads asking for different nprobe/efSearch each get
+    exactly what a lone search with their knobs gets (no shared faiss attribute flips)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    emb = world.catalog.subset(np.arange(800))
+    s = IndexSettings(ivf_list_size=20, ivf_quantizer_flat_max=8, hnsw_m=8)
+    part = Partition.from_built("p", build_partition(emb.codes, emb.vectors, s, kind=kind), 0)
+    q = np.arange(0, 800, 7)
+    knobs = [SearchKnobs(nprobe=1, ef_search=10), SearchKnobs(nprobe=40, ef_search=400)]
+    alone = [part.search(emb.codes[q], emb.vectors[q], 20, kn)[1] for kn in knobs]
+    assert not np.array_equal(alone[0], alone[1])  # the knobs matter on this data
+
+    def run(i: int) -> bool:
+        return np.array_equal(
+            part.search(emb.codes[q], emb.vectors[q], 20, knobs[i % 2])[1], alone[i % 2]
+        )
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(run, range(40)))
