@@ -22,9 +22,9 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from vsearch.evaluation.summary import metrics_markdown
 
 from vsearch.data import dvc
+from vsearch.evaluation.report import report_markdown
 from vsearch.services import client_env
 from vsearch.settings import load_settings
 
@@ -46,7 +46,10 @@ def run_stage(stage: str, repo_root: Path, env: dict[str, str]) -> bool:
 @task(name="publish-metrics", cache_policy=NO_CACHE)
 def publish_metrics(metrics: dict[str, Any], ran: dict[str, bool]) -> str:
     """The evaluation table (model vs baselines vs targets) as a Prefect markdown artifact."""
-    md = metrics_markdown(metrics, ran)
+    skipped = [name for name, did in ran.items() if not did]
+    md = report_markdown(metrics)
+    if skipped:
+        md += "\n\nUnchanged, skipped by DVC (outputs from its cache): " + ", ".join(skipped)
     create_markdown_artifact(key=ARTIFACT_KEY, markdown=md, description="evaluation metrics")
     return md
 

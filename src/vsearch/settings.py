@@ -575,11 +575,14 @@ class SearchSettings(_Section):
     default_k: int = Field(10, ge=1, description="results when the caller does not say")
     max_k: int = Field(100, ge=1, description="largest k a caller may ask for")
     vote_k: int = Field(10, ge=1, description="nearest catalog items that vote for the category")
+    vote_temperature: float | None = Field(
+        0.05, gt=0, description="softmax temperature of the vote weights; None = similarity"
+    )
     vote_depth: int = Field(
         50, ge=1, description="Hamming shortlist per partition of the all-category vote search"
     )
     fusion_weight: float = Field(
-        0.5, ge=0, le=1, description="fused = w * classifier + (1 - w) * neighbour vote"
+        0.7, ge=0, le=1, description="fused = w * classifier + (1 - w) * neighbour vote"
     )
     report_categories: int = Field(5, ge=1, description="fused probabilities shown per query")
     weight_quality: float = Field(0.03, ge=0, le=0.5, description="score bonus x quality (0..1)")
@@ -590,7 +593,10 @@ class SearchSettings(_Section):
         1000, ge=1, description="sales where the log-sales signal reaches 1 (log1p scale)"
     )
     group_similarity: float = Field(
-        0.9, ge=-1, le=1, description="cosine at which listings count as the same product"
+        0.995,
+        ge=-1,
+        le=1,
+        description="cosine at which listings are near-exact duplicates (also grouped)",
     )
     candidate_factor: int = Field(
         4, ge=1, description="fetch k x this candidates so grouping still fills k results"

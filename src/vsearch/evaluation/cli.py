@@ -6,6 +6,7 @@ Paths are arguments (``dvc.yaml`` is their only home); settings come from ``--pa
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -46,6 +47,17 @@ def evaluate_command(
     workdir: Path | None = typer.Option(
         None, "--workdir", help="scratch folder for the per-system index builds (default: tmp)"
     ),
+    mining: Path | None = typer.Option(
+        None,
+        "--mining",
+        help="mining outputs: virtual IDs group results by product; purity/coverage reported",
+    ),
+    mlflow: bool | None = typer.Option(
+        None,
+        "--mlflow/--no-mlflow",
+        help="log the metrics and plots to the model's MLflow run (default: registry.track, "
+        "when the model's run folder has mlflow_run.json)",
+    ),
     json_out: bool = typer.Option(False, "--json", help="print the whole report as JSON"),
 ) -> None:
     """Evaluate the model and its baselines on held-out queries through the search pipeline."""
@@ -62,10 +74,27 @@ def evaluate_command(
             out,
             baselines=parse_baselines(baseline),
             workdir=workdir,
+            mining=mining,
         )
+        settings = get_settings()
+        if settings.registry.track if mlflow is None else mlflow:
+            report["mlflow"] = _log_to_run(settings, model, out)
         if json_out:
             emit(report, as_json=True)
         else:
             typer.echo(report_markdown(report))
 
     run_guarded(body)
+
+
+def _log_to_run(settings: Any, model: Path, out: Path) -> dict[str, Any] | None:
+    """Log the report to the MLflow run that trained ``model`` (``None``: untracked model)."""
+    from vsearch.registry.tracking import log_evaluation, read_run_info
+
+    run_folder = model if (model / "model").is_dir() else model.parent
+    info = read_run_info(run_folder)
+    if not info:
+        typer.echo(f"note: {run_folder} has no MLflow run record; metrics not logged", err=True)
+        return None
+    log_evaluation(info["run_id"], out / "metrics.json", out / "plots", settings=settings)
+    return {"run_id": info["run_id"], "version": info.get("version")}

@@ -14,8 +14,9 @@ never loads), against the demo world's ground truth (read here and nowhere else)
 
 A result that groups listings (``more_sellers``) is a hit when any of its listings shows the
 true product. Because grouping is by embedding similarity, a degenerate embedding can lump
-every candidate into one group; ``identical_recall@K_heads`` (group heads only) and
-``group_size_mean`` are reported beside it so that such a model cannot hide.
+every candidate into one group; ``identical_recall@K_heads`` (group heads only),
+``group_size_mean`` and ``group_purity`` (share of grouped listings that are the head's
+product) are reported beside it so that such a model cannot hide.
 
 Why through :class:`~vsearch.search.pipeline.SearchPipeline`: offline numbers must be the
 service's numbers (DESIGN.md section 2); only the exact-float reference is plain numpy. Each
@@ -266,9 +267,12 @@ def _search_metrics(
     # collapse all candidates into one group and would look good by the count above alone.
     rel_heads = relevance_matrix(_groups(ranked, grouped=False), sku, ev.product_of, hk)
     out[f"identical_recall@{hk}_heads"] = _finite(recall_at_k(rel_heads[found], hk))
-    out["group_size_mean"] = _mean_or_none(
-        np.array([1 + len(h.more_sellers) for r in ranked for h in r.results[:hk]])
-    )
+    shown = [h for r in ranked for h in r.results[:hk]]
+    out["group_size_mean"] = _mean_or_none(np.array([1 + len(h.more_sellers) for h in shown]))
+    same = [
+        ev.product_of.get(m) == ev.product_of.get(h.item_id) for h in shown for m in h.more_sellers
+    ]
+    out["group_purity"] = _mean_or_none(np.array(same))  # grouped listings of the head's product
 
     # 2. Per-listing similarity order (no blend, no grouping): MAP@R, and the binary side of
     #    retention against an exact float search of the whole catalog.
@@ -522,13 +526,20 @@ def run_evaluation(
     out: Path,
     baselines: Mapping[str, Path] | None = None,
     workdir: Path | None = None,
+    mining: Path | None = None,
 ) -> dict[str, Any]:
     """``vsearch evaluate``: evaluate the model and its baselines, write the report and plots.
 
     Writes ``out/metrics.json``, ``out/plots/recall_at_k.csv`` and the PNGs; returns the report.
+
+    Args:
+        mining: the mining outputs the model trained on: their virtual IDs group listings of
+            one product in the results (as the service does), and the report scores them
+            against the truth (purity, coverage).
     """
     from vsearch.evaluation.plots import build_examples, plot_examples, plot_recall_curves
     from vsearch.evaluation.report import build_report, curve_frame, write_report
+    from vsearch.search.groups import with_product_groups
 
     started = time.perf_counter()
     ev = load_eval_set(drop, truth, settings.train.holdout_share)
@@ -539,9 +550,12 @@ def run_evaluation(
         ev.without_truth,
         len(ev.catalog),
     )
+    ev.catalog = with_product_groups(ev.catalog, mining)
     systems, skipped = build_systems(settings, model_dir, baselines or {})
     results = evaluate_systems(systems, ev, settings, workdir)
     report = build_report(results, skipped, ev, settings.evaluation)
+    if mining is not None:
+        report["virtual_ids"] = _virtual_id_report(mining, truth)
     curves = curve_frame(results)
     paths = write_report(report, curves, results[MODEL].per_query, out)
     plots = out / "plots"
@@ -554,3 +568,18 @@ def run_evaluation(
         plot_examples(examples, ev.drop, plots / "examples.png", e.example_thumb_px)
     log.info("evaluation written to %s (%.1f s)", paths["metrics"], time.perf_counter() - started)
     return report
+
+
+def _virtual_id_report(mining: Path, truth: Path) -> dict[str, Any]:
+    """Purity and coverage of the mined virtual IDs against the truth (report only)."""
+    from vsearch.mining.quality import virtual_id_quality
+
+    try:
+        vids = pd.read_parquet(mining / "virtual_ids.parquet")
+        qv_path = mining / "query_virtual_ids.parquet"
+        qv = pd.read_parquet(qv_path) if qv_path.is_file() else None
+        return virtual_id_quality(
+            vids, read_table(truth, ITEM_TRUTH), qv, read_table(truth, QUERY_TRUTH)
+        )
+    except (OSError, ContractError) as exc:
+        raise BadInput(f"--mining {mining}: {exc}") from None

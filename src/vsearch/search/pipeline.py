@@ -38,6 +38,7 @@ from vsearch.index.engine import Engine, SearchResult
 from vsearch.index.release import FingerprintMismatch
 from vsearch.search.encoder import Encoded, Encoder, NetEncoder
 from vsearch.search.fusion import align_probs, category_space, fuse, neighbour_vote, top_categories
+from vsearch.search.groups import PRODUCT_GROUP, with_product_groups
 from vsearch.search.images import check_box, decode_bytes
 from vsearch.search.ranking import (
     blend_scores,
@@ -45,6 +46,7 @@ from vsearch.search.ranking import (
     cosine_matrix,
     group_heads,
     rank_order,
+    same_group,
 )
 from vsearch.settings import SearchSettings, Settings
 
@@ -118,6 +120,9 @@ class _Catalog:
         self.price = df["price"].to_numpy(np.float64, na_value=np.nan)
         self.quality = df["quality"].to_numpy(np.float64, na_value=np.nan)
         self.sales = df["sales"].to_numpy(np.float64, na_value=0.0)
+        # Same product, other sellers: the mined virtual ID when known (see groups.py).
+        group = df[PRODUCT_GROUP] if PRODUCT_GROUP in df.columns else df["item_id"]
+        self.group = group.fillna(df["item_id"]).astype(str).to_numpy(object)
         self.frame = df
 
     def rows(self, item_ids: np.ndarray) -> np.ndarray:
@@ -186,6 +191,7 @@ class SearchPipeline:
         drop_dir: Path,
         device: str | torch.device | None = None,
         writable: bool = True,
+        mining_dir: Path | None = None,
     ) -> SearchPipeline:
         """Load a model folder, open ``indexes_dir``'s CURRENT release (its fingerprint must
         match the model's) and read the drop's catalog table.
@@ -197,6 +203,7 @@ class SearchPipeline:
             drop_dir: the drop whose catalog the release indexes (titles, sellers, prices).
             device: default ``project.device``.
             writable: open the release's change log for admin writes.
+            mining_dir: the mining outputs whose virtual IDs group listings of one product.
         """
         from vsearch.contracts import CATALOG, ContractError, read_table
 
@@ -211,7 +218,7 @@ class SearchPipeline:
         except ValueError as exc:
             raise BadInput(str(exc)) from None
         try:
-            catalog = read_table(Path(drop_dir), CATALOG)
+            catalog = with_product_groups(read_table(Path(drop_dir), CATALOG), mining_dir)
         except ContractError as exc:
             raise BadInput(f"catalog of {drop_dir}: {exc}") from None
         engine = Engine.open_current(
@@ -470,7 +477,9 @@ class SearchPipeline:
                 rerank_depth=s.vote_depth,
                 extra_depth=1.0,
             )
-            vote, support = neighbour_vote(res.categories, res.scores, names)
+            vote, support = neighbour_vote(
+                res.categories, res.scores, names, self.search_settings.vote_temperature
+            )
         else:
             vote = np.full((n, len(names)), 1.0 / max(len(names), 1), np.float32)
             support = np.zeros(n, np.float32)
@@ -531,7 +540,11 @@ class SearchPipeline:
         vectors = np.zeros((*valid.shape, engine.dim), dtype=np.float32)
         if valid.any():
             vectors[valid] = engine.vectors(internal[valid])
-        heads = group_heads(cosine_matrix(vectors), valid, s.group_similarity)
+        # Listings link when the clicks say they are one product (same virtual ID) or when
+        # they are near-exact duplicates; embedding similarity alone merges look-alikes.
+        group = np.where(valid, cat.column("group", take(rows), ""), "")
+        links = np.where(same_group(group, valid), np.float32(1.0), cosine_matrix(vectors))
+        heads = group_heads(links, valid, s.group_similarity)
         return _Ranked(
             take(res.item_ids),
             take(scores),

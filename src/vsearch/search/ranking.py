@@ -106,3 +106,16 @@ def collect_groups(head: np.ndarray, k: int) -> list[list[tuple[int, list[int]]]
                 groups[h].append(j)
         out.append(list(groups.items())[:k])
     return out
+
+
+def same_group(groups: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``bool[n, m, m]``: candidates ``i`` and ``j`` of a query share a product group.
+
+    Args:
+        groups: ``object[n, m]`` group key per candidate (``""`` = unknown: never matches).
+        valid: ``bool[n, m]`` real candidates.
+    """
+    g = np.asarray(groups, dtype=object)
+    known = valid & (g != "")
+    eq = g[:, :, None] == g[:, None, :]
+    return eq & known[:, :, None] & known[:, None, :]

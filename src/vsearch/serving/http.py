@@ -117,31 +117,46 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-class ReadyGuard:
-    """ASGI middleware: answer 503 with ``message()`` on ``paths`` while ``ready()`` is false.
+class JsonApiGate:
+    """ASGI middleware in front of BentoML's JSON APIs: 415 for a POST to ``json_paths`` whose
+    body is not ``application/json``; 503 with ``message()`` on ``ready_paths`` while
+    ``ready()`` is false.
 
-    Why: a batchable BentoML API answers per photo, so without this a service with nothing
-    loaded would say 200 with an error in every slot; a load balancer needs the 503.
+    Why: BentoML also parses form bodies and turns a malformed one into a 500; and a batchable
+    API answers per photo, so with nothing loaded it would say 200 with an error in every slot
+    (a load balancer needs the 503).
     """
 
     def __init__(
         self,
         app: Callable[..., Awaitable[None]],
-        paths: frozenset[str],
+        json_paths: frozenset[str],
+        ready_paths: frozenset[str],
         ready: Callable[[], bool],
         message: Callable[[], str],
     ):
         self.app = app
-        self.paths = paths
+        self.json_paths = json_paths
+        self.ready_paths = ready_paths
         self.ready = ready
         self.message = message
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        guarded = scope["type"] == "http" and scope.get("path", "").rstrip("/") in self.paths
-        if guarded and not self.ready():
-            await reply_json(send, 503, self.message())
-            return
+        path = scope.get("path", "").rstrip("/")
+        if scope["type"] == "http" and scope.get("method") == "POST":
+            ctype = dict(scope.get("headers") or []).get(b"content-type", b"application/json")
+            if path in self.json_paths and not _is_json(ctype):
+                got = ctype.decode("latin-1")
+                await reply_json(send, 415, f"POST {path} takes application/json, got {got!r}")
+                return
+            if path in self.ready_paths and not self.ready():
+                await reply_json(send, 503, self.message())
+                return
         await self.app(scope, receive, send)
+
+
+def _is_json(content_type: bytes) -> bool:
+    return content_type.split(b";")[0].strip().lower() == b"application/json"
 
 
 # -- parsing of form fields (each raises HttpError 422 naming the field) ------------------------

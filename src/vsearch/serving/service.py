@@ -1,6 +1,6 @@
 """BentoML service ``vsearch``: visual search over HTTP, with a web page and an admin API.
 
-Endpoints (details in ``docs/serving.md``):
+Endpoints:
 
 * ``POST /search`` (multipart photo) and ``GET /``, ``/samples``, ``/images/...``,
   ``/uploads/...``, ``/admin/...``: a Starlette app mounted into the service
@@ -34,7 +34,7 @@ from pydantic import Field
 
 from vsearch import __version__
 from vsearch.serving.batch import BatchQuery, run_batch
-from vsearch.serving.http import BodyLimit, ReadyGuard
+from vsearch.serving.http import BodyLimit, JsonApiGate
 from vsearch.serving.process import PARAMS_ENV, ROOT_ENV
 from vsearch.serving.state import ServingState
 from vsearch.serving.web import WebApp
@@ -42,6 +42,7 @@ from vsearch.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 BATCH_ROUTE = "/search_batch"
+INFO_ROUTE = "/info"
 
 
 def project_root() -> Path:
@@ -101,7 +102,7 @@ class VSearchService:
     def _abs(self, path: Path) -> Path:
         return path if path.is_absolute() else self.root / path
 
-    @bentoml.api(route="/info")
+    @bentoml.api(route=INFO_ROUTE)
     def info(self) -> dict[str, Any]:
         """Version, ingested drops (with DVC hashes), the release on disk and what is served."""
         from vsearch.data.ingest import list_drops
@@ -154,5 +155,9 @@ def _not_ready_message() -> str:
 
 VSearchService.add_asgi_middleware(BodyLimit, limit_for=_body_limit)
 VSearchService.add_asgi_middleware(
-    ReadyGuard, paths=frozenset({BATCH_ROUTE}), ready=_ready, message=_not_ready_message
+    JsonApiGate,
+    json_paths=frozenset({BATCH_ROUTE, INFO_ROUTE}),
+    ready_paths=frozenset({BATCH_ROUTE}),
+    ready=_ready,
+    message=_not_ready_message,
 )

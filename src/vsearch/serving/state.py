@@ -38,6 +38,7 @@ import torch
 
 from vsearch.errors import BadInput
 from vsearch.index.embeddings import EmbeddingSet, ModelInfo
+from vsearch.index.engine import Engine
 from vsearch.index.manifest import Manifest
 from vsearch.index.release import current_version, resolve
 from vsearch.search.pipeline import CATALOG_FIELDS
@@ -263,8 +264,6 @@ class ServingState:
             raise BadInput(f"model {model_dir}: {exc}") from None
         drop = self.drop_dir()
         catalog = self._catalog(drop)
-        from vsearch.index.engine import Engine
-
         engine = Engine.open_current(
             self.indexes_dir, s.index, expected_model=encoder.fingerprint, writable=True
         )
@@ -308,7 +307,8 @@ class ServingState:
             except BadInput as exc:  # ReleaseError, FingerprintMismatch, missing model, ...
                 self._refused(str(exc))
                 raise ReloadRefused(str(exc)) from None
-            except (OSError, ValueError) as exc:
+            except Exception as exc:  # any other failure to load is a refusal too
+                log.exception("reload failed")
                 self._refused(f"{type(exc).__name__}: {exc}")
                 raise ReloadRefused(f"{type(exc).__name__}: {exc}") from None
             with self._swap:

@@ -138,6 +138,9 @@ class WebApp:
         except (HTTPException, MultiPartException) as exc:
             detail = getattr(exc, "detail", None) or getattr(exc, "message", str(exc))
             return error_response(400, f"malformed request body: {detail}")
+        except Exception as exc:  # a bug: still JSON, with the server log holding the trace
+            log.exception("unexpected error")
+            return error_response(500, f"internal error ({type(exc).__name__}); see the log")
 
     @staticmethod
     async def _form(request: Request, what: str) -> Any:

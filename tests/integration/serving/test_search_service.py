@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import base64
 import io
+import shutil
 import subprocess
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -70,6 +72,14 @@ def png(width: int, height: int) -> bytes:
 
 def ids_of(hit: dict) -> list[str]:
     return [hit["item_id"], *hit["more_sellers"]]
+
+
+def wait_for(condition: Callable[[], bool], limit_s: float = TIMEOUT) -> None:
+    """Poll until ``condition`` holds (a guard against hanging, not a timing assertion)."""
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.05)
 
 
 # -- serving -----------------------------------------------------------------------------------
@@ -246,9 +256,15 @@ def test_batch_answers_each_photo_in_order(client: httpx.Client, served_project)
     for too_many in ([], [{"image": "eA=="}] * 5):
         r = client.post("/search_batch", json={"queries": too_many})
         assert r.status_code == 400 and "error" in r.json()
+    r = client.post(
+        "/search_batch", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 400 and "error" in r.json()
+    r = client.post("/search_batch", files={"queries": ("q", b"x")})
+    assert r.status_code == 415 and "application/json" in r.json()["error"]
 
 
-def test_concurrent_batches_are_merged_and_split_back(service: str, served_project) -> None:
+def test_concurrent_batch_requests_each_get_their_own_answers(service: str, served_project) -> None:
     rows = list(range(0, 48, 6))
     answers: dict[int, dict] = {}
 
@@ -333,6 +349,48 @@ def test_admin_upsert_then_search_then_delete(
     assert r.status_code == 404
 
 
+# -- the web page in a real browser (Debian's chromium; skipped where it is not installed) ------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(CHROMIUM is None, reason="needs a chromium binary (apt install chromium)")
+def test_web_page_searches_a_photo_and_shows_box_and_results(service: str, served_project) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    item = served_project.catalog.iloc[0]
+    errors: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{service}/")
+            sync_api.expect(page.locator("#status")).to_contain_text("release v0001")
+            page.select_option("#category", item["category"])
+            page.set_input_files("#file", str(served_project.drop / item["image"]))
+            cards = page.locator("#results .card")
+            sync_api.expect(cards.first).to_be_visible()
+            sync_api.expect(page.locator("#cat")).to_have_text(item["category"])
+            box = page.locator("#box").bounding_box()
+            assert box is not None and box["width"] > 0 and box["height"] > 0
+            first = cards.first
+            assert first.get_attribute("title") == item["item_id"] or "more seller" in (
+                first.locator(".more").inner_text()
+            )
+            page.wait_for_function("document.querySelector('#results .card img').naturalWidth > 0")
+            samples = page.locator("#samples img")
+            sync_api.expect(samples.first).to_be_visible()
+            samples.first.click()
+            sync_api.expect(page.locator("#meta")).to_contain_text("release v0001")
+            # the form refuses k=0 itself; a refusal by the service is shown too
+            page.evaluate("document.getElementById('k').value = '0'; search()")
+            sync_api.expect(page.locator("#error")).to_contain_text("422")
+        finally:
+            browser.close()
+    assert not errors
+
+
 # -- reload (changes what is served: keep these last) -----------------------------------------
 
 
@@ -364,6 +422,7 @@ def test_reload_under_concurrent_searches_loses_no_request(
     for w in workers:
         w.start()
     try:
+        wait_for(lambda: sum(outcomes.values()) >= 8)  # the old release is under load first
         set_current(served_project.indexes, "v0002")
         r = client.post("/admin/reload", headers=ADMIN)
         assert r.status_code == 200, r.text
@@ -371,8 +430,7 @@ def test_reload_under_concurrent_searches_loses_no_request(
         assert r.json()["previous"]["release"] == "v0001"
         # keep searching on the new release for a while
         after = sum(outcomes.values())
-        while sum(outcomes.values()) < after + 16:
-            stop_flag.wait(0.05)
+        wait_for(lambda: sum(outcomes.values()) >= after + 16)
     finally:
         stop_flag.set()
         for w in workers:

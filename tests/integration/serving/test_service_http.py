@@ -74,6 +74,11 @@ def test_page_is_served_without_a_release(service: str) -> None:
     assert httpx.get(f"{service}/samples", timeout=10).json() == {"samples": []}
 
 
+def test_info_takes_json_only(service: str) -> None:
+    r = httpx.post(f"{service}/info", files={"x": ("x", b"--broken")}, timeout=10)
+    assert r.status_code == 415 and "application/json" in r.json()["error"]
+
+
 def test_unknown_route_is_4xx(service: str) -> None:
     r = httpx.post(f"{service}/no-such-endpoint", json={}, timeout=10)
     assert 400 <= r.status_code < 500

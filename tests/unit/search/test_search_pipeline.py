@@ -14,6 +14,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -410,6 +411,20 @@ def test_neighbour_vote_weights_by_similarity() -> None:
 
 
 @pytest.mark.unit
+def test_neighbour_vote_with_a_temperature_by_hand() -> None:
+    cats = np.array([["a", "b", "b", None]], dtype=object)
+    sims = np.array([[0.9, 0.85, 0.85, np.nan]])
+    vote, support = neighbour_vote(cats, sims, ["a", "b"], temperature=0.05)
+    w = np.exp(-0.05 / 0.05)  # each b is 0.05 below the best neighbour: weight e^-1
+    assert np.allclose(vote, [[1 / (1 + 2 * w), 2 * w / (1 + 2 * w)]])
+    assert np.isclose(support[0], 1 + 2 * w)
+    assert vote[0, 0] > vote[0, 1]  # linear weights would let the two look-alikes win
+    assert neighbour_vote(cats, sims, ["a", "b"])[0][0, 1] > 0.5
+    with pytest.raises(ValueError):
+        neighbour_vote(cats, sims, ["a", "b"], temperature=0.0)
+
+
+@pytest.mark.unit
 def test_fuse_and_align_by_hand() -> None:
     names = category_space(["a", "b"], ["b", "c"])
     assert names == ["a", "b", "c"]
@@ -552,3 +567,28 @@ def test_an_explicit_category_list_replaces_routing(world) -> None:
         p.search_images(world["images"][:1], K, categories=[["hat", "nope"]])
     with pytest.raises(BadInput, match="must not be empty"):
         p.search_images(world["images"][:1], K, categories=[[]])
+
+
+@pytest.mark.unit
+def test_listings_of_one_virtual_id_group_even_when_dissimilar(world, tmp_path) -> None:
+    """Clicks (virtual IDs), not embedding similarity, say which listings are one product."""
+    from vsearch.search.groups import PRODUCT_GROUP, with_product_groups
+
+    plain = _with(world, group_similarity=1.0)
+    first = plain.search_images(world["images"][:1], K)[0]
+    ids = [h.item_id for h in first.results]
+    assert len(ids) == K and not any(h.more_sellers for h in first.results)
+    # A hand-made mining output: results 2 and 5 (not near-duplicates) are one virtual ID.
+    vids = pd.DataFrame(
+        {"item_id": [ids[1], ids[4]], "virtual_id": ["v:x", "v:x"], "cluster_size": [2, 2]}
+    )
+    vids.to_parquet(tmp_path / "virtual_ids.parquet")
+    catalog = with_product_groups(world["catalog"], tmp_path)
+    assert catalog.set_index("item_id").loc[ids[1], PRODUCT_GROUP] == "v:x"
+    s = plain.settings
+    grouped = SearchPipeline(plain.encoder, plain.engine, catalog, s)
+    r = grouped.search_images(world["images"][:1], K)[0]
+    heads = [h.item_id for h in r.results]
+    assert ids[4] not in heads
+    assert r.results[heads.index(ids[1])].more_sellers == [ids[4]]
+    assert with_product_groups(world["catalog"], None) is world["catalog"]

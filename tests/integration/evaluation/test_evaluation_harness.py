@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from vsearch.cli import app
 from vsearch.contracts import CATALOG, QUERIES, read_table
 from vsearch.evaluation.report import build_report
+from vsearch.mining.cli import mine_drop
 from vsearch.model.export import save_model
 from vsearch.model.net import NetConfig, VSearchNet
 from vsearch.settings import EvaluationSettings, Settings
@@ -79,14 +80,19 @@ def test_evaluate_cli_on_held_out_queries(tiny_world, tmp_path: Path) -> None:
     model = _tiny_model(s, categories, 0, tmp_path / "model")
     category_only = _tiny_model(s, categories, 1, tmp_path / "category" / "model")
     out = tmp_path / "reports"
+    mine_drop(drop, tmp_path / "mining", s.mining)
     args = ["--params", str(params), "evaluate", "--drop", str(drop), "--truth", str(truth)]
     args += ["--model", str(model), "--out", str(out), "--json"]
+    args += ["--mining", str(tmp_path / "mining"), "--no-mlflow"]
     args += ["--baseline", f"category_only={category_only.parent}"]  # a run folder works too
     args += ["--baseline", f"oracle={tmp_path / 'no-such-model'}"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
 
     report = json.loads((out / "metrics.json").read_text())
+    printed = json.loads(res.stdout)
+    assert 0 <= printed["virtual_ids"]["purity"] <= 1  # mined groups scored against the truth
+    assert "coverage" in printed["virtual_ids"]
     model_m = report["model"]
     for key in SPEC_KEYS:
         assert key in model_m, key
@@ -104,6 +110,7 @@ def test_evaluate_cli_on_held_out_queries(tiny_world, tmp_path: Path) -> None:
     for m in (model_m, report["baselines"]["untrained"]):  # a head hit is also a group hit
         assert m["identical_recall@10_heads"] <= m["identical_recall@10"]
         assert m["group_size_mean"] >= 1
+        assert m["group_purity"] is None or 0 <= m["group_purity"] <= 1
     hist = report["baselines"]["colour_histogram"]
     assert hist["category_acc_model"] is None  # no classifier
     assert hist["box_iou_mean"] > 0  # the full frame overlaps every true box
@@ -183,3 +190,23 @@ def test_report_targets_and_ratios() -> None:
 def test_unknown_target_is_refused() -> None:
     with pytest.raises(ValueError, match="identical_recall@11"):
         EvaluationSettings(targets={"identical_recall@11": 0.5})
+
+
+@pytest.mark.unit
+def test_bad_paths_exit_2_naming_the_problem(tiny_world, params_path, tmp_path: Path) -> None:
+    drop, truth = tiny_world
+    runner = CliRunner()
+    base = [
+        "--params",
+        str(params_path),
+        "evaluate",
+        "--truth",
+        str(truth),
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    res = runner.invoke(app, [*base, "--drop", str(tmp_path / "nope"), "--model", str(tmp_path)])
+    assert res.exit_code == 2 and "--drop" in res.output
+    res = runner.invoke(app, [*base, "--drop", str(drop), "--model", str(tmp_path)])
+    assert res.exit_code == 2 and "not a model folder" in res.output
+    assert not (tmp_path / "r").exists()  # nothing written on bad input

@@ -1,0 +1,142 @@
+"""A short load run against a running service: latency percentiles, throughput, failures.
+
+Why a module of its own: the release gate measures the challenger's p95 latency with it (a
+regression gate on latency needs the service's real path: HTTP, multipart parsing, decode,
+model, search, JSON), and ``bench/service_bench.py`` reports the same figures at several
+concurrency levels. Requests are ``POST /search`` with real photos, sent by ``concurrency``
+threads, each with its own HTTP connection (keep-alive, like a client library would).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+
+SEARCH_PATH = "/search"
+PHOTO_FIELD = "image"
+PERCENTILES = (50, 95, 99)
+
+
+@dataclass
+class LoadResult:
+    """What one load run measured (latencies in milliseconds, client side).
+
+    Attributes:
+        requests: requests sent.
+        concurrency: client threads.
+        ok: 2xx answers.
+        statuses: count per HTTP status (and ``"error"`` for transport failures).
+        p50_ms / p95_ms / p99_ms: client-side latency percentiles of the 2xx answers.
+        rps: 2xx answers per second of wall time.
+        stage_ms: median per-stage time the service reported (``timings_ms`` of the answers).
+    """
+
+    requests: int
+    concurrency: int
+    ok: int
+    statuses: dict[str, int]
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    rps: float
+    stage_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> int:
+        return self.requests - self.ok
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "failed": self.failed}
+
+
+def load_run(
+    base_url: str,
+    photos: Sequence[bytes],
+    *,
+    requests: int,
+    concurrency: int = 1,
+    k: int = 10,
+    timeout_s: float = 30.0,
+    warmup: int = 2,
+) -> LoadResult:
+    """Send ``requests`` searches (photos in turn) with ``concurrency`` threads.
+
+    Args:
+        base_url: e.g. ``http://127.0.0.1:3000``.
+        photos: encoded image files (JPEG/PNG bytes) to upload, used round-robin.
+        requests: searches to time (after ``warmup`` untimed ones per thread).
+        concurrency: client threads sending at once.
+        k: results per search.
+        timeout_s: per-request timeout (a timeout counts as a transport failure).
+
+    Raises:
+        ValueError: no photos or a non-positive count.
+    """
+    if not photos or requests < 1 or concurrency < 1:
+        raise ValueError("load_run needs photos, requests >= 1 and concurrency >= 1")
+    url = base_url.rstrip("/") + SEARCH_PATH
+    counter = iter(range(requests))
+    lock = threading.Lock()
+    latencies: list[float] = []
+    statuses: Counter[str] = Counter()
+    stages: dict[str, list[float]] = {}
+
+    def post(client: httpx.Client, i: int) -> httpx.Response:
+        files = {PHOTO_FIELD: (f"q{i}.jpg", photos[i % len(photos)], "image/jpeg")}
+        return client.post(url, files=files, data={"k": str(k)})
+
+    def worker(_: int) -> None:
+        with httpx.Client(timeout=timeout_s) as client:
+            for w in range(warmup):
+                with contextlib.suppress(httpx.HTTPError):
+                    post(client, w)
+            while True:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                start = time.perf_counter()
+                try:
+                    resp = post(client, i)
+                except httpx.HTTPError:
+                    with lock:
+                        statuses["error"] += 1
+                    continue
+                ms = (time.perf_counter() - start) * 1e3
+                with lock:
+                    statuses[str(resp.status_code)] += 1
+                    if resp.is_success:
+                        latencies.append(ms)
+                        for name, v in (resp.json().get("timings_ms") or {}).items():
+                            stages.setdefault(name, []).append(float(v))
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(worker, range(concurrency)))
+    wall = time.perf_counter() - began
+    pct = (
+        np.percentile(latencies, PERCENTILES).tolist()
+        if latencies
+        else [float("nan")] * len(PERCENTILES)
+    )
+    return LoadResult(
+        requests=requests,
+        concurrency=concurrency,
+        ok=len(latencies),
+        statuses=dict(statuses),
+        p50_ms=float(pct[0]),
+        p95_ms=float(pct[1]),
+        p99_ms=float(pct[2]),
+        rps=len(latencies) / wall if wall > 0 else 0.0,
+        stage_ms={k_: statistics.median(v) for k_, v in stages.items()},
+    )
