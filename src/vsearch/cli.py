@@ -7,12 +7,14 @@ Sub-command groups (``world``, ``index``, ``services``) live beside the code the
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import typer
 
 from vsearch.cli_support import _State, configure, emit, get_settings, run_guarded
-from vsearch.settings import DEFAULT_PARAMS
+from vsearch.settings import DEFAULT_PARAMS, Settings
 
 app = typer.Typer(
     name="vsearch",
@@ -51,25 +53,47 @@ def ingest_command(
     run_guarded(body)
 
 
-def _run_pipeline(drop: Path | None, truth: Path | None, reuse_existing: bool) -> dict:
-    """Run the pipeline flow in this process against the local Prefect server."""
+def _connect() -> Settings:
+    """Servers up and their URLs in this process's environment (before Prefect is imported)."""
     from vsearch.services import apply_client_env, up
 
     settings = get_settings()
     up(settings.services)
-    apply_client_env(settings.services)  # before Prefect is imported: it reads env at import
-    from flows.ingest import ingest_flow
-    from flows.training import training_flow
+    apply_client_env(settings.services)  # Prefect reads its settings when it is imported
+    return settings
 
-    res = ingest_flow(
+
+def _admin_token(settings: Settings) -> str:
+    """The local admin bearer token (made once, kept 0600 under the services state dir).
+
+    The demo's service and the release flow's reload share it through the environment.
+    """
+    import secrets
+
+    env = settings.serving.admin_token_env
+    if os.environ.get(env):
+        return os.environ[env]
+    path = settings.services.state_dir / "admin_token"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24))
+    os.environ[env] = path.read_text().strip()
+    return os.environ[env]
+
+
+def _run_nightly(drop: Path | None, truth: Path | None) -> dict:
+    """The nightly flow now, in this process, against the local Prefect server."""
+    settings = _connect()
+    _admin_token(settings)
+    from flows.nightly import nightly_flow
+
+    return nightly_flow(
         drop=str(drop) if drop else None,
         truth=str(truth) if truth else None,
-        params=str(_State.params),
         repo_root=str(Path.cwd()),
-        reuse_existing=reuse_existing,
+        params=str(_State.params),
     )
-    res["training"] = training_flow(repo_root=str(Path.cwd()))
-    return res
 
 
 @app.command("pipeline")
@@ -78,40 +102,80 @@ def pipeline_command(
     truth: Path | None = typer.Option(None, "--truth", help="ground truth of --drop (demo only)"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Run the pipeline flow now on the local Prefect server (starts the servers if needed)."""
-    run_guarded(lambda: emit(_run_pipeline(drop, truth, reuse_existing=drop is None), json_out))
+    """Run the nightly flow now on the local Prefect server (starts the servers if needed)."""
+    run_guarded(lambda: emit(_run_nightly(drop, truth), json_out))
+
+
+@app.command("deploy")
+def deploy_command(json_out: bool = typer.Option(False, "--json")) -> None:
+    """Register the nightly deployment (cron from params) and serve its runs in the background."""
+    from vsearch.scheduling import deploy_up
+
+    def body() -> None:
+        settings = _connect()
+        info = deploy_up(settings, Path.cwd(), _State.params, settings.schedule.register_timeout_s)
+        emit(info, json_out)
+
+    run_guarded(body)
 
 
 @app.command("demo")
 def demo_command() -> None:
-    """The main job: services up, the whole pipeline on the demo world, then where to look."""
+    """The main job: servers, the nightly deployment, the nightly flow on the demo world now,
+    then the search service left running; prints where to look."""
 
     def body() -> None:
+        from vsearch.scheduling import deploy_up
         from vsearch.services import client_env
+        from vsearch.serving.process import ensure_detached
 
-        res = _run_pipeline(None, None, reuse_existing=True)
-        env = client_env(get_settings().services)
+        settings = _connect()
+        token = _admin_token(settings)
+        dep = deploy_up(settings, Path.cwd(), _State.params, settings.schedule.register_timeout_s)
+        res = _run_nightly(None, None)
+        s = settings.serving
+        served = ensure_detached(
+            s.host,
+            s.port,
+            _State.params,
+            Path.cwd(),
+            settings.services.state_dir,
+            s.start_timeout_s,
+            env={s.admin_token_env: token},
+        )
+        env = client_env(settings.services)
         prefect_ui = env["PREFECT_API_URL"].removesuffix("/api")
+        ing, tr, rel = res["ingest"], res["training"], res["release"]
+        metrics = json.loads(Path(tr["metrics_path"]).read_text())
         typer.echo(
             "\n".join(
                 [
                     "",
                     "vsearch demo finished.",
-                    f"  drop           {res['drop_id']}  (DVC hash {res['dvc_hash']})",
-                    f"  data           {res['raw_path']}",
-                    f"  ground truth   {res['truth_path']}",
-                    f"  validation     {res['report_path']}",
-                    f"  Data Docs      {res['docs_path'] or '(not built)'}",
-                    f"  Prefect run    {prefect_ui}/runs/flow-run/{res['flow_run_id']}",
-                    f"  metrics        {res['training']['metrics_path']}",
-                    f"  training run   {prefect_ui}/runs/flow-run/{res['training']['flow_run_id']}",
+                    f"  search service {served['url']}/  (OpenAPI: /docs.json)",
+                    f"  drop           {ing['drop_id']}  (DVC hash {ing['dvc_hash']})",
+                    f"  validation     {ing['report_path']}",
+                    f"  Data Docs      {ing['docs_path'] or '(not built)'}",
+                    f"  metrics        {tr['metrics_path']}  identical_recall@10 "
+                    f"{metrics.get('identical_recall@10')}, category_acc_fused "
+                    f"{metrics.get('category_acc_fused')}",
+                    f"  release        {_release_line(rel)}",
+                    f"  Prefect UI     {prefect_ui}  (nightly run {res['flow_run_id']}; "
+                    f"deployment {dep['name']} cron {dep['cron']})",
                     f"  MLflow UI      {env['MLFLOW_TRACKING_URI']}",
-                    "  servers keep running; stop them with: .venv/bin/vsearch services down",
+                    f"  admin token    {settings.services.state_dir / 'admin_token'}",
+                    "  everything keeps running; stop it with: .venv/bin/vsearch services down",
                 ]
             )
         )
 
     run_guarded(body)
+
+
+def _release_line(rel: dict) -> str:
+    if rel.get("shipped"):
+        return f"shipped model version {rel['version']} with index {rel['release']}"
+    return f"unchanged ({rel.get('reason', 'nothing new')}): version {rel.get('version')}"
 
 
 @app.command("serve")

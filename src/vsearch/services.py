@@ -365,10 +365,21 @@ def up_command() -> None:
 
 @app.command("down")
 def down_command() -> None:
-    """Stop the servers started by ``up``."""
+    """Stop the servers started by ``up``, the nightly deployment and the demo's service."""
     from vsearch.cli_support import get_settings, run_guarded
 
-    run_guarded(lambda: typer.echo(f"stopped: {down(get_settings().services) or 'nothing'}"))
+    def body() -> None:
+        from vsearch.scheduling import deploy_down
+        from vsearch.serving.process import stop_detached
+
+        settings = get_settings()
+        stopped = ["nightly deployment"] if deploy_down(settings) else []
+        if stop_detached(_state_dir(settings.services)):
+            stopped.append("search service")
+        stopped += down(settings.services)
+        typer.echo(f"stopped: {stopped or 'nothing'}")
+
+    run_guarded(body)
 
 
 @app.command("status")

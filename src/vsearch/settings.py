@@ -670,6 +670,25 @@ class RegistrySettings(_Section):
     gates: GatesSettings = GatesSettings()
 
 
+class ReleaseSettings(_Section):
+    """The release flow (``flows/release.py``): the candidate service's load run, the Bento."""
+
+    load_requests: int = Field(40, ge=5, description="timed /search requests of the load run")
+    load_concurrency: int = Field(1, ge=1, description="client threads of the load run")
+    load_warmup: int = Field(2, ge=0, description="untimed requests per thread first")
+    load_photos: int = Field(20, ge=1, description="held-out query photos the load run sends")
+    build_bento: bool = Field(True, description="`bentoml build` when a release ships")
+
+
+class ScheduleSettings(_Section):
+    """The nightly deployment (``flows/deploy.py``, started by ``vsearch deploy``/``demo``)."""
+
+    cron: str = Field("0 2 * * *", min_length=9, description="when the nightly flow runs (UTC)")
+    register_timeout_s: float = Field(
+        60, gt=0, description="wait for the deployment process to register it"
+    )
+
+
 class Settings(_Section):
     """All of params.yaml."""
 
@@ -686,6 +705,8 @@ class Settings(_Section):
     evaluation: EvaluationSettings = EvaluationSettings()
     search: SearchSettings = SearchSettings()
     registry: RegistrySettings = RegistrySettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    release: ReleaseSettings = ReleaseSettings()
 
     @model_validator(mode="after")
     def _registry_model_name(self) -> Settings:

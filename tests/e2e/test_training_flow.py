@@ -1,5 +1,9 @@
-"""The training flow end to end: DVC stages mine → train (+ baselines) → evaluate, run by
-Prefect on a real server, tracked in a real MLflow server; unchanged inputs skip every stage."""
+"""The offline loop end to end on real servers (Prefect, MLflow, BentoML, DVC):
+
+training flow (DVC stages mine → train (+ baselines) → evaluate; unchanged inputs skip every
+stage) → release flow (a failed gate changes nothing; a passed one ships: CURRENT, champion)
+→ a corrupted click-log drop fed to the nightly flow stops before training, champion and
+serving index unchanged."""
 
 from __future__ import annotations
 
@@ -8,10 +12,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
 from vsearch.data.ingest import ingest_drop
+from vsearch.errors import GateFailed
+from vsearch.index.release import current_version
 from vsearch.settings import ServicesSettings, Settings, load_settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -44,6 +51,9 @@ def _tiny(settings: Settings, services: ServicesSettings) -> Settings:
     s.evaluation.latency_queries = 2
     s.evaluation.latency_warmup = 1
     s.evaluation.decode_workers = 1
+    s.release.build_bento = False  # `bentoml build` has its own test
+    s.release.load_requests = 6
+    s.release.load_photos = 3
     return s
 
 
@@ -59,12 +69,21 @@ def _scratch_project(root: Path, settings: Settings) -> None:
     subprocess.run(["git", "add", "-A"], cwd=root, check=True, capture_output=True)
 
 
-def test_training_flow_runs_dvc_stages_and_registers_a_challenger(
+def _set_floor(root: Path, metric: str, floor: float) -> None:
+    params = root / "params.yaml"
+    raw = yaml.safe_load(params.read_text())
+    raw["registry"]["gates"]["floors"][metric] = floor
+    params.write_text(yaml.safe_dump(raw))
+
+
+def test_offline_loop_trains_gates_ships_and_stops_on_bad_clicks(
     prefect_server: str,
     mlflow_server: str,
     live_services: ServicesSettings,
     tiny_world: tuple[Path, Path],
     scratch_repo: Path,
+    copy_drop,
+    tmp_path: Path,
 ) -> None:
     import mlflow
 
@@ -104,3 +123,42 @@ def test_training_flow_runs_dvc_stages_and_registers_a_challenger(
     assert second["stages"] == dict.fromkeys(LEARNING_STAGES, False)
     again = client.get_model_version_by_alias(name, "challenger")
     assert again.version == challenger.version
+
+    # Release gate, fail path: a floor the challenger cannot reach → nothing changes.
+    from flows.nightly import nightly_flow
+    from flows.release import release_flow
+
+    indexes = scratch_repo / s.project.indexes_dir
+    _set_floor(scratch_repo, "identical_recall@10", 0.999)
+    with pytest.raises(GateFailed, match="identical_recall@10"):
+        release_flow(repo_root=str(scratch_repo))
+    assert current_version(indexes) is None
+    assert "champion" not in client.get_registered_model(name).aliases
+
+    # Pass path: floors it clears → CURRENT and champion move together.
+    _set_floor(scratch_repo, "identical_recall@10", 0.0)
+    _set_floor(scratch_repo, "category_acc_fused", 0.0)
+    shipped = release_flow(repo_root=str(scratch_repo))
+    assert shipped["shipped"] and current_version(indexes) == shipped["release"]
+    champion = client.get_model_version_by_alias(name, "champion")
+    assert champion.version == challenger.version
+    assert champion.tags["index_release"] == shipped["release"]
+    assert float(champion.tags["service_p95_ms"]) > 0  # the load run's p95 is kept for later
+    again = release_flow(repo_root=str(scratch_repo))  # same model, same index: nothing to do
+    assert again["shipped"] is False
+
+    # A corrupted click log stops the nightly before training; nothing downstream moves.
+    versions = len(client.search_model_versions(f"name='{name}'"))
+    bad = copy_drop(drop, tmp_path / "bad")
+    imp = pd.read_parquet(bad / "impressions.parquet")
+    imp.loc[1, "event_id"] = imp.loc[0, "event_id"]  # a duplicated event id: critical
+    imp.to_parquet(bad / "impressions.parquet", index=False)
+    (bad / "drop.json").write_text(json.dumps({"drop_id": "bad-clicks"}))
+    with pytest.raises(GateFailed, match="event_id"):
+        nightly_flow(drop=str(bad), repo_root=str(scratch_repo))
+    assert client.get_model_version_by_alias(name, "champion").version == champion.version
+    assert len(client.search_model_versions(f"name='{name}'")) == versions
+    assert current_version(indexes) == shipped["release"]
+    assert yaml.safe_load((scratch_repo / "data" / "current.yaml").read_text())["drop"] == (
+        res.drop_id
+    )

@@ -37,8 +37,9 @@ class LoadResult:
         ok: 2xx answers.
         statuses: count per HTTP status (and ``"error"`` for transport failures).
         p50_ms / p95_ms / p99_ms: client-side latency percentiles of the 2xx answers.
-        rps: 2xx answers per second of wall time.
+        rps: 2xx answers per second of wall time (timed requests only: warm-up excluded).
         stage_ms: median per-stage time the service reported (``timings_ms`` of the answers).
+        stage_pct_ms: the same per stage as ``{"p50": .., "p95": .., "p99": ..}``.
     """
 
     requests: int
@@ -50,6 +51,7 @@ class LoadResult:
     p99_ms: float
     rps: float
     stage_ms: dict[str, float] = field(default_factory=dict)
+    stage_pct_ms: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def failed(self) -> int:
@@ -90,6 +92,9 @@ def load_run(
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
     stages: dict[str, list[float]] = {}
+    # Every thread warms up, then all start timing together: the wall clock covers only the
+    # timed requests, so rps is not diluted by warm-up (first requests pay lazy set-up).
+    ready = threading.Barrier(concurrency + 1)
 
     def post(client: httpx.Client, i: int) -> httpx.Response:
         files = {PHOTO_FIELD: (f"q{i}.jpg", photos[i % len(photos)], "image/jpeg")}
@@ -97,9 +102,14 @@ def load_run(
 
     def worker(_: int) -> None:
         with httpx.Client(timeout=timeout_s) as client:
-            for w in range(warmup):
-                with contextlib.suppress(httpx.HTTPError):
-                    post(client, w)
+            try:
+                for w in range(warmup):
+                    with contextlib.suppress(httpx.HTTPError):
+                        post(client, w)
+            except BaseException:
+                ready.abort()  # the others (and the clock) must not wait for this thread
+                raise
+            ready.wait()
             while True:
                 with lock:
                     i = next(counter, None)
@@ -113,17 +123,22 @@ def load_run(
                         statuses["error"] += 1
                     continue
                 ms = (time.perf_counter() - start) * 1e3
-                with lock:
+                timings = (resp.json().get("timings_ms") or {}) if resp.is_success else {}
+                with lock:  # JSON parsed outside the lock: client threads stay concurrent
                     statuses[str(resp.status_code)] += 1
                     if resp.is_success:
                         latencies.append(ms)
-                        for name, v in (resp.json().get("timings_ms") or {}).items():
+                        for name, v in timings.items():
                             stages.setdefault(name, []).append(float(v))
 
-    began = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(worker, range(concurrency)))
-    wall = time.perf_counter() - began
+        done = [pool.submit(worker, i) for i in range(concurrency)]
+        with contextlib.suppress(threading.BrokenBarrierError):  # f.result() says why
+            ready.wait()
+        began = time.perf_counter()
+        for f in done:
+            f.result()
+        wall = time.perf_counter() - began
     pct = (
         np.percentile(latencies, PERCENTILES).tolist()
         if latencies
@@ -139,4 +154,15 @@ def load_run(
         p99_ms=float(pct[2]),
         rps=len(latencies) / wall if wall > 0 else 0.0,
         stage_ms={k_: statistics.median(v) for k_, v in stages.items()},
+        stage_pct_ms={k_: percentiles(v) for k_, v in stages.items()},
     )
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    """``{"p50": .., "p95": .., "p99": ..}`` of ``values`` (NaN when empty)."""
+    if not values:
+        return {f"p{p}": float("nan") for p in PERCENTILES}
+    return {
+        f"p{p}": float(v)
+        for p, v in zip(PERCENTILES, np.percentile(values, PERCENTILES), strict=True)
+    }

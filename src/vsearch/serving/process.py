@@ -104,3 +104,50 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+DETACHED_STATE = "serving.json"  # pid + url of the service `vsearch demo` leaves running
+
+
+def ensure_detached(
+    host: str,
+    port: int,
+    params: Path,
+    root: Path,
+    state_dir: Path,
+    timeout_s: float,
+    env: dict[str, str] | None = None,
+) -> dict[str, object]:
+    """Leave the service running in the background (reused when it already answers).
+
+    Its pid goes to ``state_dir/serving.json`` so ``vsearch services down`` can stop it with
+    the servers; its log to ``state_dir/serving.log``.
+    """
+    url = f"http://{host}:{port}"
+    try:
+        if httpx.get(url + LIVE_PATH, timeout=2).status_code == 200:
+            return {"url": url, "reused": True}
+    except httpx.HTTPError:
+        pass
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log_file = state_dir / "serving.log"
+    proc = start_background(host, port, params, root, log_file, timeout_s, LIVE_PATH, env)
+    (state_dir / DETACHED_STATE).write_text(f'{{"pid": {proc.pid}, "url": "{url}"}}')
+    return {"url": url, "pid": proc.pid, "log": str(log_file), "reused": False}
+
+
+def stop_detached(state_dir: Path) -> bool:
+    """Stop the service :func:`ensure_detached` started; ``True`` when one was running."""
+    import json
+    import signal
+
+    path = state_dir / DETACHED_STATE
+    if not path.is_file():
+        return False
+    pid = int(json.loads(path.read_text())["pid"])
+    path.unlink()
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,39 @@
+"""The ``nightly`` deployment: a cron schedule on the Prefect server, served by this process.
+
+``python -m flows.deploy`` registers the deployment (name, cron and timezone from
+``params.yaml``'s ``schedule`` section) and then executes its scheduled and manually triggered
+runs until stopped: Prefect's ``Flow.serve``, no work pool needed. ``vsearch deploy`` starts it
+in the background beside the MLflow and Prefect servers (``vsearch services down`` stops it).
+Against a production Prefect server, the same flow can instead be deployed to a work pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from flows.nightly import nightly_flow
+from vsearch.settings import load_settings
+
+DEPLOYMENT = "vsearch-nightly"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repo-root", default=".", help="the project (git + DVC) root")
+    parser.add_argument("--params", default="params.yaml", help="params.yaml to read")
+    args = parser.parse_args()
+    root = Path(args.repo_root).resolve()
+    s = load_settings(root / args.params).schedule
+    nightly_flow.serve(
+        name=DEPLOYMENT,
+        cron=s.cron,
+        parameters={"repo_root": str(root), "params": args.params},
+        tags=["vsearch", "nightly"],
+        description="ingest → validate → mine → train → evaluate → index → release",
+        limit=1,  # one night at a time: DVC and the index builder hold locks
+    )
+
+
+if __name__ == "__main__":
+    main()

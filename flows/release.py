@@ -1,0 +1,113 @@
+"""Prefect flow ``release``: gate the challenger, then ship it (or change nothing).
+
+Thin wiring over :mod:`vsearch.registry.release`: candidate index (built without touching
+``CURRENT``, reused when this model already has one) → a short load run of the real service
+serving it → gates (floors, no regression vs the champion) → on pass: ``CURRENT``, the
+``champion`` alias, the Bento, a reload of the running service. On fail the flow publishes
+which gate failed by how much and ends Failed; champion, ``CURRENT`` and the serving index
+are untouched. Only the reload retries: it is the one step talking to another process.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from vsearch.data.ingest import current_drop, resolve_paths
+from vsearch.errors import GateFailed
+from vsearch.registry import release as steps
+from vsearch.settings import Settings, load_settings
+
+ARTIFACT_KEY = "release-gate"
+
+
+@task(name="load-candidate", cache_policy=NO_CACHE)
+def load_candidate(run_folder: Path, metrics: Path) -> steps.Candidate:
+    return steps.load_candidate(run_folder, metrics)
+
+
+@task(name="index-build", cache_policy=NO_CACHE)
+def index_build(settings: Settings, root: Path, cand: steps.Candidate) -> tuple[str, bool]:
+    """The candidate index release (not activated)."""
+    return steps.candidate_release(settings, root, cand)
+
+
+@task(name="service-load-run", cache_policy=NO_CACHE)
+def load_run(
+    settings: Settings, root: Path, release: str, cand: steps.Candidate, drop: Path
+) -> dict[str, Any]:
+    with socket.socket() as s:  # a free port for the private candidate service
+        s.bind((settings.serving.host, 0))
+        port = s.getsockname()[1]
+    return steps.service_latency(settings, root, release, cand, drop, port)
+
+
+@task(name="gates", cache_policy=NO_CACHE)
+def gates(settings: Settings, cand: steps.Candidate, latency: dict[str, Any]) -> Any:
+    report, _ = steps.run_gates(settings, cand, latency)
+    return report
+
+
+@task(name="ship", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+def ship(
+    settings: Settings, root: Path, cand: steps.Candidate, release: str, latency: dict[str, Any]
+) -> dict[str, Any]:
+    return steps.promote(settings, root, cand, release, latency)
+
+
+@flow(name="release")
+def release_flow(
+    repo_root: str = ".", run_folder: str = "runs/train", metrics: str = "reports/metrics.json"
+) -> dict[str, Any]:
+    """Gate the model trained in ``run_folder`` (evaluated in ``metrics``) and ship it on pass.
+
+    Raises:
+        GateFailed: a gate failed (the artifact ``release-gate`` says which, by how much).
+    """
+    log = get_run_logger()
+    root = Path(repo_root).resolve()
+    settings = load_settings(root / "params.yaml")
+    cand = load_candidate(root / run_folder, root / metrics)
+    release, reused = index_build(settings, root, cand)
+    if steps.already_shipped(settings, root, cand, release):
+        log.info(
+            "version %s with index %s is already serving: nothing to ship", cand.version, release
+        )
+        return {
+            "shipped": False,
+            "version": cand.version,
+            "release": release,
+            "reason": "already the champion and CURRENT",
+        }
+    drop = resolve_paths(settings, root)["raw"] / current_drop(settings, root)
+    latency = load_run(settings, root, release, cand, drop)
+    report = gates(settings, cand, latency)
+    head = (
+        f"# Release gate: model version {cand.version} with index {release}"
+        f"{' (reused)' if reused else ''}\n\n"
+        f"Service load run: p50 {latency['p50_ms']:.1f} ms, p95 {latency['p95_ms']:.1f} ms, "
+        f"{latency['rps']:.1f} req/s over {latency['requests']} requests.\n\n"
+    )
+    if not report.passed:
+        create_markdown_artifact(
+            key=ARTIFACT_KEY,
+            markdown=head + "**FAILED**: nothing changed.\n\n" + report.markdown(),
+            description=f"gate failed for version {cand.version}",
+        )
+        raise GateFailed(f"release gate failed for version {cand.version}: {report.summary()}")
+    shipped = ship(settings, root, cand, release, latency)
+    create_markdown_artifact(
+        key=ARTIFACT_KEY,
+        markdown=head
+        + f"**PASSED**: champion = version {cand.version}, CURRENT = {release}, "
+        + f"Bento {shipped.get('bento')}, service: {shipped['reload']['status']}.\n\n"
+        + report.markdown(),
+        description=f"version {cand.version} shipped",
+    )
+    log.info("shipped version %s with index %s", cand.version, release)
+    return {"shipped": True, "version": cand.version, "latency": latency, **shipped}

@@ -1,0 +1,277 @@
+"""The release gate's steps: candidate index, service load run, gates, promotion.
+
+Why these steps, in this order (DESIGN.md section 2): a challenger ships only if its *service*
+is good, so the gate reads the evaluation's quality figures and a latency measured by a short
+load run of the real service (HTTP, decode, model, search) serving the candidate index; and
+nothing visible changes before every gate passed: the candidate release is built without
+touching ``CURRENT``, measured by a private service process on its own port, and only a pass
+moves ``CURRENT``, sets the ``champion`` alias, builds the Bento and reloads the running
+service. A failure leaves champion, ``CURRENT`` and the serving index as they were.
+
+``flows/release.py`` wires these as Prefect tasks; each is a plain function for tests and CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from vsearch.errors import BadInput, GateFailed
+from vsearch.index.release import current_version, list_versions, set_current
+from vsearch.registry.gates import GateReport, evaluate_release_gates
+from vsearch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LATENCY_METRIC = "latency_p95_ms"
+TAG_SERVICE_P95 = "service_p95_ms"  # model version tag: the p95 its release gate measured
+MODEL_SUBDIR = "model"
+EMBEDDINGS_SUBDIR = "embeddings"
+RUN_INFO_FILE = "mlflow_run.json"
+
+
+@dataclass
+class Candidate:
+    """A trained model waiting at the gate.
+
+    Attributes:
+        run_folder: the training run (``model/``, ``embeddings/``, ``mlflow_run.json``).
+        fingerprint: the model's weights hash.
+        version: its registered MLflow model version (``challenger``).
+        metrics: the evaluation's ``metrics.json`` (checked to be about this model).
+    """
+
+    run_folder: Path
+    fingerprint: str
+    version: str
+    metrics: dict[str, Any]
+
+    @property
+    def model_dir(self) -> Path:
+        return self.run_folder / MODEL_SUBDIR
+
+
+def load_candidate(run_folder: Path, metrics_path: Path) -> Candidate:
+    """The challenger trained in ``run_folder`` and its evaluation.
+
+    Raises:
+        BadInput: the run was not tracked/registered, or the metrics are about another model
+            (an evaluation older than the training would gate the wrong model).
+    """
+    info_path = run_folder / RUN_INFO_FILE
+    meta_path = run_folder / MODEL_SUBDIR / "model.json"
+    if not info_path.is_file() or not meta_path.is_file():
+        raise BadInput(
+            f"{run_folder}: no registered model (mlflow_run.json + model/); "
+            "train with MLflow tracking on (registry.track) first"
+        )
+    info = json.loads(info_path.read_text())
+    if not info.get("version"):
+        raise BadInput(f"{run_folder}: the run was tracked but not registered as a version")
+    if not metrics_path.is_file():
+        raise BadInput(f"{metrics_path}: no evaluation; run `vsearch evaluate` first")
+    metrics = json.loads(metrics_path.read_text())
+    fp = str(json.loads(meta_path.read_text())["fingerprint"])
+    if str(metrics.get("model_fingerprint")) != fp:
+        raise BadInput(
+            f"{metrics_path} evaluates model {str(metrics.get('model_fingerprint'))[:12]}, "
+            f"the challenger is {fp[:12]}: re-run the evaluation"
+        )
+    return Candidate(run_folder, fp, str(info["version"]), metrics)
+
+
+def candidate_release(settings: Settings, root: Path, cand: Candidate) -> tuple[str, bool]:
+    """An index release of the candidate's catalog embeddings, built without activating it.
+
+    Returns:
+        ``(version, reused)``: a published release already built by this model is reused
+        (the nightly run on unchanged data rebuilds nothing).
+    """
+    from vsearch.index.builder import build_release
+    from vsearch.index.embeddings import EmbeddingSet
+    from vsearch.index.manifest import Manifest
+
+    indexes = _abs(root, settings.project.indexes_dir)
+    for v in reversed(list_versions(indexes)):
+        if Manifest.read(indexes / v).model.fingerprint == cand.fingerprint:
+            log.info("release %s was already built by model %s: reusing", v, cand.fingerprint[:12])
+            return v, True
+    emb = EmbeddingSet.load(cand.run_folder / EMBEDDINGS_SUBDIR, mmap=True)
+    manifest = build_release(
+        emb,
+        settings.index,
+        indexes,
+        activate=False,
+        threads=settings.index.build_threads or settings.project.threads,
+        extra={"source": str((cand.run_folder / EMBEDDINGS_SUBDIR).resolve())},
+    )
+    return manifest.version, False
+
+
+def already_shipped(settings: Settings, root: Path, cand: Candidate, release: str) -> bool:
+    """The candidate is the champion and its release is ``CURRENT``: nothing new to ship."""
+    from vsearch.registry.registry import ModelRegistry
+
+    champion = ModelRegistry.from_settings(settings).find("champion")
+    indexes = _abs(root, settings.project.indexes_dir)
+    return (
+        champion is not None
+        and champion.version == cand.version
+        and current_version(indexes) == release
+    )
+
+
+def service_latency(
+    settings: Settings, root: Path, release: str, cand: Candidate, drop: Path, port: int
+) -> dict[str, Any]:
+    """p95 of ``/search`` from a short load run of the service serving the candidate.
+
+    The service runs as its own process (``bentoml serve``) on ``port``, on a private
+    indexes folder whose ``CURRENT`` names the candidate (a link to the real release), with the
+    candidate's model folder: the served index and model never change for this.
+    """
+    from vsearch.contracts import QUERIES, read_table
+    from vsearch.serving.loadtest import load_run
+    from vsearch.serving.process import READY_PATH, start_background, stop
+    from vsearch.training.data import holdout_mask
+
+    r = settings.release
+    queries = read_table(drop, QUERIES)
+    held = queries[holdout_mask(queries["query_id"].astype(str), settings.train.holdout_share)]
+    photos = [(drop / p).read_bytes() for p in held["image"].head(r.load_photos)]
+    if not photos:
+        raise BadInput(f"{drop}: no held-out query photos for the latency load run")
+    indexes = _abs(root, settings.project.indexes_dir)
+    with tempfile.TemporaryDirectory(prefix="vsearch-gate-") as tmp:
+        private = Path(tmp) / "indexes"
+        private.mkdir()
+        (private / release).symlink_to((indexes / release).resolve(), target_is_directory=True)
+        set_current(private, release)
+        env = {
+            "VSEARCH__PROJECT__INDEXES_DIR": str(private),
+            "VSEARCH__SERVING__MODEL_SOURCE": "path",
+            "VSEARCH__SERVING__MODEL_DIR": str(cand.model_dir.resolve()),
+            "VSEARCH__SERVING__DROP_DIR": str(drop.resolve()),
+            "VSEARCH__SERVING__ADMIN_DIR": str(Path(tmp) / "admin"),
+        }
+        host = settings.serving.host
+        proc = start_background(
+            host,
+            port,
+            Path(os.environ.get("VSEARCH_PARAMS", "params.yaml")),
+            root,
+            Path(tmp) / "service.log",
+            settings.serving.start_timeout_s,
+            wait_path=READY_PATH,
+            env=env,
+        )
+        try:
+            result = load_run(
+                f"http://{host}:{port}",
+                photos,
+                requests=r.load_requests,
+                concurrency=r.load_concurrency,
+                warmup=r.load_warmup,
+            )
+        finally:
+            stop(proc)
+    if result.failed:
+        raise GateFailed(
+            f"the candidate service failed {result.failed} of {result.requests} load-run "
+            f"requests ({result.statuses}); it is not shipped"
+        )
+    return result.to_dict()
+
+
+def run_gates(
+    settings: Settings, cand: Candidate, latency: dict[str, Any]
+) -> tuple[GateReport, dict[str, Any] | None]:
+    """Absolute floors and no regression vs the champion; returns the report and the champion
+    figures compared against (``None`` for the first-ever release)."""
+    from vsearch.registry.registry import ModelRegistry
+
+    reg = ModelRegistry.from_settings(settings)
+    challenger = {**cand.metrics, LATENCY_METRIC: latency["p95_ms"]}
+    champion = reg.find("champion")
+    reference = None
+    if champion is not None:
+        reference = dict(reg.evaluation_report("champion") or {})
+        measured = champion.tags.get(TAG_SERVICE_P95)
+        if measured is not None:  # compare like with like: the champion's own load run
+            reference[LATENCY_METRIC] = float(measured)
+    return evaluate_release_gates(challenger, reference, settings.registry.gates), reference
+
+
+def promote(
+    settings: Settings, root: Path, cand: Candidate, release: str, latency: dict[str, Any]
+) -> dict[str, Any]:
+    """The gate passed: ``CURRENT`` → release, ``champion`` → version, Bento, service reload."""
+    from vsearch.registry.registry import ModelRegistry
+
+    indexes = _abs(root, settings.project.indexes_dir)
+    previous = current_version(indexes)
+    set_current(indexes, release)
+    reg = ModelRegistry.from_settings(settings)
+    reg.set_champion(cand.version, release)
+    reg.client.set_model_version_tag(
+        reg.model_name, cand.version, TAG_SERVICE_P95, f"{latency['p95_ms']:.3f}"
+    )
+    out: dict[str, Any] = {"release": release, "previous_release": previous}
+    out["champion"] = cand.version
+    out["bento"] = build_bento(root) if settings.release.build_bento else None
+    out["reload"] = reload_service(settings)
+    return out
+
+
+def build_bento(root: Path) -> str:
+    """``bentoml build`` from ``bentofile.yaml``; returns the Bento tag."""
+    bentoml = Path(sys.executable).with_name("bentoml")
+    proc = subprocess.run(
+        [str(bentoml), "build", "-f", "bentofile.yaml", "--output", "tag", "."],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"bentoml build failed:\n{proc.stderr.strip()[-2000:]}")
+    tag = proc.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    log.info("built Bento %s", tag)
+    return tag
+
+
+def reload_service(settings: Settings) -> dict[str, Any]:
+    """Ask the running service (``serving.host:port``) to switch to the new release/model.
+
+    A service that is not running is not an error (it loads ``CURRENT`` and the champion when
+    it starts); one that refuses the reload is (it keeps serving the old release).
+    """
+    s = settings.serving
+    url = f"http://{s.host}:{s.port}"
+    token = os.environ.get(s.admin_token_env)
+    try:
+        httpx.get(url + "/livez", timeout=2.0).raise_for_status()
+    except httpx.HTTPError:
+        return {"status": "not running", "url": url}
+    if not token:
+        return {"status": f"running; not reloaded: set {s.admin_token_env}", "url": url}
+    resp = httpx.post(
+        url + "/admin/reload",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=s.request_timeout_s,
+    )
+    if resp.status_code >= 300:
+        raise GateFailed(f"the service at {url} refused the reload: {resp.text[:500]}")
+    return {"status": "reloaded", "url": url, **resp.json()}
+
+
+def _abs(root: Path, path: Path) -> Path:
+    return path if path.is_absolute() else root / path
