@@ -113,6 +113,7 @@ def deploy_command(json_out: bool = typer.Option(False, "--json")) -> None:
 
     def body() -> None:
         settings = _connect()
+        _admin_token(settings)  # scheduled runs reload the running service with it
         info = deploy_up(settings, Path.cwd(), _State.params, settings.schedule.register_timeout_s)
         emit(info, json_out)
 

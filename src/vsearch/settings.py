@@ -611,7 +611,7 @@ class SearchSettings(_Section):
 
 
 def _default_gate_floors() -> dict[str, float]:
-    return {"identical_recall@10": 0.30, "category_acc_fused": 0.60, "latency_p95_ms": 500.0}
+    return {"identical_recall@10": 0.30, "category_acc_fused": 0.50, "latency_p95_ms": 500.0}
 
 
 def _default_gate_tolerances() -> dict[str, float]:
