@@ -14,7 +14,7 @@ export DO_NOT_TRACK := 1
 export GX_ANALYTICS_ENABLED := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo test test-fast bench serve lint format services-up services-down clean
+.PHONY: setup browser demo test test-fast bench serve lint format services-up services-down clean
 
 setup: $(STAMP)
 
@@ -29,8 +29,14 @@ $(STAMP): requirements.lock pyproject.toml
 demo: setup
 	$(BIN)/vsearch demo
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q tests
+
+# Debian's Chromium for the web page's browser test (driven by Playwright); best effort.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get install -y -qq chromium >/dev/null 2>&1 \
+	  || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }; } \
+	  || echo "warning: could not install chromium; the browser test will be skipped"
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "unit" tests
@@ -41,6 +47,11 @@ bench: setup
 
 serve: setup
 	$(BIN)/vsearch serve
+
+# The service Bento (bentofile.yaml): code at the Bento's src root, deps from requirements.lock.
+.PHONY: bento
+bento: setup
+	$(BIN)/bentoml build
 
 services-up: setup
 	$(BIN)/vsearch services up

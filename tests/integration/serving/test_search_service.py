@@ -361,7 +361,19 @@ def test_web_page_searches_a_photo_and_shows_box_and_results(service: str, serve
     item = served_project.catalog.iloc[0]
     errors: list[str] = []
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            # The closed network refuses Chromium's background connections: keep them off.
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         try:
             page = browser.new_page()
             page.on("pageerror", lambda exc: errors.append(str(exc)))
