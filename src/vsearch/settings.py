@@ -592,6 +592,10 @@ class SearchSettings(_Section):
     sales_saturation: int = Field(
         1000, ge=1, description="sales where the log-sales signal reaches 1 (log1p scale)"
     )
+    product_groups_dir: Path | None = Field(
+        Path("runs/mining"),
+        description="mining outputs whose virtual IDs group one product's listings (service, CLI)",
+    )
     group_similarity: float = Field(
         0.995,
         ge=-1,

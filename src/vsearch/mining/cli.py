@@ -75,9 +75,19 @@ def write_result(result: MiningResult, out: Path) -> dict[str, str]:
 
 
 def mine_drop(
-    drop: Path, out: Path, settings: MiningSettings, *, seed: int = 0, truth: Path | None = None
+    drop: Path,
+    out: Path,
+    settings: MiningSettings,
+    *,
+    seed: int = 0,
+    truth: Path | None = None,
+    holdout_share: float = 0.0,
 ) -> dict[str, Any]:
     """Mine ``drop``'s impressions into ``out``; the report, plus where the files went.
+
+    ``holdout_share``: the evaluation's held-out queries (``train.holdout_share``, the same
+    hash split) are left out of mining too, so their clicks shape no virtual ID the model
+    trains on: evaluation stays about queries the system never learned from.
 
     Raises:
         BadInput: the drop (or truth folder) is missing or its impressions do not fit the
@@ -90,6 +100,12 @@ def mine_drop(
         item_truth, query_truth = _read_truth(truth) if truth is not None else (None, None)
     except ContractError as exc:
         raise BadInput(f"{exc}; validate the drop first (vsearch validate)") from None
+    if holdout_share > 0:
+        from vsearch.training.data import holdout_mask
+
+        held = holdout_mask(impressions["query_id"].astype(str), holdout_share)
+        log.info("leaving out %d impressions of held-out queries", int(held.sum()))
+        impressions = impressions[~held]
     result = mine(impressions, settings, seed=seed, item_truth=item_truth, query_truth=query_truth)
     files = write_result(result, out)
     counts = result.report["counts"]
@@ -116,7 +132,14 @@ def mine_command(
 
     def body() -> None:
         settings = get_settings()
-        report = mine_drop(drop, out, settings.mining, seed=settings.project.seed, truth=truth)
+        report = mine_drop(
+            drop,
+            out,
+            settings.mining,
+            seed=settings.project.seed,
+            truth=truth,
+            holdout_share=settings.train.holdout_share,
+        )
         if not json_out:  # people get the headline; the full report is in the file
             report = {k: report[k] for k in ("counts", "quality", "files") if k in report}
         emit(report, json_out)

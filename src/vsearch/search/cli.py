@@ -82,6 +82,7 @@ def search_command(
             where,
             drop or _default_drop(),
             writable=False,
+            mining_dir=settings.search.product_groups_dir,
         )
         with pipeline:
             res = pipeline.search_bytes(

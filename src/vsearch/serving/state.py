@@ -239,11 +239,14 @@ class ServingState:
             base = read_table(drop, CATALOG)
         except ContractError as exc:
             raise BadInput(f"catalog of drop {drop}: {exc}") from None
+        from vsearch.search.groups import with_product_groups
+
         extra = self.admin.rows()
-        if extra.empty:
-            return base
-        cols = CATALOG_COLUMNS
-        return pd.concat([base[cols], extra.reindex(columns=cols)], ignore_index=True)
+        if not extra.empty:
+            cols = CATALOG_COLUMNS
+            base = pd.concat([base[cols], extra.reindex(columns=cols)], ignore_index=True)
+        groups = self.settings.search.product_groups_dir
+        return with_product_groups(base, self.abs(groups) if groups else None)
 
     def _build(self) -> Served:
         from vsearch.search.encoder import NetEncoder
