@@ -153,8 +153,9 @@ def load_background_bank(side: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Real photographs shipped inside installed wheels, as one padded float tensor.
 
     Why these photos: they are the only real photographs available offline (scikit-image and
-    scikit-learn bundle them); the demo world's query backgrounds come from the same bank, so
-    :mod:`vsearch.world.backgrounds` is reused rather than duplicated.
+    scikit-learn bundle them). Training uses the *training* half of
+    :mod:`vsearch.world.backgrounds`' photos; the demo world's shopper photos use the other
+    half, so evaluation measures backgrounds the detector never saw.
 
     Returns:
         ``photos`` ``float[P, 3, H, W]`` in [0, 1] (zero-padded) and ``sizes`` ``[P, 2]``
@@ -165,7 +166,7 @@ def load_background_bank(side: int) -> tuple[torch.Tensor, torch.Tensor]:
     from vsearch.world.backgrounds import photo_bank
 
     arrays, sizes = [], []
-    for img in photo_bank():
+    for img in photo_bank("training"):
         scale = side / min(img.size)
         w, h = max(1, round(img.width * scale)), max(1, round(img.height * scale))
         arrays.append(np.array(img.convert("RGB").resize((w, h), Image.BILINEAR)))

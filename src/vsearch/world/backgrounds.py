@@ -37,6 +37,33 @@ SKIMAGE_PHOTOS: tuple[str, ...] = (
     "motorcycle_left.png",
 )
 SKLEARN_PHOTOS: tuple[str, ...] = ("china.jpg", "flower.jpg")
+# Disjoint halves (each with textures and clutter): shoppers' photos in the demo world are
+# taken on QUERY_PHOTOS; training pastes products on TRAINING_PHOTOS only. Why: with one shared
+# bank the detector would be evaluated on the very backgrounds it learned, which flatters it;
+# a real shop's customers photograph on backgrounds no training set has seen.
+QUERY_PHOTOS: frozenset[str] = frozenset(
+    {
+        "astronaut.png",
+        "rocket.jpg",
+        "brick.png",
+        "coins.png",
+        "moon.png",
+        "motorcycle_left.png",
+        "flower.jpg",
+    }
+)
+TRAINING_PHOTOS: frozenset[str] = frozenset(
+    {
+        "coffee.png",
+        "chelsea.png",
+        "hubble_deep_field.jpg",
+        "gravel.png",
+        "grass.png",
+        "camera.png",
+        "china.jpg",
+    }
+)
+BANKS = {"queries": QUERY_PHOTOS, "training": TRAINING_PHOTOS}
 MAX_SIDE = 640  # photos are downscaled once to this, so crops stay cheap
 GREY_TINTS: tuple[tuple[float, float, float], ...] = (
     (1.0, 0.95, 0.86),  # warm
@@ -89,11 +116,15 @@ def photo_paths() -> list[Path]:
     ]
 
 
-@lru_cache(maxsize=1)
-def photo_bank() -> tuple[Image.Image, ...]:
-    """The background photos as RGB PIL images (loaded once per process, never downloaded)."""
+@lru_cache(maxsize=len(BANKS))
+def photo_bank(which: str = "queries") -> tuple[Image.Image, ...]:
+    """One half of the photos (:data:`BANKS`) as RGB PIL images, loaded once per process."""
+    if which not in BANKS:
+        raise ValueError(f"photo bank {which!r}: expected one of {sorted(BANKS)}")
     bank = []
     for i, path in enumerate(photo_paths()):
+        if path.name not in BANKS[which]:
+            continue
         with Image.open(path) as im:
             im.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEGs decode at reduced size: faster
             bank.append(_shrink(_rgb(im, i)))
@@ -101,8 +132,8 @@ def photo_bank() -> tuple[Image.Image, ...]:
 
 
 def random_background(rng: np.random.Generator, size: int) -> Image.Image:
-    """A random crop of a random bank photo, maybe mirrored, resized to ``size`` square."""
-    bank = photo_bank()
+    """A random crop of a random query-bank photo, maybe mirrored, resized to ``size`` square."""
+    bank = photo_bank("queries")
     photo = bank[int(rng.integers(len(bank)))]
     w, h = photo.size
     side = rng.uniform(MIN_CROP, 1.0) * min(w, h)

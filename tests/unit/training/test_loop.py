@@ -125,6 +125,7 @@ def test_cli_trains_and_reports(tiny_world, make_settings, tmp_path: Path) -> No
         str(out),
         "--json",
         "--no-embeddings",
+        "--no-mlflow",  # tracking has its own tests against a real server
     ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output

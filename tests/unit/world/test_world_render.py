@@ -96,11 +96,16 @@ def test_backgrounds_load_without_network(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(socket.socket, "connect", no_network)
     backgrounds.photo_bank.cache_clear()
     try:
-        bank = backgrounds.photo_bank()
+        queries = backgrounds.photo_bank("queries")
+        training = backgrounds.photo_bank("training")
     finally:
         backgrounds.photo_bank.cache_clear()
-    assert len(bank) >= 10
-    assert all(im.mode == "RGB" and min(im.size) >= 256 for im in bank)
+    assert len(queries) >= 6 and len(training) >= 6
+    assert all(im.mode == "RGB" and min(im.size) >= 256 for im in queries + training)
+    # Evaluation's shopper photos are never on a background training pastes products on.
+    assert not backgrounds.QUERY_PHOTOS & backgrounds.TRAINING_PHOTOS
+    names = {p.name for p in backgrounds.photo_paths()}
+    assert names == backgrounds.QUERY_PHOTOS | backgrounds.TRAINING_PHOTOS
     img = backgrounds.random_background(np.random.default_rng(0), 64)
     assert img.size == (64, 64)
 
