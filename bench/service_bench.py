@@ -1,0 +1,533 @@
+"""Latency and throughput of the BentoML service over real HTTP, at the demo size and at 1M items.
+
+    python bench/service_bench.py                          # 3000-listing world + 1M synthetic
+    python bench/service_bench.py --model runs/train/model # a trained model instead
+    python bench/service_bench.py --quick --skip-1m        # tiny sizes (the smoke test)
+
+What runs: a project root in a temporary folder holding a generated demo world
+(:func:`vsearch.world.generate_world`), a model of the ``params.yaml`` architecture (untrained,
+which costs exactly what a trained one does, with its embedding BatchNorm calibrated on the
+catalog as the serving tests do so search is not degenerate; or ``--model DIR``) and an index
+release of the catalog. The service is started with :func:`vsearch.serving.process.
+start_background` (``bentoml serve``, its own process) and driven by
+:func:`vsearch.serving.loadtest.load_run` with the world's query photos. Then the same model is
+served over a release of 1M synthetic items (:mod:`vsearch.index.synthetic`, codes and vectors
+of the model's bits and embedding size, the model's fingerprint in the release, the model's
+category names as partitions) with a 1M-row catalog table written here.
+
+Figures (one JSON object per line, DESIGN.md section 8), per scale:
+
+* ``stage_latency_ms`` — per stage (``timings_ms`` the service returns) p50/p95/p99 of
+  single-client requests, over HTTP (``path: http``) and in-process (``path: inprocess``);
+* ``request_latency_ms`` — client-side latency of one request at a time; its baseline is the
+  in-process :meth:`SearchPipeline.search_bytes` (no HTTP) measured in the same run, in a
+  fresh process that loads what the service loads, once before the service starts and once
+  after it stops (the better median is used; both are reported), and ``ratio`` = HTTP /
+  in-process (the HTTP + multipart + JSON + BentoML overhead, plus the load client sharing
+  the CPUs with the service);
+* ``throughput_rps`` — 2xx answers per second with ``--concurrency`` clients; baseline: the
+  in-process serial rate (1 / mean latency), ratio = HTTP / in-process;
+* ``index_bytes_per_item``, ``release_build_s``, ``service_start_s``.
+
+A header line carries the CPU count, threads, the model's parameter count and weight bytes.
+Nothing is asserted; the machine is shared: read ratios, not absolute times. The large release
+uses ``params.yaml``'s index settings as they are (IVF above ``index.flat_max``, default
+``ivf_nprobe``/``rerank_depth``: no ``vsearch index tune``), so its quality is not measured
+here (index_bench.py does that); its search cost is what a served 1M release pays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from vsearch.settings import Settings, load_settings
+
+log = logging.getLogger("service_bench")
+
+BENCH_MODEL = "bench-untrained"
+CALIBRATION_IMAGES = 256  # catalog photos whose pooled features set the untrained BN statistics
+PHOTOS = 64  # distinct query photos sent (round-robin)
+MILLION = 1_000_000
+SYNTHETIC_SEED = 11
+QUICK = {"items": 60, "queries": 24, "requests": 12, "concurrency": [1, 2], "million": 3000}
+SYNTHETIC_SELLERS = 150  # seller ids cycled over the synthetic listings
+SYNTHETIC_PRICE = (1.0, 500.0)  # uniform price range of the synthetic listings
+SYNTHETIC_MAX_SALES = 1000
+SYNTHETIC_IMAGE = "images/none.jpg"  # results name a photo; nothing fetches it here
+WORLD_QUERIES = 200  # query photos rendered for the demo world (only PHOTOS are sent)
+SERVICE_START_TIMEOUT_S = 300.0
+WARMUP = 2  # untimed searches first (load_run's default too)
+
+
+@dataclass
+class Scale:
+    """One served project: where it lives and what it holds."""
+
+    name: str
+    root: Path
+    params: Path
+    items: int
+    index_bytes: int
+    build_s: float
+    prepare: dict[str, float] = field(default_factory=dict)  # seconds of the set-up steps
+
+
+def emit(row: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    rows.append(row)
+    sys.stdout.write(json.dumps(row) + "\n")
+    sys.stdout.flush()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+# -- project set-up ------------------------------------------------------------------------------
+
+
+def make_world(settings: Settings, out: Path, items: int, queries: int) -> Path:
+    from vsearch.world import generate_world
+
+    drop = out / "drop"
+    generate_world(
+        settings.world,
+        drop,
+        out / "truth",
+        seed=settings.project.seed,
+        items=items,
+        queries=queries,
+    )
+    return drop
+
+
+def untrained_model(
+    settings: Settings, catalog: pd.DataFrame, images: torch.Tensor, out: Path
+) -> Path:
+    """A params.yaml-architecture network, BN statistics calibrated on catalog photos."""
+    from vsearch.model.export import save_model, to_float
+    from vsearch.model.net import NetConfig, VSearchNet, pool
+
+    torch.manual_seed(settings.project.seed)
+    categories = tuple(sorted(catalog["category"].astype(str).unique()))
+    net = VSearchNet(NetConfig.from_settings(settings.model, categories)).eval()
+    with torch.no_grad():
+        x = to_float(images[:CALIBRATION_IMAGES])
+        boxes, _ = net.detect(x)
+        pooled = pool(net._run_trunk(net.backbone, net.crop(x, boxes)))
+        net.embedding_head.norm.running_mean.copy_(pooled.mean(0))
+        net.embedding_head.norm.running_var.copy_(pooled.var(0) + 1e-6)
+    save_model(net, out, {"name": BENCH_MODEL, "version": "0"})
+    return out
+
+
+def write_params(settings_path: Path, root: Path, drop: Path, model_dir: Path) -> Path:
+    """The project's params with the service pointed at this root's drop, model and indexes."""
+    raw = yaml.safe_load(settings_path.read_text())
+    raw.setdefault("serving", {}).update(
+        {"model_source": "path", "model_dir": str(model_dir), "drop_dir": str(drop)}
+    )
+    raw.setdefault("project", {})["indexes_dir"] = "indexes"
+    raw["serving"]["admin_dir"] = str(root / "admin")
+    out = root / "params.yaml"
+    out.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return out
+
+
+def demo_scale(
+    settings: Settings, args: argparse.Namespace, base: Path, params_src: Path
+) -> tuple[Scale, Any, Path, Path, dict[str, float]]:
+    """Demo world, model (given or untrained), release of its catalog, photos to send."""
+    from vsearch.contracts import CATALOG, QUERIES, read_table
+    from vsearch.index.builder import build_release
+    from vsearch.search.build import encode_catalog
+    from vsearch.search.encoder import NetEncoder
+    from vsearch.training.data import decode_images
+
+    root = base / "demo"
+    root.mkdir()
+    t0 = time.perf_counter()
+    drop = Path(args.drop) if args.drop else make_world(settings, base, args.items, args.queries)
+    world_s = time.perf_counter() - t0
+    catalog = read_table(drop, CATALOG)
+    size = settings.model.input_size
+    images = decode_images([drop / p for p in catalog["image"]], size, settings.project.threads)
+    if args.model:
+        model_dir = Path(args.model).resolve()
+    else:
+        model_dir = untrained_model(settings, catalog, images, root / "model")
+    encoder = NetEncoder.load(model_dir, "cpu", batch_size=settings.search.encode_batch)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        emb = encode_catalog(encoder, catalog, images)
+    encode_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    build_release(emb, settings.index, root / "indexes", threads=settings.project.threads)
+    build_s = time.perf_counter() - t0
+    queries = read_table(drop, QUERIES)
+    photo_list = base / "photos.txt"  # what both the baseline process and the clients send
+    photo_list.write_text("\n".join(str(drop / p) for p in queries["image"].head(PHOTOS)))
+    params = write_params(params_src, root, drop, model_dir)
+    scale = Scale("demo", root, params, len(catalog), folder_bytes(root / "indexes"), build_s)
+    timing = {"world_s": round(world_s, 1), "encode_catalog_s": round(encode_s, 1)}
+    return scale, encoder, model_dir, photo_list, timing
+
+
+def million_catalog(emb: Any) -> pd.DataFrame:
+    """A cheap catalog table for synthetic items (the columns results show)."""
+    n = len(emb.item_ids)
+    rng = np.random.default_rng(SYNTHETIC_SEED)
+    idx = np.arange(n)
+    return pd.DataFrame(
+        {
+            "item_id": emb.item_ids.astype(str),
+            "category": emb.categories.astype(str),
+            "seller_id": np.char.add("s", (idx % SYNTHETIC_SELLERS).astype(str)),
+            "title": np.char.add("synthetic listing ", idx.astype(str)),
+            "price": np.round(rng.uniform(*SYNTHETIC_PRICE, n), 2),
+            "image": np.full(n, SYNTHETIC_IMAGE),
+            "listed_at": pd.Timestamp("2026-10-01", tz="UTC"),
+            "quality": rng.uniform(0, 1, n),
+            "sales": rng.integers(0, SYNTHETIC_MAX_SALES, n),
+        }
+    )
+
+
+def million_scale(
+    settings: Settings, n: int, encoder: Any, model_dir: Path, base: Path, params_src: Path
+) -> Scale:
+    """``n`` synthetic items in the model's code/vector space, partitioned by its categories."""
+    from vsearch.contracts import CATALOG, write_table
+    from vsearch.index.builder import build_release
+    from vsearch.index.embeddings import EmbeddingSet
+    from vsearch.index.synthetic import SyntheticSpec
+    from vsearch.index.synthetic import make_world as synthetic_world
+    from vsearch.search.build import model_info
+
+    root = base / "million"
+    root.mkdir()
+    cfg = encoder.net.config
+    dim, bits = cfg.embedding_dim, cfg.bits
+    t0 = time.perf_counter()
+    # The synthetic codes need bits <= dim: draw in max(dim, bits) dimensions, keep the codes,
+    # and project the vectors to the model's embedding size (shape and cost are what matter).
+    spec = SyntheticSpec(
+        items=n, dim=max(dim, bits), bits=bits, categories=len(cfg.categories), seed=SYNTHETIC_SEED
+    )
+    world = synthetic_world(spec)
+    vectors = world.catalog.vectors
+    if vectors.shape[1] != dim:
+        proj = np.linalg.qr(np.random.default_rng(SYNTHETIC_SEED).normal(size=(spec.dim, dim)))[0]
+        vectors = vectors @ proj.astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    rename = dict(zip(world.category_names, cfg.categories, strict=True))
+    emb = EmbeddingSet(
+        world.catalog.item_ids,
+        np.asarray([rename[c] for c in world.catalog.categories], dtype=object),
+        world.catalog.codes,
+        np.ascontiguousarray(vectors, dtype=np.float32),
+        model_info(encoder),
+    )
+    del world, vectors
+    synth_s = time.perf_counter() - t0
+    drop = root / "drop"
+    drop.mkdir()
+    write_table(million_catalog(emb), CATALOG, drop)
+    t0 = time.perf_counter()
+    build_release(emb, settings.index, root / "indexes", threads=settings.project.threads)
+    build_s = time.perf_counter() - t0
+    params = write_params(params_src, root, drop, model_dir)
+    size = folder_bytes(root / "indexes")
+    name = "1m" if n == MILLION else str(n)
+    return Scale(name, root, params, n, size, build_s, {"synthetic_s": round(synth_s, 1)})
+
+
+# -- measuring ------------------------------------------------------------------------------------
+
+
+def search_in_process(params: Path, photo_list: Path, requests: int, k: int) -> dict[str, Any]:
+    """``SearchPipeline.search_bytes`` one at a time, no HTTP: the baseline's measurement.
+
+    Runs in a fresh process (:func:`inprocess`) that loads only what the service's worker
+    loads (model, release, catalog), so the two differ by the HTTP path alone and not by what
+    the bench process did before (world rendering, catalog encoding, thread pools).
+    """
+    from vsearch.contracts import CATALOG, read_table
+    from vsearch.index.engine import Engine
+    from vsearch.search.encoder import NetEncoder
+    from vsearch.search.pipeline import SearchPipeline
+    from vsearch.serving.loadtest import percentiles
+
+    s = load_settings(params)
+    torch.set_num_threads(s.project.threads)
+    photos = [Path(line).read_bytes() for line in photo_list.read_text().split()]
+    encoder = NetEncoder.load(s.serving.model_dir, s.project.device, s.search.encode_batch)
+    catalog = read_table(Path(s.serving.drop_dir), CATALOG)
+    engine = Engine.open_current(
+        params.parent / s.project.indexes_dir,
+        s.index,
+        expected_model=encoder.fingerprint,
+        writable=False,
+    )
+    pipeline = SearchPipeline(encoder, engine, catalog, s)
+    try:
+        with torch.inference_mode():
+            for i in range(WARMUP):
+                pipeline.search_bytes(photos[i % len(photos)], k)
+            total, stages = [], {}
+            for i in range(requests):
+                t0 = time.perf_counter()
+                r = pipeline.search_bytes(photos[i % len(photos)], k)
+                total.append((time.perf_counter() - t0) * 1e3)
+                for name, v in r.timings_ms.items():
+                    stages.setdefault(name, []).append(v)
+    finally:
+        pipeline.close()
+    return {"total_ms": total, "stages": {name: percentiles(v) for name, v in stages.items()}}
+
+
+def inprocess(scale: Scale, photo_list: Path, requests: int, k: int) -> dict[str, Any]:
+    """The baseline: :func:`search_in_process` in a child process; its JSON result."""
+    cmd = [sys.executable, __file__, "--baseline-of", str(scale.params)]
+    cmd += ["--photo-list", str(photo_list), "--requests", str(requests), "--k", str(k)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"in-process baseline failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(
+    scale: Scale,
+    photo_list: Path,
+    args: argparse.Namespace,
+    base: Path,
+    common: dict[str, Any],
+    rows: list[dict[str, Any]],
+) -> None:
+    from vsearch.serving.loadtest import load_run, percentiles
+    from vsearch.serving.process import start_background, stop
+
+    photos = [Path(line).read_bytes() for line in photo_list.read_text().split()]
+    tag = {"scale": scale.name, "items": scale.items, **common}
+    emit(
+        {
+            "name": "index_bytes_per_item",
+            "value": round(scale.index_bytes / scale.items, 1),
+            "unit": "B/item",
+            "note": "whole release folder (codes, ids, lists, re-rank store, catalog ids)",
+            **tag,
+        },
+        rows,
+    )
+    build = {"name": "release_build_s", "value": round(scale.build_s, 2), "unit": "s"}
+    emit({**build, **scale.prepare, **tag}, rows)
+
+    first = inprocess(scale, photo_list, args.requests, args.k)
+
+    port = free_port()
+    t0 = time.perf_counter()
+    proc = start_background(
+        "127.0.0.1",
+        port,
+        scale.params,
+        scale.root,
+        base / f"service-{scale.name}.log",
+        SERVICE_START_TIMEOUT_S,
+    )
+    start_s = time.perf_counter() - t0
+    emit({"name": "service_start_s", "value": round(start_s, 2), "unit": "s", **tag}, rows)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        one = load_run(url, photos, requests=args.requests, concurrency=1, k=args.k)
+        runs = {
+            c: one if c == 1 else load_run(url, photos, requests=args.requests, concurrency=c)
+            for c in args.concurrency
+        }
+    finally:
+        stop(proc)
+    # The baseline again after the service is gone: the better of the two (by median) is
+    # reported, so a noisy neighbour during one of them does not make HTTP look free.
+    second = inprocess(scale, photo_list, args.requests, args.k)
+    best = min(first, second, key=lambda r: statistics.median(r["total_ms"]))
+    base_ms, base_stages = best["total_ms"], best["stages"]
+    base_pct = percentiles(base_ms)
+    base_rps = 1e3 / statistics.mean(base_ms)
+    repeat_p50 = [round(statistics.median(r["total_ms"]), 2) for r in (first, second)]
+    for stage, pct in base_stages.items():
+        emit({"name": "stage_latency_ms", "stage": stage, "path": "inprocess", **pct, **tag}, rows)
+    for stage, pct in one.stage_pct_ms.items():
+        emit({"name": "stage_latency_ms", "stage": stage, "path": "http", **pct, **tag}, rows)
+    emit(
+        {
+            "name": "request_latency_ms",
+            "value": round(one.p50_ms, 2),
+            "unit": "ms",
+            "p50": one.p50_ms,
+            "p95": one.p95_ms,
+            "p99": one.p99_ms,
+            "baseline": "inprocess search_bytes",
+            "baseline_p50": base_pct["p50"],
+            "baseline_p95": base_pct["p95"],
+            "baseline_p99": base_pct["p99"],
+            "baseline_repeat_p50": repeat_p50,
+            "ratio": round(one.p50_ms / base_pct["p50"], 3),
+            "ratio_p95": round(one.p95_ms / base_pct["p95"], 3),
+            "failed": one.failed,
+            **tag,
+        },
+        rows,
+    )
+    for c, r in runs.items():
+        emit(
+            {
+                "name": "throughput_rps",
+                "value": round(r.rps, 2),
+                "unit": "req/s",
+                "concurrency": c,
+                "p50_ms": round(r.p50_ms, 2),
+                "p95_ms": round(r.p95_ms, 2),
+                "p99_ms": round(r.p99_ms, 2),
+                "failed": r.failed,
+                "statuses": r.statuses,
+                "baseline": "inprocess serial",
+                "baseline_rps": round(base_rps, 2),
+                "ratio": round(r.rps / base_rps, 3),
+                **tag,
+            },
+            rows,
+        )
+
+
+def summary(rows: list[dict[str, Any]]) -> str:
+    """A plain table of the figures (stderr), for people."""
+    out = ["scale  figure                         p50/value      p95      p99  ratio"]
+    for r in rows:
+        if "name" not in r:
+            continue
+        if r["name"] == "stage_latency_ms":
+            label = f"stage {r['stage']} ({r['path']})"
+            vals = f"{r['p50']:>10.2f} {r['p95']:>8.2f} {r['p99']:>8.2f}"
+            out.append(f"{r['scale']:<6} {label:<30} {vals}")
+        elif r["name"] == "request_latency_ms":
+            vals = f"{r['p50']:>10.2f} {r['p95']:>8.2f} {r['p99']:>8.2f}  {r['ratio']:.2f}"
+            out.append(f"{r['scale']:<6} {'request ms (http/inproc)':<30} {vals}")
+        elif r["name"] == "throughput_rps":
+            label = f"req/s, {r['concurrency']} clients"
+            out.append(
+                f"{r['scale']:<6} {label:<30} {r['value']:>10.2f} {'':>17}  {r['ratio']:.2f}"
+            )
+        elif "scale" in r:
+            out.append(f"{r['scale']:<6} {r['name'] + ' ' + r['unit']:<30} {r['value']:>10}")
+    return "\n".join(out)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--items", type=int, default=None, help="demo listings (default world.items)")
+    ap.add_argument("--queries", type=int, default=WORLD_QUERIES, help="query photos rendered")
+    ap.add_argument("--drop", default=None, help="use this drop instead of generating a world")
+    ap.add_argument("--model", default=None, help="a trained model folder (default: untrained)")
+    ap.add_argument("--requests", type=int, default=200, help="timed requests per run")
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--million", type=int, default=MILLION, help="items of the large scale")
+    ap.add_argument("--skip-1m", action="store_true", help="only the demo scale")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    ap.add_argument(
+        "--workdir", default=None, help="new folder to build in and keep (default: temp)"
+    )
+    # Internal: the baseline's child process (see inprocess()).
+    ap.add_argument("--baseline-of", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--photo-list", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.items = args.items or QUICK["items"]
+        args.queries = QUICK["queries"]
+        args.requests = QUICK["requests"]
+        args.concurrency = QUICK["concurrency"]
+        args.million = QUICK["million"]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    args = parse_args(argv)
+    if args.baseline_of:
+        result = search_in_process(
+            Path(args.baseline_of), Path(args.photo_list), args.requests, args.k
+        )
+        sys.stdout.write(json.dumps(result) + "\n")
+        return 0
+    params_src = Path(args.params).resolve()
+    settings = load_settings(params_src)
+    args.items = args.items or settings.world.items
+    torch.set_num_threads(settings.project.threads)
+    rows: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stack:
+        if args.workdir:  # kept afterwards (service logs, releases) for a look
+            base = Path(args.workdir).resolve()
+            base.mkdir(parents=True, exist_ok=False)
+        else:
+            base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="service_bench-")))
+        scale, encoder, model_dir, photo_list, timing = demo_scale(settings, args, base, params_src)
+        weights = sum(p.stat().st_size for p in model_dir.iterdir() if p.suffix in {".pt", ".pth"})
+        params = sum(p.numel() for p in encoder.net.parameters())
+        cfg = encoder.net.config
+        common = {"model": "untrained" if not args.model else str(args.model)}
+        emit(
+            {
+                "bench": "service",
+                "cpu_count": os.cpu_count(),
+                "threads": settings.project.threads,
+                "search_threads": settings.serving.search_threads,
+                "model_params": params,
+                "model_weight_bytes": weights,
+                "backbone": cfg.backbone,
+                "input_size": cfg.input_size,
+                "embedding_dim": cfg.embedding_dim,
+                "bits": cfg.bits,
+                "requests": args.requests,
+                "concurrency": args.concurrency,
+                "photos": len(photo_list.read_text().split()),
+                "k": args.k,
+                **timing,
+                **common,
+                "note": "shared machine: compare ratios within this run, not absolute times",
+            },
+            rows,
+        )
+        measure(scale, photo_list, args, base, common, rows)
+        if not args.skip_1m:
+            big = million_scale(settings, args.million, encoder, model_dir, base, params_src)
+            measure(big, photo_list, args, base, common, rows)
+    print(summary(rows), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
