@@ -9,14 +9,17 @@ same drop therefore costs seconds and changes nothing. ``flows/deploy.py`` sched
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
+from prefect.states import Cancelled
 
 from flows.ingest import ingest_flow
 from flows.release import release_flow
 from flows.training import training_flow
+from vsearch.scheduling import nightly_lock
 
 
 @flow(name="nightly")
@@ -25,7 +28,7 @@ def nightly_flow(
     truth: str | None = None,
     repo_root: str = ".",
     params: str = "params.yaml",
-) -> dict[str, Any]:
+) -> dict[str, Any] | Cancelled:
     """One night of the offline loop on ``drop`` (default: the built-in demo world).
 
     Args:
@@ -35,6 +38,17 @@ def nightly_flow(
         repo_root: the project (git + DVC) root.
         params: the params.yaml to read.
     """
+    log = get_run_logger()
+    lock = nightly_lock(Path(repo_root))
+    if lock is None:  # a scheduled night and a manual run overlap: never two at once
+        msg = "another nightly run holds the project lock; this one did nothing"
+        log.warning(msg)
+        return Cancelled(message=msg)
+    with lock:
+        return _night(drop, truth, repo_root, params)
+
+
+def _night(drop: str | None, truth: str | None, repo_root: str, params: str) -> dict[str, Any]:
     log = get_run_logger()
     ingested = ingest_flow(
         drop=drop, truth=truth, params=params, repo_root=repo_root, reuse_existing=drop is None

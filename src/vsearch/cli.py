@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from vsearch.cli_support import _State, configure, emit, get_settings, run_guarded
+from vsearch.errors import BadInput
 from vsearch.settings import DEFAULT_PARAMS, Settings
 
 app = typer.Typer(
@@ -86,14 +87,25 @@ def _run_nightly(drop: Path | None, truth: Path | None) -> dict:
     """The nightly flow now, in this process, against the local Prefect server."""
     settings = _connect()
     _admin_token(settings)
+    from prefect.exceptions import CancelledRun
+
     from flows.nightly import nightly_flow
 
-    return nightly_flow(
-        drop=str(drop) if drop else None,
-        truth=str(truth) if truth else None,
-        repo_root=str(Path.cwd()),
-        params=str(_State.params),
-    )
+    try:
+        res = nightly_flow(
+            drop=str(drop) if drop else None,
+            truth=str(truth) if truth else None,
+            repo_root=str(Path.cwd()),
+            params=str(_State.params),
+        )
+    except CancelledRun:
+        res = None
+    if not isinstance(res, dict):
+        raise BadInput(
+            "another nightly run (the scheduled one?) holds the project lock; "
+            "wait for it to finish (Prefect UI) and run again"
+        )
+    return res
 
 
 @app.command("pipeline")

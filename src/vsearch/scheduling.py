@@ -109,3 +109,39 @@ def deploy_down(settings: Settings) -> bool:
         return False
     _stop_pid(pid)
     return True
+
+
+LOCK_FILE = ".vsearch-nightly.lock"  # at the repo root: one nightly run per project at a time
+
+
+class _Lock:
+    """An exclusive ``flock`` on a file, released on exit (and by the OS if the process dies)."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+
+    def __enter__(self) -> _Lock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+
+
+def nightly_lock(repo_root: Path) -> _Lock | None:
+    """Take the project's nightly lock without waiting; ``None`` when another run holds it.
+
+    Why: the cron deployment and a manual ``vsearch pipeline``/``make demo`` can overlap, and
+    two nights at once would fight over DVC's repo lock and the index release pointer.
+    """
+    import fcntl
+
+    fh = (repo_root / LOCK_FILE).open("a")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        return None
+    return _Lock(fh)

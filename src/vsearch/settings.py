@@ -516,6 +516,13 @@ class EvaluationSettings(_Section):
     )
     curve_max_k: int = Field(50, ge=1, description="recall@K curve for K = 1..this")
     batch_size: int = Field(64, ge=1, description="photos per forward pass")
+    calibration_queries: int = Field(
+        300, ge=10, description="click-labelled training queries calibrating the fusion weight"
+    )
+    fusion_grid: list[float] = Field(
+        default_factory=lambda: [round(0.1 * i, 1) for i in range(11)],
+        description="fusion weights tried by the calibration",
+    )
     decode_workers: int = Field(2, ge=1, description="threads decoding photos")
     histogram_bins: int = Field(
         8, ge=2, le=16, description="colour_histogram baseline: bins per RGB channel (bins^3 dims)"

@@ -162,3 +162,16 @@ def test_offline_loop_trains_gates_ships_and_stops_on_bad_clicks(
     assert yaml.safe_load((scratch_repo / "data" / "current.yaml").read_text())["drop"] == (
         res.drop_id
     )
+
+    # Two nights never run at once: with the project lock held, a night does nothing.
+    from prefect.exceptions import CancelledRun
+
+    from vsearch.scheduling import nightly_lock
+
+    with nightly_lock(scratch_repo):
+        try:
+            out = nightly_flow(repo_root=str(scratch_repo))
+        except CancelledRun:
+            out = None
+    assert not isinstance(out, dict)
+    assert nightly_lock(scratch_repo) is not None  # released again

@@ -84,6 +84,8 @@ class EvalSet:
         catalog: the drop's catalog table.
         product_of: catalog ``item_id`` → true product (``sku``).
         without_truth: held-out queries left out for lack of a truth row.
+        calib_images, calib_category: click-labelled *training* queries (the category of their
+            clicked listing) that calibrate each model's fusion weight; never held-out ones.
     """
 
     drop_id: str
@@ -97,6 +99,8 @@ class EvalSet:
     catalog: pd.DataFrame
     product_of: dict[str, str]
     without_truth: int = 0
+    calib_images: list[str] = field(default_factory=list)
+    calib_category: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))
 
     def __len__(self) -> int:
         return len(self.query_ids)
@@ -335,6 +339,7 @@ def evaluate_system(
     settings: Settings,
     workdir: Path,
     latency: bool = False,
+    calibration_images: torch.Tensor | None = None,
 ) -> SystemResult:
     """Index the catalog with ``encoder`` and search the held-out queries three ways.
 
@@ -352,6 +357,8 @@ def evaluate_system(
         settings: all settings (the pipeline reads ``index``/``search``, this ``evaluation``).
         workdir: scratch folder for the index release.
         latency: also time single-query searches (:func:`measure_latency`).
+        calibration_images: photos of ``ev.calib_images``: the fusion weight is calibrated on
+            them first (the service then uses it too: the release records it).
     """
     from vsearch.search.build import build_pipeline_from_embeddings, encode_catalog
 
@@ -360,9 +367,17 @@ def evaluate_system(
     emb = encode_catalog(encoder, ev.catalog, catalog_images)
     with build_pipeline_from_embeddings(encoder, ev.catalog, emb, settings, workdir) as pipeline:
         log.info("%s: index of %d listings built", name, len(emb))
+        calibration = None
+        if calibration_images is not None and encoder.has_classifier:
+            calibration = _calibrate(pipeline, encoder, ev, calibration_images, e.fusion_grid)
+            pipeline.fusion_weight = calibration["fusion_weight"]
+            log.info("%s: fusion weight %.2f (calibrated)", name, calibration["fusion_weight"])
         out, curve, ranked, per_query = _search_metrics(
             pipeline, encoder, ev, query_images, emb.vectors, settings
         )
+        out["fusion_weight"] = pipeline.fusion_weight if encoder.has_classifier else None
+        if calibration is not None:
+            out["fusion_calibration_queries"] = calibration["queries"]
         if latency:
             out.update(
                 measure_latency(pipeline, ev, e.latency_queries, e.latency_warmup, e.headline_k)
@@ -390,6 +405,20 @@ def evaluate_system(
     )
 
 
+def _calibrate(
+    pipeline: Any, encoder: Encoder, ev: EvalSet, images: torch.Tensor, grid: Sequence[float]
+) -> dict[str, Any]:
+    """The fusion weight that classifies the click-labelled training queries best."""
+    from vsearch.search.fusion import calibrate_weight
+
+    names, cls_probs, vote = pipeline.category_evidence(encoder.encode(images))
+    col = {c: j for j, c in enumerate(names)}
+    labels = np.array([col.get(c, -1) for c in ev.calib_category])
+    known = labels >= 0
+    weight, acc = calibrate_weight(cls_probs[known], vote[known], labels[known], grid)
+    return {"fusion_weight": weight, "queries": int(known.sum()), "accuracy": acc}
+
+
 def _fmt(x: float | int | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
@@ -406,7 +435,10 @@ class _ImageCache:
 
         key = (which, size)
         if key not in self._cache:
-            rels = self.ev.query_images if which == "queries" else self.ev.catalog["image"]
+            rels = {
+                "queries": self.ev.query_images,
+                "calibration": self.ev.calib_images,
+            }.get(which, self.ev.catalog["image"])
             t0 = time.perf_counter()
             self._cache[key] = decode_images([self.root / str(p) for p in rels], size, self.workers)
             log.info(
@@ -448,6 +480,7 @@ def evaluate_systems(
                     settings,
                     Path(tmp) / name,
                     latency=name == MODEL,
+                    calibration_images=images.get("calibration", size) if ev.calib_images else None,
                 )
     finally:
         torch.set_num_threads(threads)
@@ -551,6 +584,8 @@ def run_evaluation(
         len(ev.catalog),
     )
     ev.catalog = with_product_groups(ev.catalog, mining)
+    if mining is not None:
+        _add_calibration_set(ev, drop, mining, settings)
     systems, skipped = build_systems(settings, model_dir, baselines or {})
     results = evaluate_systems(systems, ev, settings, workdir)
     report = build_report(results, skipped, ev, settings.evaluation)
@@ -583,3 +618,26 @@ def _virtual_id_report(mining: Path, truth: Path) -> dict[str, Any]:
         )
     except (OSError, ContractError) as exc:
         raise BadInput(f"--mining {mining}: {exc}") from None
+
+
+def _add_calibration_set(ev: EvalSet, drop: Path, mining: Path, settings: Settings) -> None:
+    """Click-labelled training queries (mined first clicks, never held out) for calibration."""
+    from vsearch.training.data import holdout_mask
+
+    path = mining / "query_virtual_ids.parquet"
+    if not path.is_file():
+        log.warning("%s: no query_virtual_ids; fusion weight from params", mining)
+        return
+    clicks = pd.read_parquet(path, columns=["query_id", "item_id"]).astype(str)
+    clicks = clicks[~holdout_mask(clicks["query_id"], settings.train.holdout_share)]
+    category = dict(
+        zip(ev.catalog["item_id"].astype(str), ev.catalog["category"].astype(str), strict=False)
+    )
+    clicks = clicks[clicks["item_id"].isin(category)]
+    n = min(len(clicks), settings.evaluation.calibration_queries)
+    clicks = clicks.sample(n=n, random_state=settings.project.seed) if n < len(clicks) else clicks
+    queries = read_table(drop, QUERIES)[["query_id", "image"]].astype(str)
+    joined = clicks.merge(queries, on="query_id", how="inner")
+    ev.calib_images = joined["image"].tolist()
+    ev.calib_category = joined["item_id"].map(category).to_numpy(dtype=str)
+    log.info("fusion calibration on %d click-labelled training queries", len(joined))

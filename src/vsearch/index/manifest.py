@@ -78,6 +78,9 @@ class Manifest:
     folded: dict[str, Any] | None = None
     source: str | None = None
     tune: dict[str, Any] | None = None
+    # Settings of the search pipeline calibrated for this release's model (``fusion_weight``,
+    # chosen on click-labelled training queries by the evaluation); they override params.
+    calibration: dict[str, Any] | None = None
     format: int = FORMAT_VERSION
 
     def to_json(self) -> dict[str, Any]:

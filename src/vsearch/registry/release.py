@@ -101,8 +101,11 @@ def candidate_release(settings: Settings, root: Path, cand: Candidate) -> tuple[
     from vsearch.index.manifest import Manifest
 
     indexes = _abs(root, settings.project.indexes_dir)
+    weight = (cand.metrics.get("model") or {}).get("fusion_weight")
+    calibration = {"fusion_weight": weight} if weight is not None else None
     for v in reversed(list_versions(indexes)):
-        if Manifest.read(indexes / v).model.fingerprint == cand.fingerprint:
+        m = Manifest.read(indexes / v)
+        if m.model.fingerprint == cand.fingerprint and m.calibration == calibration:
             log.info("release %s was already built by model %s: reusing", v, cand.fingerprint[:12])
             return v, True
     emb = EmbeddingSet.load(cand.run_folder / EMBEDDINGS_SUBDIR, mmap=True)
@@ -112,7 +115,10 @@ def candidate_release(settings: Settings, root: Path, cand: Candidate) -> tuple[
         indexes,
         activate=False,
         threads=settings.index.build_threads or settings.project.threads,
-        extra={"source": str((cand.run_folder / EMBEDDINGS_SUBDIR).resolve())},
+        extra={
+            "source": str((cand.run_folder / EMBEDDINGS_SUBDIR).resolve()),
+            "calibration": calibration,  # the fusion weight evaluation calibrated, for serving
+        },
     )
     return manifest.version, False
 

@@ -179,6 +179,7 @@ class SearchPipeline:
         self.engine = engine
         self.settings = settings
         self._catalog = _Catalog(catalog)
+        self._fusion_weight: float | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -242,6 +243,25 @@ class SearchPipeline:
     @property
     def search_settings(self) -> SearchSettings:
         return self.settings.search
+
+    @property
+    def fusion_weight(self) -> float:
+        """The classifier's share in the fused category: the release's calibrated weight when
+        it has one (:func:`vsearch.search.fusion.calibrate_weight`), else ``search``'s."""
+        if self._fusion_weight is not None:
+            return self._fusion_weight
+        calibrated = (self.engine.manifest.calibration or {}).get("fusion_weight")
+        return float(calibrated) if calibrated is not None else self.search_settings.fusion_weight
+
+    @fusion_weight.setter
+    def fusion_weight(self, value: float | None) -> None:
+        self._fusion_weight = value
+
+    def category_evidence(self, enc: Encoded) -> tuple[list[str], np.ndarray | None, np.ndarray]:
+        """Category names, classifier probabilities (``None`` without a classifier) and the
+        neighbour vote of each query: what the fusion weighs (used to calibrate it)."""
+        names, cls_probs, vote, _, _, _ = self._fuse(self.engine, enc, [None] * len(enc))
+        return names, cls_probs, vote
 
     @property
     def catalog(self) -> pd.DataFrame:
@@ -483,7 +503,7 @@ class SearchPipeline:
         else:
             vote = np.full((n, len(names)), 1.0 / max(len(names), 1), np.float32)
             support = np.zeros(n, np.float32)
-        fused = fuse(cls_probs, vote, s.fusion_weight if cls_probs is not None else 0.0)
+        fused = fuse(cls_probs, vote, self.fusion_weight if cls_probs is not None else 0.0)
         if index_cats:
             col = {c: j for j, c in enumerate(names)}
             routes = engine.route(fused[:, [col[c] for c in index_cats]], index_cats)

@@ -592,3 +592,36 @@ def test_listings_of_one_virtual_id_group_even_when_dissimilar(world, tmp_path) 
     assert ids[4] not in heads
     assert r.results[heads.index(ids[1])].more_sellers == [ids[4]]
     assert with_product_groups(world["catalog"], None) is world["catalog"]
+
+
+@pytest.mark.unit
+def test_calibrated_fusion_weight_by_hand() -> None:
+    from vsearch.search.fusion import calibrate_weight
+
+    cls = np.array([[0.6, 0.4], [0.45, 0.55], [0.9, 0.1]], np.float32)
+    vote = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 0.0]], np.float32)
+    labels = np.array([0, 0, 0])
+    # w=0: vote alone, rows 1, 2 right; w=1: classifier alone, rows 0, 2 right; w=0.5: row 0
+    # 0.3 vs 0.7 (wrong), row 1 0.725 vs 0.275, row 2: 2/3 each. Ties go to the larger weight.
+    w, acc = calibrate_weight(cls, vote, labels, [0.0, 0.5, 1.0])
+    assert acc == {0.0: pytest.approx(2 / 3), 0.5: pytest.approx(2 / 3), 1.0: pytest.approx(2 / 3)}
+    assert w == 1.0
+    # w=0.2: row 0 0.12 vs 0.88 (wrong), rows 1, 2 right; w=0.9: row 0 0.54 vs 0.46, row 1
+    # 0.505 vs 0.495, row 2: all right.
+    w, acc = calibrate_weight(cls, vote, labels, [0.2, 0.9])
+    assert acc == {0.2: pytest.approx(2 / 3), 0.9: 1.0} and w == 0.9
+    with pytest.raises(ValueError):
+        calibrate_weight(cls[:0], vote[:0], labels[:0], [0.5])
+
+
+@pytest.mark.unit
+def test_the_release_calibration_overrides_params(world) -> None:
+    p = _with(world)
+    assert p.fusion_weight == p.settings.search.fusion_weight
+    p.engine.manifest.calibration = {"fusion_weight": 0.2}
+    try:
+        assert p.fusion_weight == 0.2
+        p.fusion_weight = 0.9  # an explicit setting wins (evaluation calibrating)
+        assert p.fusion_weight == 0.9
+    finally:
+        p.engine.manifest.calibration = None
