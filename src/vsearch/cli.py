@@ -140,13 +140,15 @@ def demo_command() -> None:
     def body() -> None:
         from vsearch.scheduling import deploy_up
         from vsearch.services import client_env
-        from vsearch.serving.process import ensure_detached
+        from vsearch.serving.process import ensure_detached, stop_detached
 
         settings = _connect()
         token = _admin_token(settings)
         dep = deploy_up(settings, Path.cwd(), _State.params, settings.schedule.register_timeout_s)
         res = _run_nightly(None, None)
         s = settings.serving
+        # A fresh service process: it runs this checkout's code on what the release shipped.
+        stop_detached(settings.services.state_dir)
         served = ensure_detached(
             s.host,
             s.port,

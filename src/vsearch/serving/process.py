@@ -24,6 +24,7 @@ ROOT_ENV = "VSEARCH_ROOT"  # the project root relative settings paths resolve ag
 READY_PATH = "/readyz"  # 200 once a pipeline is loaded
 LIVE_PATH = "/livez"  # 200 once the server answers (also without a release)
 _POLL_S = 0.5
+_STOP_WAIT_POLLS = 40  # x _POLL_S: how long a stopped service may take to exit
 
 
 def _command(host: str, port: int) -> list[str]:
@@ -150,4 +151,11 @@ def stop_detached(state_dir: Path) -> bool:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
+    for _ in range(_STOP_WAIT_POLLS):  # wait until its port is free for a successor
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(_POLL_S)
+    os.killpg(pid, signal.SIGKILL)
     return True
