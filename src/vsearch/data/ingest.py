@@ -268,7 +268,9 @@ def select_drop(res: IngestResult, settings: Settings, repo_root: Path) -> Path:
 
     path = resolve_paths(settings, repo_root)["current"]
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = {"drop": res.drop_id, "dvc_hash": res.dvc_hash}
+    # Only the id: the data's hash is tracked by DVC itself (data/raw/<drop>.dvc, dvc.lock),
+    # so this committed file changes exactly when another drop is selected.
+    body = {"drop": res.drop_id}
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(
         "# Written by `vsearch ingest` / the ingest flow: the drop mine/train/evaluate use.\n"
