@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vsearch.services import TELEMETRY_OFF, _pid_alive, _state_dir, _stop_pid, client_env
+from vsearch.processes import pid_alive, stop_group
+from vsearch.services import TELEMETRY_OFF, _state_dir, client_env
 from vsearch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def running_pid(settings: Settings) -> int | None:
     if not path.is_file():
         return None
     pid = int(json.loads(path.read_text()).get("pid") or 0)
-    return pid if pid and _pid_alive(pid) else None
+    return pid if pid and pid_alive(pid) else None
 
 
 async def _deployment(name: str) -> Any | None:
@@ -92,7 +93,7 @@ def deploy_up(settings: Settings, root: Path, params: Path, timeout_s: float) ->
         _state_path(settings).write_text(json.dumps({"pid": pid, "log": str(log_path)}))
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             raise RuntimeError(f"the nightly deployment process exited; see {log_path}")
         info = deployment_info()
         if info is not None:
@@ -107,7 +108,7 @@ def deploy_down(settings: Settings) -> bool:
     _state_path(settings).unlink(missing_ok=True)
     if pid is None:
         return False
-    _stop_pid(pid)
+    stop_group(pid)
     return True
 
 

@@ -14,11 +14,9 @@ shared server), in which case nothing is started.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +30,7 @@ import httpx
 import typer
 
 from vsearch.errors import BadInput
+from vsearch.processes import pid_alive, stop_group
 from vsearch.settings import ServicesSettings
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,6 @@ TELEMETRY_OFF: dict[str, str] = {
     "GX_ANALYTICS_ENABLED": "false",
 }
 _POLL_S = 0.5
-_STOP_GRACE_S = 15.0
 
 
 class ServiceError(RuntimeError):
@@ -197,18 +195,6 @@ def _port_in_use(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def read_state(settings: ServicesSettings) -> dict[str, ServiceInfo]:
     """What ``up`` recorded (empty if never started)."""
     path = _state_dir(settings) / STATE_FILE
@@ -227,7 +213,7 @@ def _write_state(settings: ServicesSettings, infos: Mapping[str, ServiceInfo]) -
 
 
 def _start_one(spec: ServiceSpec, timeout_s: float, known: ServiceInfo | None) -> ServiceInfo:
-    if known and _pid_alive(known.pid) and _healthy(spec.health_url):
+    if known and pid_alive(known.pid) and _healthy(spec.health_url):
         log.info("%s already running at %s (pid %s)", spec.name, spec.url, known.pid)
         return known
     host, port = spec.url.split("//", 1)[1].rsplit(":", 1)
@@ -262,7 +248,7 @@ def _start_one(spec: ServiceSpec, timeout_s: float, known: ServiceInfo | None) -
             log.info("%s healthy at %s", spec.name, spec.url)
             return ServiceInfo(spec.name, spec.url, spec.health_url, proc.pid, str(spec.log_file))
         time.sleep(_POLL_S)
-    _stop_pid(proc.pid)
+    stop_group(proc.pid)
     raise ServiceError(f"{spec.name} not healthy after {timeout_s:.0f} s; see {spec.log_file}")
 
 
@@ -295,27 +281,12 @@ def up(settings: ServicesSettings) -> dict[str, ServiceInfo]:
     return infos
 
 
-def _stop_pid(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + _STOP_GRACE_S
-    while time.monotonic() < deadline and _pid_alive(pid):
-        with contextlib.suppress(ChildProcessError):  # reap our child so it is no zombie
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.2)
-    if _pid_alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-
-
 def down(settings: ServicesSettings) -> list[str]:
     """Stop the servers ``up`` started (external ones are left alone). Returns names stopped."""
     stopped = []
     for name, info in read_state(settings).items():
-        if info.pid and _pid_alive(info.pid):
-            _stop_pid(info.pid)
+        if info.pid and pid_alive(info.pid):
+            stop_group(info.pid)
             stopped.append(name)
     state = _state_dir(settings) / STATE_FILE
     state.unlink(missing_ok=True)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from vsearch.errors import BadInput
 from vsearch.index.manifest import MANIFEST_FILE, Manifest
+from vsearch.processes import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -149,16 +150,6 @@ def next_version(indexes_dir: Path) -> str:
     return f"v{top + 1:04d}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_stale_staging(indexes_dir: Path) -> list[Path]:
     """Remove staging folders of builds whose process is gone (failed or killed)."""
     removed = []
@@ -170,7 +161,7 @@ def clean_stale_staging(indexes_dir: Path) -> list[Path]:
                 pid = int(p.name.rsplit("-", 1)[1])
             except (IndexError, ValueError):
                 pid = -1
-            if pid != os.getpid() and not _pid_alive(pid):
+            if pid != os.getpid() and not pid_alive(pid):
                 shutil.rmtree(p, ignore_errors=True)
                 removed.append(p)
                 log.info("removed the staging folder of a dead build: %s", p.name)

@@ -8,6 +8,7 @@ environment variables because BentoML imports the service module itself.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -24,7 +25,6 @@ ROOT_ENV = "VSEARCH_ROOT"  # the project root relative settings paths resolve ag
 READY_PATH = "/readyz"  # 200 once a pipeline is loaded
 LIVE_PATH = "/livez"  # 200 once the server answers (also without a release)
 _POLL_S = 0.5
-_STOP_WAIT_POLLS = 40  # x _POLL_S: how long a stopped service may take to exit
 
 
 def _command(host: str, port: int) -> list[str]:
@@ -133,29 +133,20 @@ def ensure_detached(
     state_dir.mkdir(parents=True, exist_ok=True)
     log_file = state_dir / "serving.log"
     proc = start_background(host, port, params, root, log_file, timeout_s, LIVE_PATH, env)
-    (state_dir / DETACHED_STATE).write_text(f'{{"pid": {proc.pid}, "url": "{url}"}}')
+    (state_dir / DETACHED_STATE).write_text(json.dumps({"pid": proc.pid, "url": url}))
     return {"url": url, "pid": proc.pid, "log": str(log_file), "reused": False}
 
 
 def stop_detached(state_dir: Path) -> bool:
     """Stop the service :func:`ensure_detached` started; ``True`` when one was running."""
-    import json
-    import signal
+    from vsearch.processes import pid_alive, stop_group
 
     path = state_dir / DETACHED_STATE
     if not path.is_file():
         return False
     pid = int(json.loads(path.read_text())["pid"])
     path.unlink()
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return False
-    for _ in range(_STOP_WAIT_POLLS):  # wait until its port is free for a successor
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(_POLL_S)
-    os.killpg(pid, signal.SIGKILL)
+    stop_group(pid)  # waits until it exited: its port is free for a successor
     return True
