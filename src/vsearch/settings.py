@@ -389,6 +389,16 @@ class LossSettings(_Section):
     proxy_lr_mult: float = Field(10.0, gt=0, description="proxies learn faster than the net")
 
 
+class SplitSettings(_Section):
+    """The held-out split (vsearch.split): queries never mined or trained on, for evaluation."""
+
+    holdout_share: float = Field(
+        0.2, ge=0, lt=1, description="queries held out for evaluation (hash split by query_id)"
+    )
+    salt: str = Field("holdout", min_length=1, description="hash salt: a new salt, a new split")
+    hash_buckets: int = Field(10_000, ge=100, description="resolution of the hash split")
+
+
 class TrainSettings(_Section):
     """The training loop (``vsearch train``): batches, optimiser, budget, checkpoints."""
 
@@ -411,9 +421,6 @@ class TrainSettings(_Section):
     query_share: float = Field(0.25, ge=0, lt=1, description="share of a batch from query photos")
     negative_share: float = Field(
         0.5, ge=0, le=1, description="query slots that bring one of their skip-above negatives"
-    )
-    holdout_share: float = Field(
-        0.2, ge=0, lt=1, description="queries held out for evaluation (hash split by query_id)"
     )
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(5e-4, ge=0)
@@ -707,6 +714,7 @@ class Settings(_Section):
     world: WorldSettings = WorldSettings()
     validation: ValidationSettings = ValidationSettings()
     ingest: IngestSettings = IngestSettings()
+    split: SplitSettings = SplitSettings()
     services: ServicesSettings = ServicesSettings()
     index: IndexSettings = IndexSettings()
     mining: MiningSettings = MiningSettings()

@@ -1,7 +1,7 @@
 """The evaluation harness: every system searched through the service's own pipeline.
 
 What it measures (DESIGN.md section 8), on the **held-out** demo queries only
-(:func:`vsearch.training.data.holdout_mask` with ``train.holdout_share``: the queries training
+(:mod:`vsearch.split`: the queries training
 never loads), against the demo world's ground truth (read here and nowhere else):
 
 * identical-product recall@K and its curve, MAP@R;
@@ -60,7 +60,7 @@ from vsearch.evaluation.metrics import (
     relevance_matrix,
 )
 from vsearch.search.encoder import Encoder
-from vsearch.settings import Settings
+from vsearch.settings import Settings, SplitSettings
 
 if TYPE_CHECKING:
     from vsearch.search.pipeline import SearchPipeline, SearchResponse
@@ -125,13 +125,13 @@ def _image_sizes(drop: Path, paths: Sequence[str]) -> np.ndarray:
     return sizes
 
 
-def load_eval_set(drop: Path, truth: Path, holdout_share: float) -> EvalSet:
+def load_eval_set(drop: Path, truth: Path, split: SplitSettings) -> EvalSet:
     """The held-out queries of ``drop`` joined with the truth in ``truth``.
 
     Raises:
         BadInput: a folder or table is missing, or no held-out query has a truth row.
     """
-    from vsearch.training.data import holdout_mask
+    from vsearch.split import is_held_out
 
     for name, folder in (("--drop", drop), ("--truth", truth)):
         if not folder.is_dir():
@@ -145,10 +145,10 @@ def load_eval_set(drop: Path, truth: Path, holdout_share: float) -> EvalSet:
     except ContractError as exc:
         raise BadInput(str(exc)) from None
     queries["query_id"] = queries["query_id"].astype(str)
-    held = queries[holdout_mask(queries["query_id"], holdout_share)]
+    held = queries[is_held_out(queries["query_id"], split)]
     if held.empty:
         raise BadInput(
-            f"{drop}: no held-out queries (train.holdout_share={holdout_share}); "
+            f"{drop}: no held-out queries (split.holdout_share={split.holdout_share}); "
             "evaluation needs queries the model never trained on"
         )
     joined = held.merge(q_truth, on="query_id", how="inner").sort_values("query_id")
@@ -575,7 +575,7 @@ def run_evaluation(
     from vsearch.search.groups import with_product_groups
 
     started = time.perf_counter()
-    ev = load_eval_set(drop, truth, settings.train.holdout_share)
+    ev = load_eval_set(drop, truth, settings.split)
     log.info(
         "%s: %d held-out queries with truth (%d without), %d listings",
         ev.drop_id,
@@ -622,14 +622,14 @@ def _virtual_id_report(mining: Path, truth: Path) -> dict[str, Any]:
 
 def _add_calibration_set(ev: EvalSet, drop: Path, mining: Path, settings: Settings) -> None:
     """Click-labelled training queries (mined first clicks, never held out) for calibration."""
-    from vsearch.training.data import holdout_mask
+    from vsearch.split import is_held_out
 
     path = mining / "query_virtual_ids.parquet"
     if not path.is_file():
         log.warning("%s: no query_virtual_ids; fusion weight from params", mining)
         return
     clicks = pd.read_parquet(path, columns=["query_id", "item_id"]).astype(str)
-    clicks = clicks[~holdout_mask(clicks["query_id"], settings.train.holdout_share)]
+    clicks = clicks[~is_held_out(clicks["query_id"], settings.split)]
     category = dict(
         zip(ev.catalog["item_id"].astype(str), ev.catalog["category"].astype(str), strict=False)
     )

@@ -23,7 +23,8 @@ from vsearch.cli_support import emit, get_settings, run_guarded
 from vsearch.contracts import IMPRESSIONS, ITEM_TRUTH, QUERY_TRUTH, ContractError, read_table
 from vsearch.errors import BadInput
 from vsearch.mining.pipeline import MiningResult, mine
-from vsearch.settings import MiningSettings
+from vsearch.settings import MiningSettings, SplitSettings
+from vsearch.split import is_held_out
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +82,12 @@ def mine_drop(
     *,
     seed: int = 0,
     truth: Path | None = None,
-    holdout_share: float = 0.0,
+    split: SplitSettings | None = None,
 ) -> dict[str, Any]:
     """Mine ``drop``'s impressions into ``out``; the report, plus where the files went.
 
-    ``holdout_share``: the evaluation's held-out queries (``train.holdout_share``, the same
-    hash split) are left out of mining too, so their clicks shape no virtual ID the model
+    ``split``: the evaluation's held-out queries (:mod:`vsearch.split`) are left out of
+    mining too, so their clicks shape no virtual ID the model
     trains on: evaluation stays about queries the system never learned from.
 
     Raises:
@@ -100,10 +101,8 @@ def mine_drop(
         item_truth, query_truth = _read_truth(truth) if truth is not None else (None, None)
     except ContractError as exc:
         raise BadInput(f"{exc}; validate the drop first (vsearch validate)") from None
-    if holdout_share > 0:
-        from vsearch.training.data import holdout_mask
-
-        held = holdout_mask(impressions["query_id"].astype(str), holdout_share)
+    if split is not None and split.holdout_share > 0:
+        held = is_held_out(impressions["query_id"], split)
         log.info("leaving out %d impressions of held-out queries", int(held.sum()))
         impressions = impressions[~held]
     result = mine(impressions, settings, seed=seed, item_truth=item_truth, query_truth=query_truth)
@@ -138,7 +137,7 @@ def mine_command(
             settings.mining,
             seed=settings.project.seed,
             truth=truth,
-            holdout_share=settings.train.holdout_share,
+            split=settings.split,
         )
         if not json_out:  # people get the headline; the full report is in the file
             report = {k: report[k] for k in ("counts", "quality", "files") if k in report}

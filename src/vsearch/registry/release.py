@@ -145,15 +145,13 @@ def service_latency(
     indexes folder whose ``CURRENT`` names the candidate (a link to the real release), with the
     candidate's model folder: the served index and model never change for this.
     """
-    from vsearch.contracts import QUERIES, read_table
     from vsearch.serving.loadtest import load_run
     from vsearch.serving.process import READY_PATH, start_background, stop
-    from vsearch.training.data import holdout_mask
+    from vsearch.split import heldout_queries
 
     r = settings.release
-    queries = read_table(drop, QUERIES)
-    held = queries[holdout_mask(queries["query_id"].astype(str), settings.train.holdout_share)]
-    photos = [(drop / p).read_bytes() for p in held["image"].head(r.load_photos)]
+    held = heldout_queries(drop, settings.split, r.load_photos)
+    photos = [(drop / p).read_bytes() for p in held["image"]]
     if not photos:
         raise BadInput(f"{drop}: no held-out query photos for the latency load run")
     indexes = _abs(root, settings.project.indexes_dir)

@@ -204,16 +204,13 @@ class WebApp:
         n = state.settings.serving.samples
 
         def pick() -> list[dict[str, Any]]:
-            from vsearch.contracts import QUERIES, ContractError, read_table
-            from vsearch.training.data import holdout_mask
+            from vsearch.contracts import ContractError
+            from vsearch.split import heldout_queries
 
             try:
-                queries = read_table(state.drop_dir(), QUERIES)
+                held = heldout_queries(state.drop_dir(), state.settings.split, n)
             except (BadInput, ContractError):
                 return []
-            ids = queries["query_id"].astype(str)
-            held = queries[holdout_mask(ids, state.settings.train.holdout_share)]
-            held = held.sort_values("query_id").head(n)
             return [
                 {"query_id": str(q), "image_url": image_url(str(img))}
                 for q, img in zip(held["query_id"], held["image"], strict=True)

@@ -83,7 +83,7 @@ def train_command(
             drop,
             labels,
             settings.model.input_size,
-            holdout_share=t.holdout_share,
+            split=settings.split,
             val_share=t.val_share,
             matte_threshold=t.augment.matte_threshold,
             seed=settings.project.seed,

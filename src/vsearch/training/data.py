@@ -14,13 +14,11 @@ Signals (DESIGN.md section 5):
 Why a memory cache of ``uint8`` tensors at the model's input size: decoding JPEGs every step
 would cost more than the network on 2 cores; 6k photos at 192 px take ~0.7 GB.
 
-Held-out queries: :func:`holdout_mask` splits by a hash of the query id, so the split never
-depends on row order or on which other queries a drop has, and evaluation can recompute it.
+Held-out queries (:mod:`vsearch.split`) are never loaded: evaluation measures on them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +30,8 @@ import torch
 
 from vsearch.contracts import CATALOG, QUERIES, read_table
 from vsearch.errors import BadInput
+from vsearch.settings import SplitSettings
+from vsearch.split import is_held_out
 from vsearch.training.augment import Matte, studio_matte
 
 log = logging.getLogger(__name__)
@@ -41,28 +41,6 @@ QUERY_VIRTUAL_IDS_FILE = "query_virtual_ids.parquet"
 PAIRS_FILE = "pairs.parquet"
 FIRST_CLICK_KINDS = ("first",)
 NEGATIVE_LABEL = 0
-HASH_BUCKETS = 10_000  # resolution of the hash split
-
-
-def holdout_mask(
-    query_ids: pd.Series | list[str], share: float, salt: str = "holdout"
-) -> np.ndarray:
-    """True for queries held out of training (about ``share`` of them), by a hash of the id.
-
-    Why a hash: the same query is always on the same side, whatever the drop's row order or
-    size, so evaluation can recompute the split without a file handed over.
-    """
-    if not 0 <= share < 1:
-        raise ValueError(f"holdout share must be in [0, 1), got {share}")
-    ids = list(query_ids)
-    buckets = np.array(
-        [
-            int.from_bytes(hashlib.sha1(f"{salt}:{q}".encode()).digest()[:4], "big") % HASH_BUCKETS
-            for q in ids
-        ],
-        dtype=np.int64,
-    )
-    return buckets < round(share * HASH_BUCKETS)
 
 
 def decode_images(paths: list[Path], size: int, workers: int) -> torch.Tensor:
@@ -249,7 +227,7 @@ def build_train_data(
     labels: ClickLabels,
     size: int,
     *,
-    holdout_share: float,
+    split: SplitSettings,
     val_share: float,
     matte_threshold: float,
     seed: int,
@@ -262,7 +240,7 @@ def build_train_data(
         drop: a drop folder in the contract format (``catalog``, ``queries``, ``images/``).
         labels: identities from :func:`load_click_labels` (or :func:`oracle_labels`).
         size: side the photos are cached at (``model.input_size``).
-        holdout_share: queries held out for evaluation (:func:`holdout_mask`), never loaded.
+        split: the held-out split (:mod:`vsearch.split`); those queries are never loaded.
         val_share: share of the remaining labelled queries kept for the run's own recall check.
         matte_threshold: see :func:`vsearch.training.augment.studio_matte`.
         seed: the validation split's seed.
@@ -286,7 +264,7 @@ def build_train_data(
     item_category = catalog["category"].astype(str).map(cat_index).to_numpy(np.int64)
 
     queries = read_table(drop, QUERIES)
-    queries = queries[~holdout_mask(queries["query_id"].astype(str), holdout_share)]
+    queries = queries[~is_held_out(queries["query_id"], split)]
     queries = queries[queries["query_id"].isin(labels.query_vid.keys())]
     vid_category = (
         pd.DataFrame({"vid": item_vids, "cat": item_category})

@@ -27,7 +27,8 @@ from vsearch.mining.cli import mine_drop
 from vsearch.model.export import save_model
 from vsearch.model.net import NetConfig, VSearchNet
 from vsearch.settings import EvaluationSettings, Settings
-from vsearch.training.data import build_train_data, holdout_mask, oracle_labels
+from vsearch.split import is_held_out
+from vsearch.training.data import build_train_data, oracle_labels
 
 SPEC_KEYS = (
     "identical_recall@1",
@@ -128,14 +129,14 @@ def test_evaluate_cli_on_held_out_queries(tiny_world, tmp_path: Path) -> None:
     # exactly the held-out queries, none of which training can load
     queries = read_table(drop, QUERIES)
     ids = queries["query_id"].astype(str)
-    held = set(ids[holdout_mask(ids, s.train.holdout_share)])
+    held = set(ids[is_held_out(ids, s.split)])
     per_query = pd.read_csv(out / "per_query.csv", dtype={"query_id": str})
     assert set(per_query["query_id"]) == held and len(per_query) == report["queries"] == len(held)
     data = build_train_data(
         drop,
         oracle_labels(truth),
         s.model.input_size,
-        holdout_share=s.train.holdout_share,
+        split=s.split,
         val_share=s.train.val_share,
         matte_threshold=s.train.augment.matte_threshold,
         seed=s.project.seed,

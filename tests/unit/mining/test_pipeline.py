@@ -93,18 +93,20 @@ def test_mine_drop_writes_tables_and_report(tmp_path: Path, simulate) -> None:
 
 
 def test_held_out_queries_are_not_mined(tmp_path: Path, simulate) -> None:
-    from vsearch.training.data import holdout_mask
+    from vsearch.settings import SplitSettings
+    from vsearch.split import is_held_out
 
+    split = SplitSettings(holdout_share=0.3)
     log = simulate(n_products=40, queries_per_product=10, seed=2)
     drop, _ = _write_drop(tmp_path, log)
-    mine_drop(drop, tmp_path / "out", MiningSettings(), holdout_share=0.3)
+    mine_drop(drop, tmp_path / "out", MiningSettings(), split=split)
     pairs = pd.read_parquet(tmp_path / "out" / PAIRS_FILE)
     qv = pd.read_parquet(tmp_path / "out" / QUERY_VIRTUAL_IDS_FILE)
     for ids in (pairs["query_id"], qv["query_id"]):
-        assert len(ids) and not holdout_mask(ids.astype(str), 0.3).any()
+        assert len(ids) and not is_held_out(ids, split).any()
     mine_drop(drop, tmp_path / "all", MiningSettings())  # without a holdout they are mined
     every = pd.read_parquet(tmp_path / "all" / PAIRS_FILE)["query_id"].astype(str)
-    assert holdout_mask(every, 0.3).any()
+    assert is_held_out(every, split).any()
 
 
 def test_mine_drop_bad_input(tmp_path: Path) -> None:

@@ -57,7 +57,7 @@ def tiny_settings(**train: object) -> Settings:
     s.train.steps_per_epoch = 2
     s.train.time_budget_s = None
     s.train.warmup_steps = 1
-    s.train.holdout_share = 0.2
+    s.split.holdout_share = 0.2
     s.train.val_share = 0.2
     s.train.augment.background_side = 96
     for key, value in train.items():
@@ -216,7 +216,7 @@ def tiny_data(tiny_world: TinyWorld):
         tiny_world.drop,
         load_click_labels(tiny_world.mining),
         s.model.input_size,
-        holdout_share=s.train.holdout_share,
+        split=s.split,
         val_share=s.train.val_share,
         matte_threshold=s.train.augment.matte_threshold,
         seed=s.project.seed,

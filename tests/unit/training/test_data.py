@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 
 from vsearch.errors import BadInput
+from vsearch.settings import SplitSettings
+from vsearch.split import holdout_mask, is_held_out
 from vsearch.training.data import (
     BatchSampler,
     build_train_data,
     category_labels,
-    holdout_mask,
     load_click_labels,
     oracle_labels,
 )
@@ -23,13 +24,15 @@ pytestmark = pytest.mark.unit
 
 def test_holdout_split_is_stable_and_about_the_share() -> None:
     ids = [f"q-{i:05d}" for i in range(4000)]
-    mask = holdout_mask(ids, 0.2)
+    mask = is_held_out(ids, SplitSettings(holdout_share=0.2))
     assert 0.17 < mask.mean() < 0.23
-    rev = holdout_mask(ids[::-1], 0.2)[::-1]
+    rev = is_held_out(ids[::-1], SplitSettings(holdout_share=0.2))[::-1]
     assert np.array_equal(mask, rev)  # independent of row order
-    assert not holdout_mask(ids, 0.0).any()
+    assert not is_held_out(ids, SplitSettings(holdout_share=0.0)).any()
+    other = is_held_out(ids, SplitSettings(holdout_share=0.2, salt="other"))
+    assert not np.array_equal(mask, other)  # a new salt draws a new split
     with pytest.raises(ValueError):
-        holdout_mask(ids, 1.0)
+        holdout_mask(ids, 1.0, salt="holdout", buckets=10_000)
 
 
 def test_click_labels_and_missing_mining(tiny_world, tmp_path: Path) -> None:
@@ -49,7 +52,7 @@ def test_train_data_uses_click_labels_and_keeps_holdout_out(tiny_world, tiny_dat
     sizes = np.bincount(d.item_class)
     assert (sizes == 1).sum() == 2 and (sizes == 2).sum() == (tiny_world.n_items - 2) // 2
     qids = pd.read_parquet(tiny_world.drop / "queries.parquet")["query_id"]
-    held = set(qids[holdout_mask(qids, 0.2)])
+    held = set(qids[is_held_out(qids, SplitSettings(holdout_share=0.2))])
     seen = set(d.query_ids) | set(d.val_query_ids)
     assert held and not (held & seen)
     assert d.query_images.shape[0] == len(d.query_ids)
@@ -62,7 +65,13 @@ def test_oracle_labels_come_from_the_truth(tiny_world) -> None:
     assert labels.source == "oracle"
     assert set(labels.item_vid.values()) == {f"sku-{i}" for i in range(6)}
     data = build_train_data(
-        tiny_world.drop, labels, 64, holdout_share=0.2, val_share=0.0, matte_threshold=0.1, seed=0
+        tiny_world.drop,
+        labels,
+        64,
+        split=SplitSettings(holdout_share=0.2),
+        val_share=0.0,
+        matte_threshold=0.1,
+        seed=0,
     )
     assert data.label_source == "oracle" and data.num_classes == 6
 
@@ -77,7 +86,13 @@ def test_category_labels_know_only_categories(tiny_world) -> None:
     for q, items in labels.negatives.items():  # same-category skips would contradict labels
         assert all(item_cat[i] != labels.query_vid[q] for i in items)
     data = build_train_data(
-        tiny_world.drop, labels, 64, holdout_share=0.2, val_share=0.0, matte_threshold=0.1, seed=0
+        tiny_world.drop,
+        labels,
+        64,
+        split=SplitSettings(holdout_share=0.2),
+        val_share=0.0,
+        matte_threshold=0.1,
+        seed=0,
     )
     assert data.num_classes == len(data.categories) == 3
 
