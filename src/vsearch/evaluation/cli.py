@@ -89,7 +89,7 @@ def evaluate_command(
 
 def _log_to_run(settings: Any, model: Path, out: Path) -> dict[str, Any] | None:
     """Log the report to the MLflow run that trained ``model`` (``None``: untracked model)."""
-    from vsearch.registry.tracking import log_evaluation, read_run_info
+    from vsearch.tracking.tracker import log_evaluation, read_run_info
 
     run_folder = model if (model / "model").is_dir() else model.parent
     info = read_run_info(run_folder)

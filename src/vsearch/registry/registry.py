@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from vsearch.errors import BadInput
-from vsearch.registry.tracking import (
+from vsearch.settings import Settings
+from vsearch.tracking.tracker import (
     CHALLENGER,
     CHAMPION,
     EVAL_ARTIFACT,
@@ -36,7 +37,6 @@ from vsearch.registry.tracking import (
     require_server,
     resolve_tracking_uri,
 )
-from vsearch.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class ModelRegistry:
     """The registered model ``model_name`` on one tracking server."""
 
     def __init__(self, tracking_uri: str, model_name: str, timeout_s: float) -> None:
-        """Connect (fails fast with :class:`~vsearch.registry.tracking.TrackingUnavailable`)."""
+        """Connect (fails fast with :class:`~vsearch.tracking.tracker.TrackingUnavailable`)."""
         import mlflow
 
         require_server(tracking_uri, timeout_s)

@@ -100,7 +100,7 @@ def train_command(
         with contextlib.ExitStack() as stack:
             tracker = None
             if track:
-                from vsearch.registry.tracking import TrainingTracker
+                from vsearch.tracking.tracker import TrainingTracker
 
                 inputs = {"drop": drop} | ({"mining": mining} if mining else {})
                 if oracle_truth is not None:

@@ -321,7 +321,7 @@ def train(
         write_embeddings: write the catalog's ``EmbeddingSet`` (the index's input) to
             ``out_dir/embeddings`` with the exported model's fingerprint.
         on_epoch: called with each finished epoch's metrics row and its index (live tracking,
-            e.g. :meth:`vsearch.registry.tracking.TrainingTracker.log_epoch`).
+            e.g. :meth:`vsearch.tracking.tracker.TrainingTracker.log_epoch`).
 
     Raises:
         ValueError: ``oracle`` disagrees with the data's label source, or a checkpoint does not

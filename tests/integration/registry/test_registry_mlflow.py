@@ -25,7 +25,8 @@ from vsearch.errors import BadInput
 from vsearch.model.export import fingerprint, load_model, save_model
 from vsearch.model.net import NetConfig, VSearchNet
 from vsearch.registry.registry import ModelRegistry
-from vsearch.registry.tracking import (
+from vsearch.settings import Settings
+from vsearch.tracking.tracker import (
     CHALLENGER,
     CHAMPION,
     RUN_INFO_FILE,
@@ -35,7 +36,6 @@ from vsearch.registry.tracking import (
     log_evaluation,
     read_run_info,
 )
-from vsearch.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from vsearch.registry.registry import ModelRegistry
-from vsearch.registry.tracking import register_run
 from vsearch.serving.state import ReloadRefused, ServingState
 from vsearch.settings import load_settings
+from vsearch.tracking.tracker import register_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -10,14 +10,14 @@ import yaml
 
 from vsearch.errors import GateFailed
 from vsearch.registry.gates import evaluate_gates, evaluate_release_gates
-from vsearch.registry.tracking import (
+from vsearch.settings import GatesSettings, Settings, SettingsError, settings_from_dict
+from vsearch.tracking.tracker import (
     input_hash,
     metric_key,
     numeric_metrics,
     plot_history,
     settings_params,
 )
-from vsearch.settings import GatesSettings, Settings, SettingsError, settings_from_dict
 
 pytestmark = pytest.mark.unit
 
@@ -207,7 +207,7 @@ def test_plot_history_draws_every_series(tmp_path: Path) -> None:
 
 
 def test_flow_run_id_comes_from_argument_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vsearch.registry.tracking import current_flow_run_id
+    from vsearch.tracking.tracker import current_flow_run_id
 
     monkeypatch.delenv("PREFECT__FLOW_RUN_ID", raising=False)
     monkeypatch.setenv("VSEARCH_FLOW_RUN_ID", "from-env")

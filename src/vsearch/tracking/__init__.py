@@ -1,0 +1,1 @@
+"""MLflow experiment tracking: training runs, their lineage, and evaluations logged to them."""
