@@ -30,7 +30,7 @@ def main() -> None:
         cron=s.cron,
         parameters={"repo_root": str(root), "params": args.params},
         tags=["vsearch", "nightly"],
-        description="ingest → validate → mine → train → evaluate → index → release",
+        description="ingest → validate → mine → train → evaluate → index → promotion",
         limit=1,  # one night at a time: DVC and the index builder hold locks
     )
 

@@ -1,8 +1,8 @@
-"""Prefect flow ``nightly``: ingest → validate → mine → train → evaluate → index → release.
+"""Prefect flow ``nightly``: ingest → validate → mine → train → evaluate → index → promotion.
 
 Thin wiring of the three flows that do the work, as subflows (each shows as its own run in the
 Prefect UI): ``ingest`` (validation stops everything on a critical failure, before any
-training), ``training`` (DVC stages: unchanged data and params skip every stage), ``release``
+training), ``training`` (DVC stages: unchanged data and params skip every stage), ``promotion``
 (candidate index, service load run, gates; nothing ships on a failed gate). Re-running on the
 same drop therefore costs seconds and changes nothing. ``flows/deploy.py`` schedules it.
 """
@@ -17,7 +17,7 @@ from prefect.runtime import flow_run
 from prefect.states import Cancelled
 
 from flows.ingest import ingest_flow
-from flows.release import release_flow
+from flows.promotion import promotion_flow
 from flows.training import training_flow
 from vsearch.scheduling import nightly_lock
 
@@ -55,10 +55,10 @@ def _night(drop: str | None, truth: str | None, repo_root: str, params: str) -> 
     )
     log.info("drop %s validated and versioned (dvc %s)", ingested["drop_id"], ingested["dvc_hash"])
     trained = training_flow(repo_root=repo_root)
-    released = release_flow(repo_root=repo_root)
+    promoted = promotion_flow(repo_root=repo_root)
     return {
         "ingest": ingested,
         "training": trained,
-        "release": released,
+        "promotion": promoted,
         "flow_run_id": str(flow_run.id),
     }

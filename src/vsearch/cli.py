@@ -67,7 +67,7 @@ def _connect() -> Settings:
 def _admin_token(settings: Settings) -> str:
     """The local admin bearer token (made once, kept 0600 under the services state dir).
 
-    The demo's service and the release flow's reload share it through the environment.
+    The demo's service and the promotion flow's reload share it through the environment.
     """
     import secrets
 
@@ -147,7 +147,7 @@ def demo_command() -> None:
         dep = deploy_up(settings, Path.cwd(), _State.params, settings.schedule.register_timeout_s)
         res = _run_nightly(None, None)
         s = settings.serving
-        # A fresh service process: it runs this checkout's code on what the release shipped.
+        # A fresh service process: it runs this checkout's code on what the promotion shipped.
         stop_detached(settings.services.state_dir)
         served = ensure_detached(
             s.host,
@@ -160,7 +160,7 @@ def demo_command() -> None:
         )
         env = client_env(settings.services)
         prefect_ui = env["PREFECT_API_URL"].removesuffix("/api")
-        ing, tr, rel = res["ingest"], res["training"], res["release"]
+        ing, tr, promo = res["ingest"], res["training"], res["promotion"]
         metrics = json.loads(Path(tr["metrics_path"]).read_text())
         typer.echo(
             "\n".join(
@@ -174,7 +174,7 @@ def demo_command() -> None:
                     f"  metrics        {tr['metrics_path']}  identical_recall@10 "
                     f"{metrics.get('identical_recall@10')}, category_acc_fused "
                     f"{metrics.get('category_acc_fused')}",
-                    f"  release        {_release_line(rel)}",
+                    f"  promotion      {_promotion_line(promo)}",
                     f"  Prefect UI     {prefect_ui}  (nightly run {res['flow_run_id']}; "
                     f"deployment {dep['name']} cron {dep['cron']})",
                     f"  MLflow UI      {env['MLFLOW_TRACKING_URI']}",
@@ -187,10 +187,10 @@ def demo_command() -> None:
     run_guarded(body)
 
 
-def _release_line(rel: dict) -> str:
-    if rel.get("shipped"):
-        return f"shipped model version {rel['version']} with index {rel['release']}"
-    return f"unchanged ({rel.get('reason', 'nothing new')}): version {rel.get('version')}"
+def _promotion_line(promo: dict) -> str:
+    if promo.get("shipped"):
+        return f"shipped model version {promo['version']} with index {promo['release']}"
+    return f"unchanged ({promo.get('reason', 'nothing new')}): version {promo.get('version')}"
 
 
 @app.command("serve")

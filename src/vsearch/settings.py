@@ -685,11 +685,17 @@ class RegistrySettings(_Section):
     await_registration_s: int = Field(
         120, ge=0, description="wait for a new model version to become READY"
     )
+    challenger_alias: str = Field(
+        "challenger", min_length=1, description="alias training points at each new version"
+    )
+    champion_alias: str = Field(
+        "champion", min_length=1, description="alias only the promotion moves (what ships)"
+    )
     gates: GatesSettings = GatesSettings()
 
 
-class ReleaseSettings(_Section):
-    """The release flow (``flows/release.py``): the candidate service's load run, the Bento."""
+class PromotionSettings(_Section):
+    """The promotion flow (``flows/promotion.py``): the candidate service's load run, the Bento."""
 
     load_requests: int = Field(40, ge=5, description="timed /search requests of the load run")
     load_concurrency: int = Field(1, ge=1, description="client threads of the load run")
@@ -725,7 +731,7 @@ class Settings(_Section):
     search: SearchSettings = SearchSettings()
     registry: RegistrySettings = RegistrySettings()
     schedule: ScheduleSettings = ScheduleSettings()
-    release: ReleaseSettings = ReleaseSettings()
+    promotion: PromotionSettings = PromotionSettings()
 
     @model_validator(mode="after")
     def _registry_model_name(self) -> Settings:

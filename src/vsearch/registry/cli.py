@@ -45,7 +45,7 @@ def register_command(
     """
 
     def body() -> None:
-        from vsearch.tracking.tracker import register_run
+        from vsearch.registry.register import register_run
 
         inputs = {k: p for k, p in (("drop", drop), ("mining", mining)) if p is not None}
         tracked = register_run(get_settings(), run_folder, inputs=inputs, label_source=label_source)

@@ -1,11 +1,12 @@
-"""The model registry: versions, the ``challenger`` / ``champion`` aliases, verified downloads.
+"""The model registry: versions, the challenger / champion aliases, verified downloads.
 
 Why aliases and not stages: the service pins a model by alias resolved at start-up
 (``models:/<name>@champion``), never ``latest`` (DESIGN.md section 9). Training points
 ``challenger`` at each new click-trained version; ``champion`` moves only through the release
-gate (:meth:`ModelRegistry.set_champion`, called by the release flow after the gates passed),
+gate (:meth:`ModelRegistry.set_champion`, called by the promotion flow after the gates passed),
 except that the very first model may be promoted by hand with ``vsearch promote`` so a fresh
-installation has something to serve.
+installation has something to serve. The alias names are settings (``registry.champion_alias``,
+``registry.challenger_alias``).
 
 Aliases are read with ``get_registered_model`` / ``get_model_version_by_alias``: on SQLite,
 ``search_model_versions`` may return versions without their aliases (DESIGN.md section 11).
@@ -29,8 +30,6 @@ from typing import Any
 from vsearch.errors import BadInput
 from vsearch.settings import Settings
 from vsearch.tracking.tracker import (
-    CHALLENGER,
-    CHAMPION,
     EVAL_ARTIFACT,
     RAW_MODEL_ARTIFACT,
     TAG_FINGERPRINT,
@@ -40,7 +39,7 @@ from vsearch.tracking.tracker import (
 
 log = logging.getLogger(__name__)
 
-RELEASE_FLOW = "the release gate (Prefect flow `release`, flows/release.py)"
+PROMOTION_FLOW = "the release gate (Prefect flow `promotion`, flows/promotion.py)"
 TAG_INDEX_RELEASE = "index_release"
 TAG_PROMOTED_BY = "promoted_by"
 TAG_PROMOTED_AT = "promoted_at"
@@ -78,21 +77,42 @@ class VersionInfo:
 class ModelRegistry:
     """The registered model ``model_name`` on one tracking server."""
 
-    def __init__(self, tracking_uri: str, model_name: str, timeout_s: float) -> None:
-        """Connect (fails fast with :class:`~vsearch.tracking.tracker.TrackingUnavailable`)."""
+    def __init__(
+        self,
+        tracking_uri: str,
+        model_name: str,
+        timeout_s: float,
+        *,
+        champion_alias: str,
+        challenger_alias: str,
+    ) -> None:
+        """Connect (fails fast with :class:`~vsearch.tracking.tracker.TrackingUnavailable`).
+
+        ``champion_alias`` is the alias the release gate moves, ``challenger_alias`` the one
+        training points at each new version (``registry.*_alias`` in the settings).
+        """
         import mlflow
 
         require_server(tracking_uri, timeout_s)
         self.tracking_uri = tracking_uri
         self.model_name = model_name
+        self.champion_alias = champion_alias
+        self.challenger_alias = challenger_alias
         self.client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
 
     @classmethod
     def from_settings(cls, settings: Settings, tracking_uri: str | None = None) -> ModelRegistry:
         """The registry of ``registry.model_name`` on the configured tracking server."""
-        name = settings.registry.model_name or settings.model.name
+        r = settings.registry
+        name = r.model_name or settings.model.name
         uri = resolve_tracking_uri(settings, tracking_uri)
-        return cls(uri, name, settings.registry.connect_timeout_s)
+        return cls(
+            uri,
+            name,
+            r.connect_timeout_s,
+            champion_alias=r.champion_alias,
+            challenger_alias=r.challenger_alias,
+        )
 
     # -- reading ---------------------------------------------------------------------------------
     def aliases(self) -> dict[str, str]:
@@ -176,7 +196,7 @@ class ModelRegistry:
         """
         aliases = self.aliases()
         if version is None:
-            target = self.find(CHALLENGER) or self.latest()
+            target = self.find(self.challenger_alias) or self.latest()
             if target is None:
                 raise BadInput(
                     f"no model registered as {self.model_name!r} on {self.tracking_uri}; "
@@ -184,14 +204,14 @@ class ModelRegistry:
                 )
         else:
             target = self.get_version(version)
-        current = aliases.get(CHAMPION)
+        current = aliases.get(self.champion_alias)
         if current == target.version:
             log.info("version %s already is the champion", current)
             return target
         if current is not None:
             raise BadInput(
                 f"refused: version {current} is the champion of {self.model_name!r}; after the "
-                f"first model the champion moves only through {RELEASE_FLOW}, which checks "
+                f"first model the champion moves only through {PROMOTION_FLOW}, which checks "
                 f"version {target.version} against the floors and against the champion"
             )
         self._set_champion(target.version, {TAG_PROMOTED_BY: "vsearch promote"})
@@ -204,7 +224,7 @@ class ModelRegistry:
         which version was champion before (the rollback target).
         """
         target = self.get_version(version)
-        previous = self.aliases().get(CHAMPION)
+        previous = self.aliases().get(self.champion_alias)
         tags = {TAG_PROMOTED_BY: "release gate", TAG_INDEX_RELEASE: index_release}
         if previous is not None and previous != target.version:
             tags[TAG_PREVIOUS_CHAMPION] = previous
@@ -215,8 +235,8 @@ class ModelRegistry:
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         for key, value in {**tags, TAG_PROMOTED_AT: stamp}.items():
             self.client.set_model_version_tag(self.model_name, version, key, value)
-        self.client.set_registered_model_alias(self.model_name, CHAMPION, version)
-        log.info("%s version %s is now the %s", self.model_name, version, CHAMPION)
+        self.client.set_registered_model_alias(self.model_name, self.champion_alias, version)
+        log.info("%s version %s is now the %s", self.model_name, version, self.champion_alias)
 
     # -- artifacts -------------------------------------------------------------------------------
     def download_model(self, ref: str, dest: Path) -> Path:

@@ -1,13 +1,15 @@
-"""MLflow tracking of a training run: params, data and code versions, curves, model, version.
+"""MLflow tracking of a training run: params, lineage, per-epoch metrics, model, version.
 
 Why one tracker for every training run (DESIGN.md section 5): a model version in the registry
 must say exactly what made it: the settings (params), the code (git sha, dirty flag), the data
 (the DVC hash of each input), where its labels came from (clicks, the oracle's truth or only
-categories) and which Prefect flow run trained it. :class:`TrainingTracker` records all of that
-on one MLflow run, logs per-epoch metrics with ``step=epoch``, the loss curves, the model in
-MLflow's pytorch flavor (signature and a batch-2 input example) *and* the raw model folder
-(``weights.pt`` + ``model.json``) that :func:`vsearch.model.export.load_model` rebuilds, then
-registers a version and points the ``challenger`` alias at it.
+categories) and which Prefect flow run trained it (gathered by :mod:`vsearch.tracking.lineage`).
+:class:`TrainingTracker` records all of that on one MLflow run, logs per-epoch metrics with
+``step=epoch``, the model in MLflow's pytorch flavor (signature and a batch-2 input example)
+*and* the raw model folder (``weights.pt`` + ``model.json``) that
+:func:`vsearch.model.export.load_model` rebuilds, then registers a version and points the
+challenger alias (``registry.challenger_alias``) at it. The loss-curve plots are drawn and
+logged by the evaluation stage, not here.
 
 MLflow facts this module is written around (mlflow 3.17, see DESIGN.md section 11):
 
@@ -27,13 +29,11 @@ MLflow facts this module is written around (mlflow 3.17, see DESIGN.md section 1
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,27 +46,17 @@ from typing import Any
 import httpx
 
 from vsearch.errors import BadInput
+from vsearch.fsio import atomic_write_json
 from vsearch.settings import Settings
+from vsearch.tracking.lineage import current_flow_run_id, git_state, lineage_tags
+from vsearch.trained import RUN_INFO_FILE
 
 log = logging.getLogger(__name__)
 
-RUN_INFO_FILE = "mlflow_run.json"
-CHALLENGER = "challenger"
-CHAMPION = "champion"
 MODEL_ARTIFACT = "model"  # MLflow pytorch flavor (pt2) inside the logged model
 RAW_MODEL_ARTIFACT = "vsearch_model"  # weights.pt + model.json, what load_model reads
-PLOTS_ARTIFACT = "plots"
 EVAL_ARTIFACT = "evaluation"
-CURVES_FILE = "loss_curves.png"
 LABEL_SOURCES = ("clicks", "oracle", "category")
-FLOW_RUN_ENVS = ("VSEARCH_FLOW_RUN_ID", "PREFECT__FLOW_RUN_ID")
-# Tag names (the MLflow UI shows mlflow.source.git.commit as the run's source version).
-TAG_GIT_SHA = "mlflow.source.git.commit"
-TAG_GIT_DIRTY = "vsearch.git_dirty"
-TAG_LABEL_SOURCE = "vsearch.label_source"
-TAG_FLOW_RUN = "vsearch.prefect_flow_run_id"
-TAG_FLOW_RUN_URL = "vsearch.prefect_flow_run_url"
-TAG_DVC = "vsearch.dvc"  # vsearch.dvc.<input> = hash, .source / .path beside it
 TAG_FINGERPRINT = "fingerprint"  # model version tags
 TAG_RUN_ID = "run_id"
 # Per-epoch row keys that are coordinates, not metrics.
@@ -123,7 +113,7 @@ def settings_params(settings: Settings) -> dict[str, str]:
     }
 
 
-# --- edges: tracking server, git, DVC, Prefect -------------------------------------------------
+# --- the tracking server ---------------------------------------------------------------------
 
 
 def resolve_tracking_uri(settings: Settings, explicit: str | None = None) -> str:
@@ -154,144 +144,11 @@ def require_server(uri: str, timeout_s: float, hint: str = "") -> None:
         )
 
 
-def git_state(repo_root: Path) -> tuple[str, bool]:
-    """``(sha, dirty)`` of the code; ``("unknown", True)`` outside a git checkout.
-
-    Dirty means tracked files differ from the commit (untracked data folders do not count).
-    """
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=repo_root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=repo_root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown", True
-    return sha, bool(status.strip())
-
-
-def _lock_hash(rel: str, repo_root: Path) -> str | None:
-    """The md5 ``dvc.lock`` records for the stage output at ``rel`` (any stage)."""
-    import yaml
-
-    lock = repo_root / "dvc.lock"
-    if not lock.is_file():
-        return None
-    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages") or {}
-    for stage in stages.values():
-        for out in stage.get("outs") or []:
-            if out.get("path", "").rstrip("/") == rel and out.get("md5"):
-                return str(out["md5"])
-    return None
-
-
-def _computed_hash(path: Path) -> str:
-    """sha256 over relative paths and bytes: the fallback for inputs DVC does not track."""
-    h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        h.update(f.relative_to(path).as_posix().encode() if path.is_dir() else f.name.encode())
-        with f.open("rb") as fh:
-            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
-def input_hash(path: Path, repo_root: Path) -> tuple[str, str]:
-    """``(hash, source)`` of a data input, the way DVC versions it.
-
-    ``source`` is ``dvc`` (its own ``.dvc`` file: an ingested drop), ``dvc.lock`` (a stage
-    output: mining, a model folder) or ``computed`` (not versioned by DVC: our own sha256, so the
-    run still pins the exact bytes).
-    """
-    from vsearch.data import dvc
-
-    with contextlib.suppress(dvc.DvcError):
-        return dvc.content_hash(path), "dvc"
-    try:
-        rel = path.resolve().relative_to(repo_root.resolve()).as_posix()
-    except ValueError:
-        rel = None
-    if rel is not None and (md5 := _lock_hash(rel, repo_root)):
-        return md5, "dvc.lock"
-    return _computed_hash(path), "computed"
-
-
-def current_flow_run_id(explicit: str | None = None) -> str | None:
-    """The Prefect flow run this process works for: explicit, environment, or runtime context.
-
-    The training flow passes ``VSEARCH_FLOW_RUN_ID`` to the stage command it runs; code running
-    inside a flow (Prefect already imported) gets it from ``prefect.runtime``.
-    """
-    if explicit:
-        return explicit
-    for name in FLOW_RUN_ENVS:
-        if os.environ.get(name):
-            return os.environ[name]
-    if "prefect" in sys.modules:  # never import Prefect (slow) just to learn we are not in a flow
-        from prefect.runtime import flow_run
-
-        run_id = flow_run.id
-        return str(run_id) if run_id else None
-    return None
-
-
-def _flow_run_url(run_id: str) -> str | None:
-    api = os.environ.get("PREFECT_API_URL")
-    return f"{api.removesuffix('/api')}/runs/flow-run/{run_id}" if api else None
-
-
 @contextlib.contextmanager
 def _stdout_to_stderr() -> Iterator[None]:
     """MLflow prints "View run ..." on stdout when a run ends: keep stdout for ``--json``."""
     with contextlib.redirect_stdout(sys.stderr):
         yield
-
-
-# --- plots -------------------------------------------------------------------------------------
-
-
-def plot_history(history: list[Mapping[str, Any]], out: Path) -> Path | None:
-    """Small multiples of every per-epoch series (losses first, ``total`` leading); PNG.
-
-    Returns ``None`` when there is nothing to draw (no epoch finished).
-    """
-    if not history:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; no display on servers
-    import matplotlib.pyplot as plt
-
-    keys = sorted(
-        {k for row in history for k, v in row.items() if isinstance(v, int | float)}
-        - set(_ROW_AXES),
-        key=lambda k: (k != "total", k),
-    )
-    if not keys:
-        return None
-    cols = min(4, len(keys))
-    rows = -(-len(keys) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
-    for ax, key in zip(axes.flat, keys, strict=False):
-        pts = [(row.get("epoch", i), row[key]) for i, row in enumerate(history) if key in row]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3)
-        ax.set_title(key, fontsize=9)
-        ax.set_xlabel("epoch", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(keys) :]:
-        ax.axis("off")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
 
 
 # --- the tracker -------------------------------------------------------------------------------
@@ -373,7 +230,6 @@ class TrainingTracker:
         self.repo_root = (repo_root or Path.cwd()).resolve()
         self.run_name = run_name or f"train-{label_source}"
         self.model_name = settings.registry.model_name or settings.model.name
-        self.history: list[dict[str, Any]] = []
         self.run_id: str | None = None
         self.experiment_id: str | None = None
         self._client: Any = None
@@ -431,22 +287,12 @@ class TrainingTracker:
         return self._client
 
     def _tags(self) -> dict[str, str]:
-        sha, dirty = git_state(self.repo_root)
-        tags = {
-            TAG_GIT_SHA: sha,
-            TAG_GIT_DIRTY: str(dirty).lower(),
-            TAG_LABEL_SOURCE: self.label_source,
-        }
-        for name, path in self.inputs.items():
-            digest, source = input_hash(Path(path), self.repo_root)
-            tags[f"{TAG_DVC}.{name}"] = digest
-            tags[f"{TAG_DVC}.{name}.source"] = source
-            tags[f"{TAG_DVC}.{name}.path"] = str(path)
-        if self.flow_run_id:
-            tags[TAG_FLOW_RUN] = self.flow_run_id
-            if url := _flow_run_url(self.flow_run_id):
-                tags[TAG_FLOW_RUN_URL] = url
-        return tags
+        return lineage_tags(
+            self.repo_root,
+            label_source=self.label_source,
+            inputs=self.inputs,
+            flow_run_id=self.flow_run_id,
+        )
 
     def _log_params(self, params: Mapping[str, str]) -> None:
         from mlflow.entities import Param
@@ -466,7 +312,6 @@ class TrainingTracker:
     # -- what the training loop reports -------------------------------------------------------
     def log_epoch(self, row: Mapping[str, Any], epoch: int) -> None:
         """One epoch's means (losses, images/s, box IoU, ...) as ``train/<key>`` at step=epoch."""
-        self.history.append({**row, "epoch": epoch})
         metrics = numeric_metrics({k: v for k, v in row.items() if k not in _ROW_AXES}, "train")
         self._log_metrics(metrics, step=epoch)
 
@@ -482,13 +327,13 @@ class TrainingTracker:
         *,
         register: bool | None = None,
     ) -> TrackedModel:
-        """Log the model (pytorch flavor + raw folder), curves and final metrics; register it.
+        """Log the model (pytorch flavor + raw folder) and final metrics; register it.
 
         Args:
             model_dir: a folder written by :func:`vsearch.model.export.save_model`.
             metrics: the run's final metrics (``TrainResult.metrics``): numbers go in as
                 ``run/<key>``, strings as tags.
-            register: create a model version with the ``challenger`` alias; default only for
+            register: create a model version with the challenger alias; default only for
                 click-trained models (oracle and category-only runs are baselines).
 
         Returns:
@@ -522,13 +367,10 @@ class TrainingTracker:
         if register:
             version = self._register(info.model_uri, fp)
         self._log_raw_model(model_dir, version)
-        history = self.history or _read_history(model_dir.parent)
-        with tempfile.TemporaryDirectory() as tmp:
-            if png := plot_history(history, Path(tmp) / CURVES_FILE):
-                self.client.log_artifact(self.run_id, str(png), PLOTS_ARTIFACT)
         if version is not None:  # last: the alias announces a complete version
-            self.client.set_registered_model_alias(self.model_name, CHALLENGER, version)
-            log.info("registered %s version %s as %s", self.model_name, version, CHALLENGER)
+            alias = self.settings.registry.challenger_alias
+            self.client.set_registered_model_alias(self.model_name, alias, version)
+            log.info("registered %s version %s as %s", self.model_name, version, alias)
         tracked = TrackedModel(
             run_id=str(self.run_id),
             experiment_id=str(self.experiment_id),
@@ -541,9 +383,7 @@ class TrainingTracker:
         )
         folder = self.run_folder or model_dir.parent
         folder.mkdir(parents=True, exist_ok=True)
-        tmp_path = folder / f".{RUN_INFO_FILE}.tmp"
-        tmp_path.write_text(json.dumps(tracked.to_dict(), indent=2))
-        tmp_path.replace(folder / RUN_INFO_FILE)
+        atomic_write_json(folder / RUN_INFO_FILE, tracked.to_dict(), sort_keys=False)
         return tracked
 
     def _log_final(self, metrics: Mapping[str, Any]) -> None:
@@ -614,53 +454,7 @@ def _pip_requirements(torch_version: str) -> list[str]:
     ]
 
 
-def _read_history(run_folder: Path) -> list[dict[str, Any]]:
-    from vsearch.training.loop import HISTORY_FILE
-
-    path = run_folder / HISTORY_FILE
-    return list(json.loads(path.read_text()).get("epochs") or []) if path.is_file() else []
-
-
 # --- after training ----------------------------------------------------------------------------
-
-
-def register_run(
-    settings: Settings,
-    run_folder: Path,
-    *,
-    inputs: Mapping[str, Path] | None = None,
-    label_source: str | None = None,
-    tracking_uri: str | None = None,
-    repo_root: Path | None = None,
-    register: bool | None = None,
-) -> TrackedModel:
-    """Track a finished training run folder (``history.json`` + ``model/``) in one call.
-
-    Why: training may run where the tracking server is unreachable (``--no-mlflow``), and a
-    DVC stage may be split from logging; the folder has everything the tracker needs. The label
-    source defaults to the one ``history.json`` recorded.
-    """
-    from vsearch.training.loop import HISTORY_FILE, MODEL_DIR
-
-    hist_path, model_dir = run_folder / HISTORY_FILE, run_folder / MODEL_DIR
-    if not hist_path.is_file() or not model_dir.is_dir():
-        raise BadInput(
-            f"{run_folder} is not a finished training run (needs {HISTORY_FILE} and "
-            f"{MODEL_DIR}/); run `vsearch train --out {run_folder}` first"
-        )
-    hist = json.loads(hist_path.read_text())
-    metrics = hist.get("metrics") or {}
-    source = label_source or str(metrics.get("label_source") or "clicks")
-    with TrainingTracker(
-        settings,
-        label_source=source,
-        inputs=inputs,
-        run_folder=run_folder,
-        tracking_uri=tracking_uri,
-        repo_root=repo_root,
-    ) as tracker:
-        tracker.log_history(hist.get("epochs") or [])
-        return tracker.log_model(model_dir, metrics, register=register)
 
 
 def log_evaluation(

@@ -1,6 +1,6 @@
-"""Prefect flow ``release``: gate the challenger, then ship it (or change nothing).
+"""Prefect flow ``promotion``: gate the challenger, then ship it (or change nothing).
 
-Thin wiring over :mod:`vsearch.registry.release`: candidate index (built without touching
+Thin wiring over :mod:`vsearch.registry.promotion`: candidate index (built without touching
 ``CURRENT``, reused when this model already has one) → a short load run of the real service
 serving it → gates (floors, no regression vs the champion) → on pass: ``CURRENT``, the
 ``champion`` alias, the Bento, a reload of the running service. On fail the flow publishes
@@ -20,10 +20,10 @@ from prefect.cache_policies import NO_CACHE
 
 from vsearch.data.ingest import current_drop, resolve_paths
 from vsearch.errors import GateFailed
-from vsearch.registry import release as steps
+from vsearch.registry import promotion as steps
 from vsearch.settings import Settings, load_settings
 
-ARTIFACT_KEY = "release-gate"
+ARTIFACT_KEY = "promotion-gate"
 
 
 @task(name="load-candidate", cache_policy=NO_CACHE)
@@ -60,14 +60,14 @@ def ship(
     return steps.promote(settings, root, cand, release, latency)
 
 
-@flow(name="release")
-def release_flow(
+@flow(name="promotion")
+def promotion_flow(
     repo_root: str = ".", run_folder: str = "runs/train", metrics: str = "reports/metrics.json"
 ) -> dict[str, Any]:
     """Gate the model trained in ``run_folder`` (evaluated in ``metrics``) and ship it on pass.
 
     Raises:
-        GateFailed: a gate failed (the artifact ``release-gate`` says which, by how much).
+        GateFailed: a gate failed (the artifact ``promotion-gate`` says which, by how much).
     """
     log = get_run_logger()
     root = Path(repo_root).resolve()

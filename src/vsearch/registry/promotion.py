@@ -1,4 +1,4 @@
-"""The release gate's steps: candidate index, service load run, gates, promotion.
+"""The promotion's steps: candidate index, service load run, gates, ship.
 
 Why these steps, in this order (DESIGN.md section 2): a challenger ships only if its *service*
 is good, so the gate reads the evaluation's quality figures and a latency measured by a short
@@ -8,7 +8,7 @@ touching ``CURRENT``, measured by a private service process on its own port, and
 moves ``CURRENT``, sets the ``champion`` alias, builds the Bento and reloads the running
 service. A failure leaves champion, ``CURRENT`` and the serving index as they were.
 
-``flows/release.py`` wires these as Prefect tasks; each is a plain function for tests and CLI.
+``flows/promotion.py`` wires these as Prefect tasks; each is a plain function for tests and CLI.
 """
 
 from __future__ import annotations
@@ -29,14 +29,13 @@ from vsearch.errors import BadInput, GateFailed
 from vsearch.index.release import current_version, list_versions, set_current
 from vsearch.registry.gates import GateReport, evaluate_release_gates
 from vsearch.settings import Settings
+from vsearch.tracking.tracker import read_run_info
+from vsearch.trained import EMBEDDINGS_DIR, MODEL_DIR, RUN_INFO_FILE
 
 log = logging.getLogger(__name__)
 
 LATENCY_METRIC = "latency_p95_ms"
 TAG_SERVICE_P95 = "service_p95_ms"  # model version tag: the p95 its release gate measured
-MODEL_SUBDIR = "model"
-EMBEDDINGS_SUBDIR = "embeddings"
-RUN_INFO_FILE = "mlflow_run.json"
 
 
 @dataclass
@@ -57,7 +56,7 @@ class Candidate:
 
     @property
     def model_dir(self) -> Path:
-        return self.run_folder / MODEL_SUBDIR
+        return self.run_folder / MODEL_DIR
 
 
 def load_candidate(run_folder: Path, metrics_path: Path) -> Candidate:
@@ -67,14 +66,15 @@ def load_candidate(run_folder: Path, metrics_path: Path) -> Candidate:
         BadInput: the run was not tracked/registered, or the metrics are about another model
             (an evaluation older than the training would gate the wrong model).
     """
-    info_path = run_folder / RUN_INFO_FILE
-    meta_path = run_folder / MODEL_SUBDIR / "model.json"
-    if not info_path.is_file() or not meta_path.is_file():
+    from vsearch.model.export import META_FILE
+
+    info = read_run_info(run_folder)
+    meta_path = run_folder / MODEL_DIR / META_FILE
+    if info is None or not meta_path.is_file():
         raise BadInput(
-            f"{run_folder}: no registered model (mlflow_run.json + model/); "
+            f"{run_folder}: no registered model ({RUN_INFO_FILE} + {MODEL_DIR}/); "
             "train with MLflow tracking on (registry.track) first"
         )
-    info = json.loads(info_path.read_text())
     if not info.get("version"):
         raise BadInput(f"{run_folder}: the run was tracked but not registered as a version")
     if not metrics_path.is_file():
@@ -108,7 +108,7 @@ def candidate_release(settings: Settings, root: Path, cand: Candidate) -> tuple[
         if m.model.fingerprint == cand.fingerprint and m.calibration == calibration:
             log.info("release %s was already built by model %s: reusing", v, cand.fingerprint[:12])
             return v, True
-    emb = EmbeddingSet.load(cand.run_folder / EMBEDDINGS_SUBDIR, mmap=True)
+    emb = EmbeddingSet.load(cand.run_folder / EMBEDDINGS_DIR, mmap=True)
     manifest = build_release(
         emb,
         settings.index,
@@ -116,7 +116,7 @@ def candidate_release(settings: Settings, root: Path, cand: Candidate) -> tuple[
         activate=False,
         threads=settings.index.build_threads or settings.project.threads,
         extra={
-            "source": str((cand.run_folder / EMBEDDINGS_SUBDIR).resolve()),
+            "source": str((cand.run_folder / EMBEDDINGS_DIR).resolve()),
             "calibration": calibration,  # the fusion weight evaluation calibrated, for serving
         },
     )
@@ -127,7 +127,8 @@ def already_shipped(settings: Settings, root: Path, cand: Candidate, release: st
     """The candidate is the champion and its release is ``CURRENT``: nothing new to ship."""
     from vsearch.registry.registry import ModelRegistry
 
-    champion = ModelRegistry.from_settings(settings).find("champion")
+    reg = ModelRegistry.from_settings(settings)
+    champion = reg.find(reg.champion_alias)
     indexes = _abs(root, settings.project.indexes_dir)
     return (
         champion is not None
@@ -149,7 +150,7 @@ def service_latency(
     from vsearch.serving.process import READY_PATH, start_background, stop
     from vsearch.split import heldout_queries
 
-    r = settings.release
+    r = settings.promotion
     held = heldout_queries(drop, settings.split, r.load_photos)
     photos = [(drop / p).read_bytes() for p in held["image"]]
     if not photos:
@@ -205,10 +206,10 @@ def run_gates(
 
     reg = ModelRegistry.from_settings(settings)
     challenger = {**cand.metrics, LATENCY_METRIC: latency["p95_ms"]}
-    champion = reg.find("champion")
+    champion = reg.find(reg.champion_alias)
     reference = None
     if champion is not None:
-        reference = dict(reg.evaluation_report("champion") or {})
+        reference = dict(reg.evaluation_report(reg.champion_alias) or {})
         measured = champion.tags.get(TAG_SERVICE_P95)
         if measured is not None:  # compare like with like: the champion's own load run
             reference[LATENCY_METRIC] = float(measured)
@@ -231,7 +232,7 @@ def promote(
     )
     out: dict[str, Any] = {"release": release, "previous_release": previous}
     out["champion"] = cand.version
-    out["bento"] = build_bento(root) if settings.release.build_bento else None
+    out["bento"] = build_bento(root) if settings.promotion.build_bento else None
     out["reload"] = reload_service(settings)
     return out
 
