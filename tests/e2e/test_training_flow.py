@@ -51,9 +51,9 @@ def _tiny(settings: Settings, services: ServicesSettings) -> Settings:
     s.evaluation.latency_queries = 2
     s.evaluation.latency_warmup = 1
     s.evaluation.decode_workers = 1
-    s.release.build_bento = False  # `bentoml build` has its own test
-    s.release.load_requests = 6
-    s.release.load_photos = 3
+    s.promotion.build_bento = False  # `bentoml build` has its own test
+    s.promotion.load_requests = 6
+    s.promotion.load_photos = 3
     return s
 
 
@@ -126,25 +126,25 @@ def test_offline_loop_trains_gates_ships_and_stops_on_bad_clicks(
 
     # Release gate, fail path: a floor the challenger cannot reach → nothing changes.
     from flows.nightly import nightly_flow
-    from flows.release import release_flow
+    from flows.promotion import promotion_flow
 
     indexes = scratch_repo / s.project.indexes_dir
     _set_floor(scratch_repo, "identical_recall@10", 0.999)
     with pytest.raises(GateFailed, match="identical_recall@10"):
-        release_flow(repo_root=str(scratch_repo))
+        promotion_flow(repo_root=str(scratch_repo))
     assert current_version(indexes) is None
     assert "champion" not in client.get_registered_model(name).aliases
 
     # Pass path: floors it clears → CURRENT and champion move together.
     _set_floor(scratch_repo, "identical_recall@10", 0.0)
     _set_floor(scratch_repo, "category_acc_fused", 0.0)
-    shipped = release_flow(repo_root=str(scratch_repo))
+    shipped = promotion_flow(repo_root=str(scratch_repo))
     assert shipped["shipped"] and current_version(indexes) == shipped["release"]
     champion = client.get_model_version_by_alias(name, "champion")
     assert champion.version == challenger.version
     assert champion.tags["index_release"] == shipped["release"]
     assert float(champion.tags["service_p95_ms"]) > 0  # the load run's p95 is kept for later
-    again = release_flow(repo_root=str(scratch_repo))  # same model, same index: nothing to do
+    again = promotion_flow(repo_root=str(scratch_repo))  # same model, same index: nothing to do
     assert again["shipped"] is False
 
     # A corrupted click log stops the nightly before training; nothing downstream moves.

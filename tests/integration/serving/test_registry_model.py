@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from vsearch.registry.register import register_run
 from vsearch.registry.registry import ModelRegistry
 from vsearch.serving.state import ReloadRefused, ServingState
 from vsearch.settings import load_settings
-from vsearch.tracking.tracker import register_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,7 +45,7 @@ def test_champion_from_the_registry_is_served(
 
     run = _run_folder(served_project.root / "models" / "b", tmp_path / "run_b")
     tracked = register_run(s, run, tracking_uri=mlflow_server, repo_root=tmp_path)
-    registry = ModelRegistry(mlflow_server, s.registry.model_name, s.registry.connect_timeout_s)
+    registry = ModelRegistry.from_settings(s, tracking_uri=mlflow_server)
     registry.promote(tracked.version)
     with pytest.raises(ReloadRefused, match="fingerprint"):
         state.reload()  # model B's champion does not match release v0001 (built by model A)
@@ -53,7 +53,7 @@ def test_champion_from_the_registry_is_served(
     s.registry.model_name = f"serve-net-a-{tag}"
     run = _run_folder(served_project.root / "models" / "a", tmp_path / "run_a")
     tracked = register_run(s, run, tracking_uri=mlflow_server, repo_root=tmp_path)
-    registry = ModelRegistry(mlflow_server, s.registry.model_name, s.registry.connect_timeout_s)
+    registry = ModelRegistry.from_settings(s, tracking_uri=mlflow_server)
     registry.promote(tracked.version)
     served = state.reload()
     try:

@@ -1,4 +1,4 @@
-"""Release gates on hand values; the tracker's pure helpers (names, flattening, hashes, plots)."""
+"""The promotion's release gates on hand values and from params.yaml."""
 
 from __future__ import annotations
 
@@ -10,14 +10,7 @@ import yaml
 
 from vsearch.errors import GateFailed
 from vsearch.registry.gates import evaluate_gates, evaluate_release_gates
-from vsearch.settings import GatesSettings, Settings, SettingsError, settings_from_dict
-from vsearch.tracking.tracker import (
-    input_hash,
-    metric_key,
-    numeric_metrics,
-    plot_history,
-    settings_params,
-)
+from vsearch.settings import GatesSettings, SettingsError, settings_from_dict
 
 pytestmark = pytest.mark.unit
 
@@ -135,81 +128,3 @@ def test_gate_settings_refuse_stray_names_and_negative_tolerances() -> None:
     with pytest.raises(SettingsError, match="tolerances must be >= 0"):
         settings_from_dict({"registry": {"gates": {"tolerances": {"x": -1}}}}, environ={})
     assert GatesSettings().floors  # defaults gate something
-
-
-# --- tracking helpers -----------------------------------------------------------------------
-
-
-def test_metric_keys_are_mlflow_legal() -> None:
-    assert metric_key("identical_recall@10") == "identical_recall_at_10"
-    assert metric_key("map@r") == "map_at_r"
-    assert metric_key("a/b c.d-e:f") == "a/b c.d-e:f"
-    assert metric_key("x[1]") == "x_1_"
-
-
-def test_numeric_metrics_flatten_the_evaluation_report() -> None:
-    report = {
-        "identical_recall@10": 0.5,
-        "model": {"identical_recall@10": 0.5, "box_iou_mean": None},
-        "baselines": {"oracle": {"identical_recall@10": 0.7}, "colour": {"skipped": "why"}},
-        "targets": {"identical_recall@10": {"met": True}},
-        "warnings": ["x"],
-        "nan": float("nan"),
-    }
-    assert numeric_metrics(report, "eval") == {
-        "eval/identical_recall_at_10": 0.5,
-        "eval/model/identical_recall_at_10": 0.5,
-        "eval/baselines/oracle/identical_recall_at_10": 0.7,
-        "eval/targets/identical_recall_at_10/met": 1.0,
-    }
-
-
-def test_settings_params_cover_model_train_and_seed() -> None:
-    p = settings_params(Settings())
-    assert p["project.seed"] == "7" and p["model.backbone"] == "narrow"
-    assert p["train.augment.scale"] == "[0.3, 0.85]" and "train.loss.proxy" in p
-    assert all(len(v) < 6000 for v in p.values())
-
-
-def test_input_hash_prefers_dvc_file_then_dvc_lock_then_computes(tmp_path: Path) -> None:
-    drop = tmp_path / "data" / "raw" / "d1"
-    drop.mkdir(parents=True)
-    (drop / "catalog.csv").write_text("item_id\n1\n")
-    (tmp_path / "data" / "raw" / "d1.dvc").write_text(
-        yaml.safe_dump({"outs": [{"md5": "abc.dir", "path": "d1"}]})
-    )
-    assert input_hash(drop, tmp_path) == ("abc.dir", "dvc")
-    mining = tmp_path / "runs" / "mining"
-    mining.mkdir(parents=True)
-    (mining / "pairs.parquet").write_bytes(b"123")
-    lock = {
-        "schema": "2.0",
-        "stages": {"mine": {"outs": [{"path": "runs/mining", "md5": "m.dir"}]}},
-    }
-    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
-    assert input_hash(mining, tmp_path) == ("m.dir", "dvc.lock")
-    other = tmp_path / "elsewhere"
-    other.mkdir()
-    (other / "f").write_bytes(b"123")
-    digest, source = input_hash(other, tmp_path)
-    assert source == "computed" and len(digest) == 64
-    (other / "f").write_bytes(b"124")
-    assert input_hash(other, tmp_path)[0] != digest  # the bytes are pinned
-
-
-def test_plot_history_draws_every_series(tmp_path: Path) -> None:
-    history = [
-        {"epoch": e, "total": 3.0 - e, "proxy": 1.0 / (e + 1), "lr": 0.002} for e in range(3)
-    ]
-    png = plot_history(history, tmp_path / "curves.png")
-    assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert plot_history([], tmp_path / "none.png") is None
-
-
-def test_flow_run_id_comes_from_argument_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vsearch.tracking.tracker import current_flow_run_id
-
-    monkeypatch.delenv("PREFECT__FLOW_RUN_ID", raising=False)
-    monkeypatch.setenv("VSEARCH_FLOW_RUN_ID", "from-env")
-    assert current_flow_run_id("given") == "given"
-    assert current_flow_run_id() == "from-env"
