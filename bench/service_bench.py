@@ -15,7 +15,7 @@ served over a release of 1M synthetic items (:mod:`vsearch.index.synthetic`, cod
 of the model's bits and embedding size, the model's fingerprint in the release, the model's
 category names as partitions) with a 1M-row catalog table written here.
 
-Figures (one JSON object per line, DESIGN.md section 8), per scale:
+Figures (one JSON object per line, as docs/contributing.md#measuring asks), per scale:
 
 * ``stage_latency_ms`` — per stage (``timings_ms`` the service returns) p50/p95/p99 of
   single-client requests, over HTTP (``path: http``) and in-process (``path: inprocess``);

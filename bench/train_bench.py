@@ -3,7 +3,7 @@
     python bench/train_bench.py                       # chosen config vs resnet18 reference
     python bench/train_bench.py --alt model.stem_stride=4 model.crop_size=128
 
-Figures (one JSON object per line, DESIGN.md section 8):
+Figures (one JSON object per line, as docs/contributing.md#measuring asks):
 
 * ``train_images_per_s`` — full training steps (batch synthesis on tensors, frame pass, crop
   pass, joint loss, backward, optimiser), images per second;
@@ -12,7 +12,7 @@ Figures (one JSON object per line, DESIGN.md section 8):
 * ``infer_b32_images_per_s`` — the same at batch 32.
 
 Each figure is the median of ``--repeats`` (min beside it). A fixed reference (torchvision
-resnet18 at 128 px, fwd+bwd at batch 32: the DESIGN.md section 11 table's first rows) is measured
+resnet18 at 128 px, fwd+bwd at batch 32: the yardstick row of docs/measurements.md) is measured
 in the same run, and every figure of a config carries its ratio to that config's reference, so
 runs on a busy machine stay comparable: read ratios, not absolute numbers. Data is synthetic
 (studio-like shots drawn here), so the bench needs no drop. Nothing here asserts anything.
@@ -99,7 +99,7 @@ def _timed(fn: Callable[[], Any], repeats: int) -> list[float]:
 
 
 def reference_images_per_s(repeats: int) -> float:
-    """resnet18 @128 px fwd+bwd at batch 32 (the DESIGN.md table's yardstick)."""
+    """resnet18 @128 px fwd+bwd at batch 32 (the yardstick of docs/measurements.md)."""
     import torchvision
 
     net = torchvision.models.resnet18(weights=None)

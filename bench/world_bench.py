@@ -1,10 +1,10 @@
 """Demo-world generation throughput: images per second with 1 and with 2 worker processes.
 
-Prints one JSON object per line (DESIGN.md section 8): the 1-process figure is the baseline
-measured in the same run, the 2-process figure and their ratio follow. Machines here are shared
-and noisy, so each figure is the best of ``--repeats`` runs (the median is printed beside it)
-and the ratio is what to compare between runs, not the absolute rate. Output is asserted
-nowhere: the tests check behaviour, this only measures.
+Prints one JSON object per line (docs/contributing.md#measuring): the 1-process figure is the
+baseline measured in the same run, the 2-process figure and their ratio follow. Machines here
+are shared and noisy, so each figure is the best of ``--repeats`` runs (the median is printed
+beside it) and the ratio is what to compare between runs, not the absolute rate. Output is
+asserted nowhere: the tests check behaviour, this only measures.
 
 Usage: ``python bench/world_bench.py [--items 600] [--queries 600] [--repeats 1]``
 """
