@@ -1,4 +1,4 @@
-"""Schemas of every table vsearch exchanges (DESIGN.md section 4), in one place.
+"""Schemas of every table vsearch exchanges (docs/data_contracts.md), in one place.
 
 Why one module: the demo-world generator writes these tables, ``vsearch ingest`` reads drops in
 this format, the Great Expectations suites are derived from it and mining/training read it. If a

@@ -1,7 +1,7 @@
 """Backbones built from scratch (``weights=None``: nothing is downloaded).
 
 Why a narrow network by default: on a 2-core CPU the training budget is counted in image-steps,
-and DESIGN.md section 11 measured that a narrow 4-stage CNN at 96 px learns far more in 8 minutes
+and docs/measurements.md records that a narrow 4-stage CNN at 96 px learns far more in 8 minutes
 than resnet18 at 128 px. The torchvision families stay available by name for GPU runs.
 
 Every backbone maps ``float[B, 3, H, W]`` (normalised) to a feature map ``float[B, C, h, w]``

@@ -3,7 +3,7 @@
 Why these shapes:
 
 * **Box** — a centre heat-map plus, in every cell, the distances from the cell centre to the four
-  box edges (FCOS/CenterNet style). DESIGN.md section 11 measured a centre heat-map localiser
+  box edges (FCOS/CenterNet style). docs/measurements.md records a centre heat-map localiser
   at IoU 0.64 on real-photo queries; regressing from the cell that holds the product centre is
   far easier for a small net than regressing four numbers from a pooled vector. Edges are
   parameterised as positive distances from the cell centre, so ``x0 < x1`` and ``y0 < y1`` hold

@@ -1,7 +1,7 @@
 """``VSearchNet``: full frame → box; crop of the detected region → embedding, hash, category.
 
 Why two passes over one backbone (as in the paper's joint detection + embedding branch):
-localising the product is worth more than any backbone choice (DESIGN.md section 11: recall@10
+localising the product is worth more than any backbone choice (docs/measurements.md: recall@10
 0.41 on the whole frame vs 0.90 on the product's box). The frame pass runs at a small size
 (``frame_size``) because a box needs little detail; the crop is cut from the *input* resolution
 with ``roi_align`` so the embedding pass (``crop_size``) sees the product's detail, not a blurred

@@ -1,6 +1,6 @@
 """The promotion's steps: candidate index, service load run, gates, ship.
 
-Why these steps, in this order (DESIGN.md section 2): a challenger ships only if its *service*
+Why these steps, in this order (docs/operations.md#the-promotion-gate): a challenger ships only if its *service*
 is good, so the gate reads the evaluation's quality figures and a latency measured by a short
 load run of the real service (HTTP, decode, model, search) serving the candidate index; and
 nothing visible changes before every gate passed: the candidate release is built without

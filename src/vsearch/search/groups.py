@@ -3,7 +3,7 @@
 Why virtual IDs and not embedding similarity: on the demo world, listings of *different*
 look-alike products are as close in embedding space as listings of one product (pairs at
 cosine >= 0.9 are the same product only 15% of the time), so grouping by similarity hides
-other products under "more sellers". Co-clicks (DESIGN.md section 5) say which listings
+other products under "more sellers". Co-clicks (docs/learning.md#mining) say which listings
 shoppers treat as one product; the search pipeline groups listings that share a virtual ID
 and, beyond that, only near-exact duplicates (``search.group_similarity``).
 """

@@ -1,7 +1,7 @@
 """The online search pipeline: photo → fused category → binary search → final ranking.
 
 One object, used by the BentoML service, the evaluation harness and ``vsearch search``, so the
-offline numbers are the service's numbers (DESIGN.md section 2). Stages, each timed:
+offline numbers are the service's numbers (docs/architecture.md#the-two-loops). Stages, each timed:
 
 1. ``decode``: check and decode the upload (:mod:`vsearch.search.images`; bad input raises
    :class:`~vsearch.errors.BadInput` naming the problem, which the service maps to a 4xx);

@@ -1,6 +1,6 @@
 """What the service serves: one (pipeline, release, model) behind one reference, hot-swapped.
 
-Why this shape (DESIGN.md section 11: BentoML has no model/index hot swap): a reload builds a
+Why this shape (docs/operations.md#tool-behaviour-we-rely-on: BentoML has no model/index hot swap): a reload builds a
 complete new :class:`Served` (model loaded, release opened and its fingerprint checked against
 the model, catalog read, one smoke search) *beside* the one serving, then replaces the
 reference in one assignment. A request takes a lease on whatever is current when it starts and

@@ -1,6 +1,6 @@
 """``vsearch validate DROP_DIR``: validate a drop, write report and Data Docs, exit 2 if it fails.
 
-Why exit 2 and not 1: a failed validation is bad *input* (DESIGN.md section 10); scripts branch
+Why exit 2 and not 1: a failed validation is bad *input* (docs/cli.md#exit-codes); scripts branch
 on it, and the message names the failing expectations so a person knows what to fix.
 """
 
