@@ -9,10 +9,8 @@ from __future__ import annotations
 import typer
 
 from vsearch.cli_support import emit, get_settings, run_guarded
-from vsearch.local.deployment import deploy_down
 from vsearch.local.env import client_env, state_dir
 from vsearch.local.servers import down, status, up
-from vsearch.local.service import stop_detached
 
 app = typer.Typer(
     help="Local MLflow + Prefect servers (real processes, SQLite).", no_args_is_help=True
@@ -42,6 +40,9 @@ def down_command() -> None:
     """Stop the servers started by ``up``, the nightly deployment and the demo's service."""
 
     def body() -> None:
+        from vsearch.local.deployment import deploy_down  # only `down` needs these two
+        from vsearch.local.service import stop_detached
+
         settings = get_settings()
         stopped = ["nightly deployment"] if deploy_down(settings) else []
         if stop_detached(state_dir(settings.services)):
