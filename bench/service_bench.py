@@ -8,9 +8,9 @@ What runs: a project root in a temporary folder holding a generated demo world
 (:func:`vsearch.world.generate_world`), a model of the ``params.yaml`` architecture (untrained,
 which costs exactly what a trained one does, with its embedding BatchNorm calibrated on the
 catalog as the serving tests do so search is not degenerate; or ``--model DIR``) and an index
-release of the catalog. The service is started with :func:`vsearch.serving.process.
+release of the catalog. The service is started with :func:`vsearch.local.service.
 start_background` (``bentoml serve``, its own process) and driven by
-:func:`vsearch.serving.loadtest.load_run` with the world's query photos. Then the same model is
+:func:`vsearch.local.loadrun.load_run` with the world's query photos. Then the same model is
 served over a release of 1M synthetic items (:mod:`vsearch.index.synthetic`, codes and vectors
 of the model's bits and embedding size, the model's fingerprint in the release, the model's
 category names as partitions) with a 1M-row catalog table written here.
@@ -277,9 +277,9 @@ def search_in_process(params: Path, photo_list: Path, requests: int, k: int) -> 
     """
     from vsearch.contracts import CATALOG, read_table
     from vsearch.index.engine import Engine
+    from vsearch.local.loadrun import percentiles
     from vsearch.search.encoder import NetEncoder
     from vsearch.search.pipeline import SearchPipeline
-    from vsearch.serving.loadtest import percentiles
 
     s = load_settings(params)
     torch.set_num_threads(s.project.threads)
@@ -327,8 +327,8 @@ def measure(
     common: dict[str, Any],
     rows: list[dict[str, Any]],
 ) -> None:
-    from vsearch.serving.loadtest import load_run, percentiles
-    from vsearch.serving.process import start_background, stop
+    from vsearch.local.loadrun import load_run, percentiles
+    from vsearch.local.service import start_background, stop
 
     photos = [Path(line).read_bytes() for line in photo_list.read_text().split()]
     tag = {"scale": scale.name, "items": scale.items, **common}

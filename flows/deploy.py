@@ -13,9 +13,8 @@ import argparse
 from pathlib import Path
 
 from flows.nightly import nightly_flow
+from vsearch.local.deployment import DEPLOYMENT
 from vsearch.settings import load_settings
-
-DEPLOYMENT = "vsearch-nightly"
 
 
 def main() -> None:

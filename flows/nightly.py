@@ -19,7 +19,7 @@ from prefect.states import Cancelled
 from flows.ingest import ingest_flow
 from flows.promotion import promotion_flow
 from flows.training import training_flow
-from vsearch.scheduling import nightly_lock
+from vsearch.local.deployment import nightly_lock
 
 
 @flow(name="nightly")

@@ -25,7 +25,7 @@ from prefect.runtime import flow_run
 
 from vsearch.data import dvc
 from vsearch.evaluation.report import report_markdown
-from vsearch.services import client_env
+from vsearch.local.env import client_env
 from vsearch.settings import load_settings
 
 ARTIFACT_KEY = "training-metrics"

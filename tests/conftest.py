@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from vsearch.services import TELEMETRY_OFF
+from vsearch.local.env import TELEMETRY_OFF
 from vsearch.settings import ServicesSettings, Settings, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -57,15 +57,16 @@ def services_settings(tmp_path_factory: pytest.TempPathFactory) -> ServicesSetti
 @pytest.fixture(scope="session")
 def live_services(services_settings: ServicesSettings) -> Iterator[ServicesSettings]:
     """Real MLflow + Prefect servers for the whole session; client env exported."""
-    from vsearch import services
+    from vsearch.local import servers
+    from vsearch.local.env import apply_client_env
 
-    services.up(services_settings)
+    servers.up(services_settings)
     saved = dict(os.environ)
-    services.apply_client_env(services_settings)
+    apply_client_env(services_settings)
     try:
         yield services_settings
     finally:
-        services.down(services_settings)
+        servers.down(services_settings)
         os.environ.clear()
         os.environ.update(saved)
 
@@ -79,7 +80,7 @@ def prefect_server(live_services: ServicesSettings) -> Iterator[str]:
     """
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from vsearch.services import prefect_api_url
+    from vsearch.local.env import prefect_api_url
 
     url = prefect_api_url(live_services)
     with temporary_settings(updates={PREFECT_API_URL: url}):
@@ -89,7 +90,7 @@ def prefect_server(live_services: ServicesSettings) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def mlflow_server(live_services: ServicesSettings) -> str:
     """Tracking URI of a real local MLflow server (SQLite backend, local artifacts)."""
-    from vsearch.services import mlflow_tracking_uri
+    from vsearch.local.env import mlflow_tracking_uri
 
     return mlflow_tracking_uri(live_services)
 

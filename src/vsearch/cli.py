@@ -56,7 +56,8 @@ def ingest_command(
 
 def _connect() -> Settings:
     """Servers up and their URLs in this process's environment (before Prefect is imported)."""
-    from vsearch.services import apply_client_env, up
+    from vsearch.local.env import apply_client_env
+    from vsearch.local.servers import up
 
     settings = get_settings()
     up(settings.services)
@@ -121,7 +122,7 @@ def pipeline_command(
 @app.command("deploy")
 def deploy_command(json_out: bool = typer.Option(False, "--json")) -> None:
     """Register the nightly deployment (cron from params) and serve its runs in the background."""
-    from vsearch.scheduling import deploy_up
+    from vsearch.local.deployment import deploy_up
 
     def body() -> None:
         settings = _connect()
@@ -138,9 +139,9 @@ def demo_command() -> None:
     then the search service left running; prints where to look."""
 
     def body() -> None:
-        from vsearch.scheduling import deploy_up
-        from vsearch.services import client_env
-        from vsearch.serving.process import ensure_detached, stop_detached
+        from vsearch.local.deployment import deploy_up
+        from vsearch.local.env import client_env
+        from vsearch.local.service import ensure_detached, stop_detached
 
         settings = _connect()
         token = _admin_token(settings)
@@ -199,7 +200,7 @@ def serve_command(
     port: int | None = typer.Option(None, "--port", help="default: serving.port"),
 ) -> None:
     """Run the BentoML service over HTTP (foreground; Ctrl+C stops it)."""
-    from vsearch.serving.process import serve_foreground
+    from vsearch.local.service import serve_foreground
 
     def body() -> None:
         s = get_settings().serving
@@ -213,7 +214,7 @@ def serve_command(
 def _register_groups() -> None:
     """Attach sub-command groups that live next to the code they drive (imports stay light)."""
     from vsearch.index.cli import app as index_app
-    from vsearch.services import app as services_app
+    from vsearch.local.cli import app as services_app
     from vsearch.world.cli import app as world_app
 
     app.add_typer(world_app, name="world")

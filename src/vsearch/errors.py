@@ -16,5 +16,9 @@ class BadInput(ValueError):
     """The caller's input was wrong; the message names what and what to do next (exit 2)."""
 
 
+class TooLarge(BadInput):
+    """The input is bigger than a configured limit (bytes, pixels): HTTP 413 at the service."""
+
+
 class GateFailed(BadInput):
     """A validation or release gate did not pass (exit 2); nothing downstream was changed."""

@@ -166,7 +166,7 @@ def test_offline_loop_trains_gates_ships_and_stops_on_bad_clicks(
     # Two nights never run at once: with the project lock held, a night does nothing.
     from prefect.exceptions import CancelledRun
 
-    from vsearch.scheduling import nightly_lock
+    from vsearch.local.deployment import nightly_lock
 
     with nightly_lock(scratch_repo):
         try:

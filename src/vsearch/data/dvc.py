@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from vsearch.services import TELEMETRY_OFF
+from vsearch.local.env import TELEMETRY_OFF
 
 log = logging.getLogger(__name__)
 REPRO_TAIL_LINES = 40  # output lines a failed stage's error carries

@@ -24,6 +24,7 @@ import pandas as pd
 from vsearch.contracts import DROP_MANIFEST, DROP_TABLES, write_table
 from vsearch.data import dvc
 from vsearch.errors import BadInput, GateFailed
+from vsearch.fsio import atomic_write_text
 from vsearch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -271,12 +272,11 @@ def select_drop(res: IngestResult, settings: Settings, repo_root: Path) -> Path:
     # Only the id: the data's hash is tracked by DVC itself (data/raw/<drop>.dvc, dvc.lock),
     # so this committed file changes exactly when another drop is selected.
     body = {"drop": res.drop_id}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(
+    atomic_write_text(
+        path,
         "# Written by `vsearch ingest` / the ingest flow: the drop mine/train/evaluate use.\n"
-        + yaml.safe_dump(body, sort_keys=False)
+        + yaml.safe_dump(body, sort_keys=False),
     )
-    tmp.replace(path)
     log.info("selected drop %s for training (%s)", res.drop_id, path)
     return path
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vsearch.fsio import atomic_write_json
 from vsearch.index.embeddings import ModelInfo
 
 MANIFEST_FILE = "manifest.json"
@@ -122,14 +122,9 @@ class Manifest:
 
     def write(self, folder: Path) -> Path:
         """Write ``manifest.json`` atomically (temp file, fsync, rename)."""
-        path = folder / MANIFEST_FILE
-        tmp = folder / f".{MANIFEST_FILE}.{os.getpid()}.tmp"
-        with open(tmp, "w") as fh:
-            json.dump(self.to_json(), fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        return path
+        return atomic_write_json(
+            folder / MANIFEST_FILE, self.to_json(), sort_keys=False, default=None
+        )
 
     @classmethod
     def read(cls, folder: Path) -> Manifest:

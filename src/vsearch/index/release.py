@@ -29,9 +29,11 @@ import re
 import shutil
 from pathlib import Path
 
+import psutil
+
 from vsearch.errors import BadInput
+from vsearch.fsio import atomic_write_text, fsync_dir, fsync_tree
 from vsearch.index.manifest import MANIFEST_FILE, Manifest
-from vsearch.processes import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -67,26 +69,6 @@ def check_version_name(version: str) -> str:
     return version
 
 
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_tree(folder: Path) -> None:
-    """fsync every file and folder under ``folder`` (before it is published)."""
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            fd = os.open(Path(root) / name, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fsync_dir(Path(root))
-
-
 def list_versions(indexes_dir: Path) -> list[str]:
     """Published releases (folders with a manifest), oldest first by creation time."""
     if not indexes_dir.is_dir():
@@ -114,13 +96,7 @@ def set_current(indexes_dir: Path, version: str) -> None:
     """Point ``CURRENT`` at ``version`` atomically (the version must be published)."""
     if not (indexes_dir / version / MANIFEST_FILE).is_file():
         raise NoRelease(f"release {version!r} does not exist under {indexes_dir}")
-    tmp = indexes_dir / f".{CURRENT_FILE}.{os.getpid()}.tmp"
-    with open(tmp, "w") as fh:
-        fh.write(version + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, indexes_dir / CURRENT_FILE)
-    fsync_dir(indexes_dir)
+    atomic_write_text(indexes_dir / CURRENT_FILE, version + "\n")
     log.info("CURRENT -> %s", version)
 
 
@@ -160,8 +136,8 @@ def clean_stale_staging(indexes_dir: Path) -> list[Path]:
             try:
                 pid = int(p.name.rsplit("-", 1)[1])
             except (IndexError, ValueError):
-                pid = -1
-            if pid != os.getpid() and not pid_alive(pid):
+                continue  # not a name a build wrote: whose it is is unknown, leave it
+            if pid != os.getpid() and not (pid > 0 and psutil.pid_exists(pid)):
                 shutil.rmtree(p, ignore_errors=True)
                 removed.append(p)
                 log.info("removed the staging folder of a dead build: %s", p.name)

@@ -34,6 +34,8 @@ from typing import Literal
 
 import numpy as np
 
+from vsearch.fsio import fsync_dir
+
 MAGIC = b"VSLG"
 VERSION = 1
 _HEADER = struct.Struct("<4sBBHQII")
@@ -115,7 +117,7 @@ class ChangeLog:
         created = not self.path.exists()
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         if created:
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         self._offset = 0  # bytes of this file already handed to the caller
         self.last_seq = 0
 
@@ -241,14 +243,6 @@ class ChangeLog:
         """Seal (compaction folded this log into ``target``) or unseal (rollback)."""
         seq = self._append(op, json.dumps({"target": target}).encode())
         return Change(seq, op, np.empty(0, dtype=object), target=target)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def copy_records(changes: list[Change], dest: ChangeLog) -> None:

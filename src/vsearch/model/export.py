@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vsearch.fsio import atomic_path, atomic_write_text
 from vsearch.model.net import NetConfig, VSearchNet
 
 WEIGHTS_FILE = "weights.pt"
@@ -51,10 +52,9 @@ def save_model(net: VSearchNet, out: Path, meta: dict[str, Any] | None = None) -
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     info = {"config": net.config.to_dict(), "fingerprint": fingerprint(state), **(meta or {})}
-    tmp = out / f".{WEIGHTS_FILE}.tmp"
-    torch.save(state, tmp)
-    tmp.replace(out / WEIGHTS_FILE)
-    (out / META_FILE).write_text(json.dumps(info, indent=2, default=str))
+    with atomic_path(out / WEIGHTS_FILE) as tmp:
+        torch.save(state, tmp)
+    atomic_write_text(out / META_FILE, json.dumps(info, indent=2, default=str))
     return info
 
 

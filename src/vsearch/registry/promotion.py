@@ -146,8 +146,8 @@ def service_latency(
     indexes folder whose ``CURRENT`` names the candidate (a link to the real release), with the
     candidate's model folder: the served index and model never change for this.
     """
-    from vsearch.serving.loadtest import load_run
-    from vsearch.serving.process import READY_PATH, start_background, stop
+    from vsearch.local.loadrun import load_run
+    from vsearch.local.service import READY_PATH, start_background, stop
     from vsearch.split import heldout_queries
 
     r = settings.promotion

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from vsearch.errors import BadInput
+from vsearch.errors import BadInput, TooLarge
 
 RESAMPLE = Image.BILINEAR
 REDUCING_GAP = 2.0  # PIL's two-step reduce: fast and close to a full-quality resample
@@ -69,8 +69,8 @@ def decode_bytes(
         formats: PIL format names accepted (``None``: any PIL can open).
 
     Raises:
-        BadInput: empty, too many bytes, not an image (or a refused format), too many pixels,
-            truncated or corrupt.
+        TooLarge: (a ``BadInput``) too many bytes or pixels.
+        BadInput: empty, not an image (or a refused format), truncated or corrupt.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise BadInput(f"image must be bytes, got {type(data).__name__}")
@@ -78,7 +78,7 @@ def decode_bytes(
     if n == 0:
         raise BadInput("image is empty (0 bytes)")
     if n > max_bytes:
-        raise BadInput(f"image too large: {n} bytes > max_image_bytes {max_bytes}")
+        raise TooLarge(f"image too large: {n} bytes > max_image_bytes {max_bytes}")
     if formats:
         Image.init()
         unknown = sorted({f.upper() for f in formats} - set(Image.OPEN))
@@ -92,7 +92,7 @@ def decode_bytes(
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=list(formats) if formats else None)
     except Image.DecompressionBombError as exc:
-        raise BadInput(f"image has too many pixels (decompression bomb): {exc}") from None
+        raise TooLarge(f"image has too many pixels (decompression bomb): {exc}") from None
     except UnidentifiedImageError:
         accepted = f" (accepted formats: {', '.join(formats)})" if formats else ""
         raise BadInput(f"not an image: cannot identify the image format{accepted}") from None
@@ -103,7 +103,7 @@ def decode_bytes(
         if width < 1 or height < 1:
             raise BadInput(f"image has no pixels: {width}x{height}")
         if width * height > max_pixels:
-            raise BadInput(
+            raise TooLarge(
                 f"image has too many pixels: {width}x{height} = {width * height} > "
                 f"max_image_pixels {max_pixels} (decompression bomb guard)"
             )

@@ -360,8 +360,8 @@ class SearchPipeline:
             try:
                 b = check_box(box)
                 pixels.append(self.decode(data))
-            except BadInput as exc:
-                raise BadInput(f"{where}{exc}") from None
+            except BadInput as exc:  # same type (TooLarge stays TooLarge), the item named
+                raise type(exc)(f"{where}{exc}") from None
             if b is not None:
                 given[i] = b
         images = (

@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from vsearch.errors import BadInput
-from vsearch.index.release import fsync_dir
+from vsearch.fsio import atomic_write_bytes, fsync_dir
 
 CATALOG_FILE = "catalog.jsonl"
 IMAGES_DIR = "images"
@@ -54,21 +54,12 @@ class AdminStore:
         self.images = folder / IMAGES_DIR
         self._lock = threading.Lock()
 
-    def _write_durably(self, path: Path, data: bytes) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-
     def add(self, row: dict[str, Any], photo: bytes, fmt: str) -> dict[str, Any]:
         """Store the photo and append the row (``image`` is set here); durable on return."""
         with self._lock:
             self.images.mkdir(parents=True, exist_ok=True)
             name = photo_name(str(row["item_id"]), fmt)
-            self._write_durably(self.images / name, photo)
+            atomic_write_bytes(self.images / name, photo)
             stored = {
                 **row,
                 "image": IMAGE_PREFIX + name,

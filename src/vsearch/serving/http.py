@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from vsearch.errors import BadInput
+from vsearch.errors import BadInput, TooLarge
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -40,14 +40,14 @@ def error_response(
     return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
 
 
-# Upload refusals that are about size (413); every other BadInput of a photo is a 400.
-_TOO_LARGE = ("too large", "too many pixels", "decompression bomb")
+# HTTP status per refusal type, most specific first; any other BadInput of an upload is a 400.
+_STATUS_OF: tuple[tuple[type[BadInput], int], ...] = ((TooLarge, 413),)
+_BAD_REQUEST = 400
 
 
 def status_of(exc: BadInput) -> int:
     """HTTP status of a refused upload: 413 for too many bytes or pixels, else 400."""
-    text = str(exc).lower()
-    return 413 if any(s in text for s in _TOO_LARGE) else 400
+    return next((status for kind, status in _STATUS_OF if isinstance(exc, kind)), _BAD_REQUEST)
 
 
 async def reply_json(send: Send, status: int, message: str) -> None:

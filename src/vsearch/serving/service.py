@@ -33,9 +33,9 @@ import torch
 from pydantic import Field
 
 from vsearch import __version__
+from vsearch.local.env import PARAMS_ENV, ROOT_ENV
 from vsearch.serving.batch import BatchQuery, run_batch
 from vsearch.serving.http import BodyLimit, JsonApiGate
-from vsearch.serving.process import PARAMS_ENV, ROOT_ENV
 from vsearch.serving.state import ServingState
 from vsearch.serving.web import WebApp
 from vsearch.settings import Settings, load_settings

@@ -118,7 +118,7 @@ def settings_params(settings: Settings) -> dict[str, str]:
 
 def resolve_tracking_uri(settings: Settings, explicit: str | None = None) -> str:
     """Explicit URI, else ``MLFLOW_TRACKING_URI`` (set by ``apply_client_env``), else settings."""
-    from vsearch.services import mlflow_tracking_uri
+    from vsearch.local.env import mlflow_tracking_uri
 
     return (
         explicit or os.environ.get("MLFLOW_TRACKING_URI") or mlflow_tracking_uri(settings.services)

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vsearch.fsio import atomic_write_text
+
 log = logging.getLogger(__name__)
 
 REPORT_VERSION = 1
@@ -175,13 +177,8 @@ class ValidationResult:
 
 
 def write_report(result: ValidationResult, path: Path) -> Path:
-    """Write the JSON report (parent folders created; written to a temp file, then renamed)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)
-    return path
+    """Write the JSON report atomically (parent folders created)."""
+    return atomic_write_text(path, json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
 
 
 def load_history(

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from vsearch.local.env import TELEMETRY_OFF
 from vsearch.search.pipeline import STAGES
-from vsearch.services import TELEMETRY_OFF
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

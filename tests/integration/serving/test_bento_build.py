@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vsearch.services import TELEMETRY_OFF
+from vsearch.local.env import TELEMETRY_OFF
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import io
 import shutil
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -20,7 +19,8 @@ import pytest
 from PIL import Image
 
 from vsearch.index.release import set_current
-from vsearch.serving.process import start_background, stop
+from vsearch.local.processes import Started
+from vsearch.local.service import start_background, stop
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ TIMEOUT = 60
 def service(served_project, port_factory) -> Iterator[str]:
     port = port_factory()
     root = served_project.root
-    proc: subprocess.Popen[bytes] = start_background(
+    proc: Started = start_background(
         "127.0.0.1",
         port,
         served_project.params,

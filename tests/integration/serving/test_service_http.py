@@ -3,14 +3,14 @@ ready, and refuses searches with a clear 503 (never a 500)."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from vsearch.serving.process import LIVE_PATH, start_background, stop
+from vsearch.local.processes import Started
+from vsearch.local.service import LIVE_PATH, start_background, stop
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ def service(
     (root / "indexes").mkdir()
     (root / "indexes" / "CURRENT").write_text("v7\n")
     port = port_factory()
-    proc: subprocess.Popen[bytes] = start_background(
+    proc: Started = start_background(
         "127.0.0.1",
         port,
         params_path,

@@ -1,26 +1,32 @@
 """The nightly deployment's process: start it in the background, find it, stop it.
 
 Why a background process: a Prefect cron schedule needs a running server *and* something that
-executes the scheduled runs (DESIGN.md section 11). ``python -m flows.deploy`` is that
-something (Prefect's ``Flow.serve``: it registers the deployment with its schedule and runs
-what comes due). Like the MLflow and Prefect servers it runs in its own session, its pid and
-log under ``services.state_dir``; ``vsearch services down`` stops it with them.
+executes the scheduled runs. ``python -m flows.deploy`` is that something (Prefect's
+``Flow.serve``: it registers the deployment with its schedule and runs what comes due). Like the
+MLflow and Prefect servers it runs in its own session (started and stopped with
+:mod:`vsearch.local.processes`), its pid and log under ``services.state_dir``;
+``vsearch services down`` stops it with them. The nightly lock lives here too: it keeps the
+deployment's runs and a manual run from overlapping.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from vsearch.processes import pid_alive, stop_group
-from vsearch.services import TELEMETRY_OFF, _state_dir, client_env
+from vsearch.local.env import TELEMETRY_OFF, client_env, state_dir
+from vsearch.local.processes import (
+    read_record,
+    recorded,
+    spawn,
+    stop_recorded,
+    wait_until,
+    write_record,
+)
 from vsearch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,21 +34,18 @@ log = logging.getLogger(__name__)
 STATE_FILE = "deploy.json"
 LOG_FILE = "deploy.log"
 FLOW_NAME = "nightly"
-DEPLOYMENT = "vsearch-nightly"  # flows.deploy.DEPLOYMENT (kept import-free of Prefect here)
+DEPLOYMENT = "vsearch-nightly"  # the deployment's name (flows.deploy serves it under this)
 _POLL_S = 1.0
 
 
 def _state_path(settings: Settings) -> Path:
-    return _state_dir(settings.services) / STATE_FILE
+    return state_dir(settings.services) / STATE_FILE
 
 
 def running_pid(settings: Settings) -> int | None:
-    """The deployment process's pid when it is alive."""
-    path = _state_path(settings)
-    if not path.is_file():
-        return None
-    pid = int(json.loads(path.read_text()).get("pid") or 0)
-    return pid if pid and pid_alive(pid) else None
+    """The deployment process's pid when it is alive (and still the process we started)."""
+    found = recorded(read_record(_state_path(settings)))
+    return found.pid if found is not None else None
 
 
 async def _deployment(name: str) -> Any | None:
@@ -69,47 +72,33 @@ def deploy_up(settings: Settings, root: Path, params: Path, timeout_s: float) ->
     """Start the deployment process (reused when running); wait until it is registered.
 
     Raises:
-        RuntimeError: it exited or did not register within ``timeout_s`` (see its log).
+        StartFailed: (a ``RuntimeError``) it exited or did not register within ``timeout_s``
+            (see its log).
     """
-    state_dir = _state_dir(settings.services)
-    log_path = state_dir / LOG_FILE
-    pid = running_pid(settings)
-    if pid is None:
-        state_dir.mkdir(parents=True, exist_ok=True)
+    folder = state_dir(settings.services)
+    log_path = folder / LOG_FILE
+    started = recorded(read_record(_state_path(settings)))
+    if started is None:
         env = {**os.environ, **TELEMETRY_OFF, **client_env(settings.services)}
         argv = [sys.executable, "-m", "flows.deploy", "--repo-root", str(root)]
         argv += ["--params", str(params)]
-        with log_path.open("ab") as out:
-            proc = subprocess.Popen(
-                argv,
-                cwd=root,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        pid = proc.pid
-        _state_path(settings).write_text(json.dumps({"pid": pid, "log": str(log_path)}))
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not pid_alive(pid):
-            raise RuntimeError(f"the nightly deployment process exited; see {log_path}")
-        info = deployment_info()
-        if info is not None:
-            return {**info, "pid": pid, "log": str(log_path)}
-        time.sleep(_POLL_S)
-    raise RuntimeError(f"the nightly deployment did not register in {timeout_s:.0f}s; {log_path}")
+        started = spawn(argv, log_path, env, cwd=root)
+        write_record(_state_path(settings), {**started.record(), "log": str(log_path)})
+    info = wait_until(
+        started,
+        deployment_info,
+        name="the nightly deployment process",
+        log_file=log_path,
+        timeout_s=timeout_s,
+        poll_s=_POLL_S,
+        stop_on_timeout=False,  # it may still register later; `services down` stops it
+    )
+    return {**info, "pid": started.pid, "log": str(log_path)}
 
 
 def deploy_down(settings: Settings) -> bool:
     """Stop the deployment process; ``True`` when one was running."""
-    pid = running_pid(settings)
-    _state_path(settings).unlink(missing_ok=True)
-    if pid is None:
-        return False
-    stop_group(pid)
-    return True
+    return stop_recorded(_state_path(settings))
 
 
 LOCK_FILE = ".vsearch-nightly.lock"  # at the repo root: one nightly run per project at a time

@@ -1,0 +1,81 @@
+"""Spawn, wait, record, stop: a recorded pid is signalled only while it is still that process."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from vsearch.local.processes import (
+    Started,
+    StartFailed,
+    pid_alive,
+    read_record,
+    recorded,
+    spawn,
+    stop,
+    stop_recorded,
+    wait_until,
+    write_record,
+)
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+@pytest.fixture
+def sleeper(tmp_path: Path):
+    started = spawn(SLEEPER, tmp_path / "sleeper.log", {})
+    yield started
+    stop(started, grace_s=5)
+
+
+def test_spawn_records_pid_and_start_time(sleeper: Started, tmp_path: Path) -> None:
+    assert sleeper.create_time == psutil.Process(sleeper.pid).create_time()
+    assert pid_alive(sleeper.pid, sleeper.create_time)
+    write_record(tmp_path / "state.json", {**sleeper.record(), "url": "x"})
+    found = recorded(read_record(tmp_path / "state.json"))
+    assert found is not None and found.pid == sleeper.pid
+
+
+def test_wrong_start_time_is_never_signalled(sleeper: Started, tmp_path: Path) -> None:
+    """A live pid whose start time differs from the recorded one is another process."""
+    state = tmp_path / "state.json"
+    write_record(state, {"pid": sleeper.pid, "create_time": sleeper.create_time - 1000.0})
+    assert recorded(read_record(state)) is None
+    assert not pid_alive(sleeper.pid, sleeper.create_time - 1000.0)
+    assert stop_recorded(state, grace_s=1) is False
+    assert not state.exists()
+    assert sleeper.alive() and psutil.Process(sleeper.pid).status() != psutil.STATUS_ZOMBIE
+
+
+def test_stop_recorded_stops_the_group(sleeper: Started, tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    write_record(state, sleeper.record())
+    assert stop_recorded(state, grace_s=5) is True
+    assert not psutil.pid_exists(sleeper.pid) or not pid_alive(sleeper.pid)
+    assert not state.exists()
+
+
+def test_wait_until_reports_an_early_exit(tmp_path: Path) -> None:
+    started = spawn([sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "x.log", {})
+    with pytest.raises(StartFailed, match="exited with code 3"):
+        wait_until(
+            started, lambda: None, name="x", log_file=tmp_path / "x.log", timeout_s=30, poll_s=0.05
+        )
+
+
+def test_wait_until_stops_on_timeout(tmp_path: Path) -> None:
+    started = spawn(SLEEPER, tmp_path / "s.log", {})
+    with pytest.raises(StartFailed, match="not ready after"):
+        wait_until(
+            started,
+            lambda: None,
+            name="s",
+            log_file=tmp_path / "s.log",
+            timeout_s=0.3,
+            poll_s=0.05,
+            stop_grace_s=5,
+        )
+    assert not started.alive()
