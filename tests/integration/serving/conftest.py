@@ -26,7 +26,7 @@ from vsearch.model.net import NetConfig, VSearchNet, pool
 from vsearch.search.build import encode_catalog
 from vsearch.search.encoder import NetEncoder
 from vsearch.settings import Settings, load_settings
-from vsearch.training.data import decode_images
+from vsearch.search.images import decode_images
 
 BITS = 32
 TINY_NET = {

@@ -38,7 +38,7 @@ from vsearch.search.ranking import (
     sales_signal,
 )
 from vsearch.settings import Settings
-from vsearch.training.data import decode_images
+from vsearch.search.images import decode_images
 
 SIZE = 64
 K = 5
