@@ -106,7 +106,8 @@ def average_precision_at_r(relevant: np.ndarray, r: np.ndarray) -> np.ndarray:
     query and ``return_per_class``: the calculator then returns each query's own AP (a class of
     one), and :func:`map_at_r` averages them with numpy as it always has; the calculator's own
     mean sums in torch's order, which moves the figure's last bit far more often. (A row's sum
-    is torch's: with R >= 5 an AP can still differ from a numpy row sum in the last bit.)
+    is torch's: once a query's R is 5 or more, an AP can differ from a numpy row sum in the
+    last bit, about 1e-16.)
 
     Args:
         relevant: ``bool[n, L]`` relevance of each query's ranked listings.
