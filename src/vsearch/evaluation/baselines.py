@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vsearch.evaluation.report import MODEL
 from vsearch.index.codes import pack_signs
 from vsearch.model.export import META_FILE, fingerprint
 from vsearch.model.net import NetConfig, VSearchNet
@@ -29,7 +30,7 @@ from vsearch.search.encoder import Encoded, NetEncoder
 COLOUR_HISTOGRAM = "colour_histogram"
 UNTRAINED = "untrained"
 EXTERNAL_BASELINES = ("category_only", "oracle")  # trained elsewhere, passed as folders
-BUILTIN_SYSTEMS = ("model", COLOUR_HISTOGRAM, UNTRAINED)
+BUILTIN_SYSTEMS = (MODEL, COLOUR_HISTOGRAM, UNTRAINED)
 CHANNEL_LEVELS = 256  # uint8 pixel values
 FULL_FRAME = (0.0, 0.0, 1.0, 1.0)
 
@@ -49,7 +50,7 @@ class ColourHistogramEncoder:
         bins: levels per channel (``bins ** 3`` dimensions).
         bits: code length (``index.bits``).
         seed: seed of the projection.
-        input_size: side of the photos it is given (the harness decodes at this size).
+        input_size: side of the photos it is given (the measuring decodes at this size).
         batch_size: photos per histogram batch (bounds memory).
     """
 

@@ -1,4 +1,4 @@
-"""``vsearch evaluate``: a thin wrapper over :func:`vsearch.evaluation.harness.run_evaluation`.
+"""``vsearch evaluate``: a thin wrapper over :func:`vsearch.evaluation.stage.run_evaluation`.
 
 Paths are arguments (``dvc.yaml`` is their only home); settings come from ``--params`` once.
 """
@@ -63,8 +63,8 @@ def evaluate_command(
     """Evaluate the model and its baselines on held-out queries through the search pipeline."""
 
     def body() -> None:
-        from vsearch.evaluation.harness import run_evaluation
         from vsearch.evaluation.report import report_markdown
+        from vsearch.evaluation.stage import run_evaluation
 
         report = run_evaluation(
             get_settings(),
@@ -89,12 +89,10 @@ def evaluate_command(
 
 def _log_to_run(settings: Any, model: Path, out: Path) -> dict[str, Any] | None:
     """Log the report to the MLflow run that trained ``model`` (``None``: untracked model)."""
-    from vsearch.tracking.tracker import log_evaluation, read_run_info
+    from vsearch.evaluation.stage import log_to_training_run, training_run_folder
 
-    run_folder = model if (model / "model").is_dir() else model.parent
-    info = read_run_info(run_folder)
-    if not info:
+    run_folder = training_run_folder(model)
+    logged = log_to_training_run(settings, run_folder, out)
+    if logged is None:
         typer.echo(f"note: {run_folder} has no MLflow run record; metrics not logged", err=True)
-        return None
-    log_evaluation(info["run_id"], out / "metrics.json", out / "plots", settings=settings)
-    return {"run_id": info["run_id"], "version": info.get("version")}
+    return logged

@@ -1,10 +1,17 @@
 """Quality metrics of a search over held-out queries: numpy in, numpy out, no I/O.
 
 Why relevance matrices: every ranking metric here is a function of one ``bool[n, L]`` array
-(result ``j`` of query ``i`` shows the query's true product), so the harness turns search
-responses into that array once (:func:`relevance_matrix`) and the metrics stay small, pure and
-testable by hand. A result that groups several listings of one product (``more_sellers``) is
-relevant when any of its listings is, which is what a shopper sees on the page.
+(result ``j`` of query ``i`` shows the query's true product), so the measuring
+(:mod:`vsearch.evaluation.measure`) turns search responses into that array once
+(:func:`relevance_matrix`) and the metrics stay small, pure and testable by hand. A result that
+groups several listings of one product (``more_sellers``) is relevant when any of its listings
+is, which is what a shopper sees on the page.
+
+Libraries do the arithmetic where one has the metric: MAP@R is pytorch-metric-learning's
+``AccuracyCalculator``, box IoU is ``torchvision.ops.box_iou`` and the exact float reference
+search is ``faiss.knn``. Recall@K stays a few lines of numpy: the calculator has no hit rate at
+K (only precision@1, MAP, MAP@R, R-precision, MRR), and it scores one label per ranked item,
+whereas a grouped result counts when *any* of its listings shows the product.
 
 Definitions:
 
@@ -19,10 +26,11 @@ Definitions:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-EXACT_BLOCK = 1024  # query rows scored at a time by the exact reference search (memory bound)
+QUERY_BLOCK = 1024  # queries handed to a library at a time (bounds its pairwise matrices)
 
 
 def _check_relevance(relevant: np.ndarray) -> np.ndarray:
@@ -87,7 +95,19 @@ def recall_curve(relevant: np.ndarray, max_k: int) -> np.ndarray:
 
 
 def average_precision_at_r(relevant: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """Per-query AP@R of a per-listing ranking (see the module docstring).
+    """Per-query AP@R of a per-listing ranking (see the module docstring), by
+    pytorch-metric-learning's ``AccuracyCalculator`` (``mean_average_precision_at_r``).
+
+    How the relevance matrix reaches the calculator: query ``i`` gets label ``i`` and the
+    reference set holds ``R_i`` items of label ``i`` (so the calculator's R, the number of
+    references sharing the query's label, is ``r[i]``) plus one item no query shares; the
+    "neighbours" of query ``i`` are a label-``i`` item where ``relevant[i, j]`` and that
+    unshared item elsewhere (also where the ranking is shorter than R: a miss). Why one label per
+    query and ``return_per_class``: the calculator then returns each query's own AP (a class of
+    one), and :func:`map_at_r` averages them with numpy as it always has; the calculator's own
+    mean sums in torch's order, which moves the figure's last bit far more often. (A row's sum
+    is torch's: once a query's R is 5 or more, an AP can differ from a numpy row sum in the
+    last bit, about 1e-16.)
 
     Args:
         relevant: ``bool[n, L]`` relevance of each query's ranked listings.
@@ -103,14 +123,47 @@ def average_precision_at_r(relevant: np.ndarray, r: np.ndarray) -> np.ndarray:
         raise ValueError(f"r must be int[{rel.shape[0]}], got shape {r.shape}")
     if (r < 1).any():
         raise ValueError("every query needs R >= 1 catalog listings of its product")
-    width = int(r.max()) if len(r) else 0
-    padded = np.zeros((rel.shape[0], width), dtype=bool)
+    out = np.empty(rel.shape[0], dtype=np.float64)
+    for start in range(0, rel.shape[0], QUERY_BLOCK):
+        stop = start + QUERY_BLOCK
+        out[start:stop] = _ap_at_r_block(rel[start:stop], r[start:stop])
+    return out
+
+
+def _ap_at_r_block(rel: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """:func:`average_precision_at_r` of one block of queries (bounds the calculator's memory)."""
+    import torch
+    from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
+
+    n = rel.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.float64)
+    width = int(r.max())
+    first = np.concatenate([[0], np.cumsum(r)[:-1]])  # first reference of each query's label
+    unshared = int(r.sum())  # the last reference: no query has its label
+    reference_labels = np.append(np.repeat(np.arange(n), r), -1)
     cols = min(width, rel.shape[1])
-    padded[:, :cols] = rel[:, :cols]
-    ranks = np.arange(1, width + 1)
-    padded &= ranks[None, :] <= r[:, None]  # only the top R of each query count
-    precision = np.cumsum(padded, axis=1) / ranks[None, :]
-    return (precision * padded).sum(axis=1) / r
+    neighbours = np.full((n, width), unshared, dtype=np.int64)
+    neighbours[:, :cols] = np.where(rel[:, :cols], first[:, None], unshared)
+
+    def ranked(query: Any, k: int, reference: Any, ref_includes_query: bool) -> Any:
+        """The given ranking as the calculator's k nearest neighbours (distances unused)."""
+        return torch.zeros(n, k), torch.from_numpy(neighbours[:, :k])
+
+    calculator = AccuracyCalculator(
+        include=("mean_average_precision_at_r",),
+        k="max_bin_count",  # the top R of each query (R = its label's reference count)
+        return_per_class=True,
+        device=torch.device("cpu"),
+        knn_func=ranked,
+    )
+    per_query = calculator.get_accuracy(
+        np.zeros((n, 1), dtype=np.float32),  # placeholders: the ranking is given, not searched
+        np.arange(n),
+        np.zeros((len(reference_labels), 1), dtype=np.float32),
+        reference_labels,
+    )["mean_average_precision_at_r"]
+    return np.asarray(per_query, dtype=np.float64)  # classes in label order: query order
 
 
 def map_at_r(relevant: np.ndarray, r: np.ndarray) -> float:
@@ -120,19 +173,30 @@ def map_at_r(relevant: np.ndarray, r: np.ndarray) -> float:
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise IoU of ``float[n, 4]`` ``xyxy`` boxes (0 for empty or disjoint boxes)."""
+    """Row-wise IoU of ``float[n, 4]`` ``xyxy`` boxes (0 for empty or disjoint boxes).
+
+    ``torchvision.ops.box_iou`` computes it (its pairwise matrix, taken block by block along
+    the diagonal). Inverted sides are first clipped to zero width (torchvision would count a
+    negative area), and an empty union, 0/0 there, scores 0.
+    """
+    import torch
+    from torchvision.ops import box_iou as pairwise_iou
+
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.ndim != 2 or a.shape[1] != 4 or a.shape != b.shape:
         raise ValueError(f"boxes must both be float[n, 4], got {a.shape} and {b.shape}")
-    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = iw * ih
 
-    def area(x: np.ndarray) -> np.ndarray:
-        return np.clip(x[:, 2] - x[:, 0], 0, None) * np.clip(x[:, 3] - x[:, 1], 0, None)
+    def proper(x: np.ndarray) -> torch.Tensor:
+        x = x.copy()
+        x[:, 2:] = np.maximum(x[:, 2:], x[:, :2])  # x1 >= x0, y1 >= y0: empty, never negative
+        return torch.from_numpy(x)
 
-    union = area(a) + area(b) - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    ta, tb = proper(a), proper(b)
+    iou = np.empty(len(a), dtype=np.float64)
+    for start in range(0, len(a), QUERY_BLOCK):
+        stop = start + QUERY_BLOCK
+        iou[start:stop] = pairwise_iou(ta[start:stop], tb[start:stop]).diagonal().numpy()
+    return np.nan_to_num(iou, nan=0.0)
 
 
 def category_accuracy(predicted: Sequence[str | None], true: Sequence[str]) -> float:
@@ -152,8 +216,12 @@ def category_accuracy(predicted: Sequence[str | None], true: Sequence[str]) -> f
 def exact_top_k(queries: np.ndarray, references: np.ndarray, k: int) -> np.ndarray:
     """Indices ``int[n, k']`` of the ``k`` largest inner products, ``k' = min(k, len(refs))``.
 
-    The float reference the binary index is measured against. Ties keep the lower reference
-    index first, so the result is deterministic.
+    The float reference the binary index is measured against, searched by ``faiss.knn``
+    (exhaustive, no index). Ties keep the lower reference index first, so the result is
+    deterministic. faiss does not promise that order, nor which of several items tied at the
+    cut it keeps, so each query asks for more neighbours than ``k'`` until the score at the cut
+    is strictly above the last one returned (then every item tied at the cut is among them),
+    and the rows are sorted by (score, index) before the cut.
     """
     q = np.asarray(queries, dtype=np.float32)
     ref = np.asarray(references, dtype=np.float32)
@@ -163,11 +231,26 @@ def exact_top_k(queries: np.ndarray, references: np.ndarray, k: int) -> np.ndarr
         raise ValueError(f"k must be >= 1, got {k}")
     kk = min(k, ref.shape[0])
     out = np.empty((q.shape[0], kk), dtype=np.int64)
-    for start in range(0, q.shape[0], EXACT_BLOCK):
-        scores = q[start : start + EXACT_BLOCK] @ ref.T
-        # a stable sort of -scores keeps equal scores in index order
-        out[start : start + EXACT_BLOCK] = np.argsort(-scores, axis=1, kind="stable")[:, :kk]
+    todo = np.arange(q.shape[0])
+    wider = kk
+    while len(todo):
+        wider = min(2 * wider, ref.shape[0])
+        scores, top = _knn_inner_product(q[todo], ref, wider)
+        order = np.lexsort((top, -scores), axis=-1)  # the last key first: score desc, index asc
+        scores = np.take_along_axis(scores, order, axis=-1)
+        top = np.take_along_axis(top, order, axis=-1)
+        settled = (wider == ref.shape[0]) | (scores[:, kk - 1] > scores[:, -1])
+        out[todo[settled]] = top[settled, :kk]
+        todo = todo[~settled]
     return out
+
+
+def _knn_inner_product(q: np.ndarray, ref: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``faiss.knn`` by inner product: scores ``float32[n, k]`` and indices ``int64[n, k]``."""
+    import faiss
+
+    scores, top = faiss.knn(q, ref, k, metric=faiss.METRIC_INNER_PRODUCT)
+    return scores, top.astype(np.int64, copy=False)
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:

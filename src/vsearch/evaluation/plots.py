@@ -1,14 +1,16 @@
-"""Pictures of an evaluation: recall@K curves of every system, and example searches.
+"""Pictures of an evaluation: recall@K curves of every system, example searches, loss curves.
 
 Why example grids next to the numbers: a recall figure does not show *how* a search fails
 (a look-alike above the true product, a box on the background, a wrong category); a few held-out
 queries with the detected box drawn and the top results framed green when identical do.
+The trained model's loss curves (:func:`plot_history`, from its run's ``history.json``) are
+drawn here too: the evaluation stage puts them beside the numbers they explain.
 Rendered with matplotlib's Agg backend (files only, no display).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,10 @@ FRAME_WIDTH = 4.0
 THIN_FRAME = 1.0
 MISSING_FILL = 200  # grey of a picture that cannot be read
 TITLE_SIZE = 7
+LOSS_CURVES_FILE = "loss_curves.png"
+HISTORY_AXES = ("epoch",)  # per-epoch row keys that are coordinates, not series
+HISTORY_COLUMNS = 4  # small multiples per row
+HISTORY_PANEL = (3.2, 2.4)  # inches per small multiple
 
 
 @dataclass(frozen=True)
@@ -195,3 +201,44 @@ def plot_examples(examples: Sequence[Example], drop: Path, path: Path, thumb: in
     finally:
         plt.close(fig)
     return path
+
+
+def plot_history(history: Sequence[Mapping[str, Any]], out: Path) -> Path | None:
+    """Small multiples of every per-epoch series (losses first, ``total`` leading); PNG.
+
+    Args:
+        history: the ``epochs`` rows of a training run's ``history.json``.
+        out: the PNG to write.
+
+    Returns ``None`` when there is nothing to draw (no epoch finished, no numeric series).
+    """
+    if not history:
+        return None
+    keys = sorted(
+        {k for row in history for k, v in row.items() if isinstance(v, int | float)}
+        - set(HISTORY_AXES),
+        key=lambda k: (k != "total", k),
+    )
+    if not keys:
+        return None
+    plt = _pyplot()
+    cols = min(HISTORY_COLUMNS, len(keys))
+    rows = -(-len(keys) // cols)
+    width, height = HISTORY_PANEL
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    try:
+        for ax, key in zip(axes.flat, keys, strict=False):
+            pts = [(row.get("epoch", i), row[key]) for i, row in enumerate(history) if key in row]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3)
+            ax.set_title(key, fontsize=9)
+            ax.set_xlabel("epoch", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+        for ax in list(axes.flat)[len(keys) :]:
+            ax.axis("off")
+        fig.tight_layout()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=DPI)
+    finally:
+        plt.close(fig)
+    return out

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,9 +29,10 @@ import numpy as np
 import pandas as pd
 
 from vsearch.evaluation.metrics import ratio
+from vsearch.fsio import atomic_write_text
 from vsearch.settings import EvaluationSettings
 
-MODEL = "model"
+MODEL = "model"  # the trained model's system name: its key in the report
 ORACLE = "oracle"
 ORACLE_RATIO = "oracle_ratio"
 METRICS_FILE = "metrics.json"
@@ -60,12 +60,12 @@ def build_report(
     ev: Any,
     settings: EvaluationSettings,
 ) -> dict[str, Any]:
-    """The report dict from per-system results (:class:`~vsearch.evaluation.harness.SystemResult`).
+    """The report dict from per-system results (:class:`~vsearch.evaluation.measure.SystemResult`).
 
     Args:
         results: system name → result; must hold ``"model"``.
         skipped: baselines not evaluated → why.
-        ev: the :class:`~vsearch.evaluation.harness.EvalSet` evaluated.
+        ev: the :class:`~vsearch.evaluation.evalset.EvalSet` evaluated.
         settings: the ``evaluation`` section (K values and targets).
     """
     if MODEL not in results:
@@ -119,13 +119,6 @@ def curve_frame(results: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["k", "system", "recall"])
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_report(
     report: dict[str, Any], curves: pd.DataFrame, per_query: pd.DataFrame, out: Path
 ) -> dict[str, Path]:
@@ -138,9 +131,9 @@ def write_report(
         "curve": out / PLOTS_DIR / CURVE_FILE,
         "per_query": out / PER_QUERY_FILE,
     }
-    _atomic_write(paths["metrics"], json.dumps(report, indent=2, allow_nan=False) + "\n")
-    _atomic_write(paths["curve"], curves.to_csv(index=False, float_format="%.6g"))
-    _atomic_write(paths["per_query"], per_query.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(paths["metrics"], json.dumps(report, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(paths["curve"], curves.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(paths["per_query"], per_query.to_csv(index=False, float_format="%.6g"))
     return paths
 
 

@@ -19,9 +19,11 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from vsearch.errors import BadInput, TooLarge
@@ -50,6 +52,27 @@ def decode_file(path: Path, size: int) -> np.ndarray:
     """
     with Image.open(path) as img:
         return to_model_pixels(img, size)
+
+
+def decode_images(paths: list[Path], size: int, workers: int) -> torch.Tensor:
+    """Decode image files into ``uint8[N, 3, size, size]`` (RGB, resized, aspect not kept).
+
+    Why threads: PIL releases the GIL while decoding and resizing.
+    """
+
+    def one(path: Path) -> np.ndarray:
+        try:
+            return decode_file(path, size)
+        except (OSError, ValueError) as exc:
+            raise BadInput(
+                f"{path}: cannot decode image ({exc}); validate the drop first"
+            ) from None
+
+    out = torch.empty(len(paths), 3, size, size, dtype=torch.uint8)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for i, arr in enumerate(pool.map(one, paths)):
+            out[i] = torch.from_numpy(arr)
+    return out
 
 
 def decode_bytes(

@@ -20,7 +20,6 @@ Held-out queries (:mod:`vsearch.split`) are never loaded: evaluation measures on
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import torch
 
 from vsearch.contracts import CATALOG, QUERIES, read_table
 from vsearch.errors import BadInput
+from vsearch.search.images import decode_images
 from vsearch.settings import SplitSettings
 from vsearch.split import is_held_out
 from vsearch.training.augment import Matte, studio_matte
@@ -41,28 +41,6 @@ QUERY_VIRTUAL_IDS_FILE = "query_virtual_ids.parquet"
 PAIRS_FILE = "pairs.parquet"
 FIRST_CLICK_KINDS = ("first",)
 NEGATIVE_LABEL = 0
-
-
-def decode_images(paths: list[Path], size: int, workers: int) -> torch.Tensor:
-    """Decode image files into ``uint8[N, 3, size, size]`` (RGB, resized, aspect not kept).
-
-    Why threads: PIL releases the GIL while decoding and resizing.
-    """
-    from vsearch.search.images import decode_file  # the service decodes uploads the same way
-
-    def one(path: Path) -> np.ndarray:
-        try:
-            return decode_file(path, size)
-        except (OSError, ValueError) as exc:
-            raise BadInput(
-                f"{path}: cannot decode image ({exc}); validate the drop first"
-            ) from None
-
-    out = torch.empty(len(paths), 3, size, size, dtype=torch.uint8)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for i, arr in enumerate(pool.map(one, paths)):
-            out[i] = torch.from_numpy(arr)
-    return out
 
 
 @dataclass(frozen=True)

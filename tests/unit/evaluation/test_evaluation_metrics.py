@@ -112,3 +112,82 @@ def test_exact_top_k_orders_by_inner_product_and_breaks_ties_by_index() -> None:
 def test_ratio_is_none_when_undefined() -> None:
     assert ratio(0.5, 0.8) == pytest.approx(0.625)
     assert ratio(0.5, 0.0) is None and ratio(None, 1.0) is None and ratio(0.5, float("nan")) is None
+
+
+# --- the library-computed figures against the hand-written definitions ----------------------
+
+
+def _hand_ap_at_r(rel: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """AP@R written out loop by loop: (1/R) * sum over the top R of P@i at each hit."""
+    out = []
+    for row, big_r in zip(rel, r, strict=True):
+        hits, total = 0, 0.0
+        for i in range(big_r):
+            if i < len(row) and row[i]:
+                hits += 1
+                total += hits / (i + 1)
+        out.append(total / big_r)
+    return np.array(out)
+
+
+def _numpy_ap_at_r(rel: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """AP@R as numpy computed it before the calculator did (the figures must not move)."""
+    width = int(r.max())
+    padded = np.zeros((rel.shape[0], width), dtype=bool)
+    cols = min(width, rel.shape[1])
+    padded[:, :cols] = rel[:, :cols]
+    ranks = np.arange(1, width + 1)
+    padded &= ranks[None, :] <= r[:, None]
+    precision = np.cumsum(padded, axis=1) / ranks[None, :]
+    return (precision * padded).sum(axis=1) / r
+
+
+def test_map_at_r_from_the_calculator_equals_the_hand_written_definition() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n, width = int(rng.integers(1, 40)), int(rng.integers(0, 12))
+        rel = rng.random((n, width)) < 0.4
+        r = rng.integers(1, 10, n)
+        ap = average_precision_at_r(rel, r)
+        np.testing.assert_allclose(ap, _hand_ap_at_r(rel, r), rtol=1e-12)
+        # what numpy computed before, up to the order of a row's sum (torch's, last bit only)
+        np.testing.assert_allclose(ap, _numpy_ap_at_r(rel, r), rtol=1e-15, atol=0)
+        assert map_at_r(rel, r) == pytest.approx(np.mean(_numpy_ap_at_r(rel, r)), rel=1e-15)
+
+
+def test_map_at_r_of_blocks_of_queries_is_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    import vsearch.evaluation.metrics as metrics
+
+    rng = np.random.default_rng(1)
+    rel, r = rng.random((25, 6)) < 0.5, rng.integers(1, 8, 25)
+    whole = average_precision_at_r(rel, r)
+    monkeypatch.setattr(metrics, "QUERY_BLOCK", 4)
+    np.testing.assert_array_equal(average_precision_at_r(rel, r), whole)
+    assert average_precision_at_r(np.zeros((0, 3), bool), np.zeros(0, int)).shape == (0,)
+
+
+def test_exact_top_k_keeps_the_lower_index_of_ties_at_the_cut() -> None:
+    refs = np.array([[1, 0], [0, 1], [1, 0], [0.6, 0.8]], dtype=np.float32)
+    queries = np.array([[1, 0], [0, 1]], dtype=np.float32)
+    assert exact_top_k(queries, refs, 1).tolist() == [[0], [1]]
+    assert exact_top_k(queries, refs, 2).tolist() == [[0, 2], [1, 3]]
+    many = np.tile(np.array([[1, 0]], np.float32), (9, 1))  # nine identical references
+    assert exact_top_k(queries[:1], many, 4).tolist() == [[0, 1, 2, 3]]
+
+
+def test_exact_top_k_from_faiss_equals_a_stable_sort_of_the_scores() -> None:
+    rng = np.random.default_rng(2)
+    q = rng.integers(-2, 3, (60, 8)).astype(np.float32)  # small integers: many exact ties
+    ref = rng.integers(-2, 3, (300, 8)).astype(np.float32)
+    by_hand = np.argsort(-(q @ ref.T), axis=1, kind="stable")
+    for k in (1, 7, 50):
+        np.testing.assert_array_equal(exact_top_k(q, ref, k), by_hand[:, :k])
+    assert exact_top_k(q[:0], ref, 3).shape == (0, 3)
+
+
+def test_box_iou_from_torchvision_scores_inverted_and_empty_boxes_zero() -> None:
+    a = np.array([[0.5, 0.5, 0.2, 0.9], [0.3, 0.3, 0.3, 0.3], [0.1, 0.2, 0.6, 0.8]])
+    b = np.array([[0.0, 0.0, 1.0, 1.0], [0.3, 0.3, 0.3, 0.3], [0.2, 0.1, 0.7, 0.6]])
+    # inverted -> empty -> 0; both empty (union 0) -> 0; overlap 0.4 * 0.4 = 0.16 over
+    # 0.5 * 0.6 + 0.5 * 0.5 - 0.16 = 0.39
+    np.testing.assert_allclose(box_iou(a, b), [0.0, 0.0, 0.16 / 0.39])

@@ -1,7 +1,7 @@
 """``vsearch evaluate`` end to end on the tiny demo world, through the real search pipeline.
 
 A tiny *untrained* network stands in for the trained model (its numbers are meaningless; the
-test checks that the harness measures the right queries, writes every output and keeps every
+test checks that the stage measures the right queries, writes every output and keeps every
 metric in range), with a second tiny net as the ``category_only`` baseline and a missing
 ``oracle`` folder that must be skipped with a warning.
 """

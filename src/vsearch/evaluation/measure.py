@@ -1,8 +1,7 @@
-"""The evaluation harness: every system searched through the service's own pipeline.
+"""The measuring: each system searched through the service's own pipeline, and what it scored.
 
-What it measures (DESIGN.md section 8), on the **held-out** demo queries only
-(:mod:`vsearch.split`: the queries training
-never loads), against the demo world's ground truth (read here and nowhere else):
+What it measures (definitions in :mod:`vsearch.evaluation.metrics`), on the held-out queries of
+an :class:`~vsearch.evaluation.evalset.EvalSet`:
 
 * identical-product recall@K and its curve, MAP@R;
 * category accuracy of the classifier, of the neighbour vote and of their fusion;
@@ -19,8 +18,8 @@ every candidate into one group; ``identical_recall@K_heads`` (group heads only),
 product) are reported beside it so that such a model cannot hide.
 
 Why through :class:`~vsearch.search.pipeline.SearchPipeline`: offline numbers must be the
-service's numbers (DESIGN.md section 2); only the exact-float reference is plain numpy. Each
-system gets its own index release, built in a scratch folder with the production builder.
+service's numbers; only the exact-float reference is a plain exhaustive search. Each system
+gets its own index release, built in a scratch folder with the production builder.
 """
 
 from __future__ import annotations
@@ -37,17 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from vsearch.contracts import (
-    CATALOG,
-    ITEM_TRUTH,
-    PRODUCTS_TRUTH,
-    QUERIES,
-    QUERY_TRUTH,
-    ContractError,
-    read_drop_manifest,
-    read_table,
-)
-from vsearch.errors import BadInput
+from vsearch.evaluation.evalset import EvalSet
 from vsearch.evaluation.metrics import (
     box_iou,
     category_accuracy,
@@ -59,127 +48,15 @@ from vsearch.evaluation.metrics import (
     recall_curve,
     relevance_matrix,
 )
+from vsearch.evaluation.report import MODEL
 from vsearch.search.encoder import Encoder
-from vsearch.settings import Settings, SplitSettings
+from vsearch.search.images import decode_images
+from vsearch.settings import Settings
 
 if TYPE_CHECKING:
     from vsearch.search.pipeline import SearchPipeline, SearchResponse
 
 log = logging.getLogger(__name__)
-
-MODEL = "model"
-
-
-@dataclass
-class EvalSet:
-    """The held-out queries with their truth, and the catalog they search (no pixels).
-
-    Attributes:
-        drop_id: the drop's id (``drop.json`` or the folder name).
-        drop: the drop folder (image paths are relative to it).
-        query_ids, query_images: held-out queries that have a truth row (image paths relative).
-        query_sku, query_category: each query's true product and that product's category.
-        true_boxes: ``float32[n, 4]`` normalised ``xyxy`` of the product in each query photo.
-        listings: ``int[n]`` catalog listings of each query's product (R of MAP@R).
-        catalog: the drop's catalog table.
-        product_of: catalog ``item_id`` → true product (``sku``).
-        without_truth: held-out queries left out for lack of a truth row.
-        calib_images, calib_category: click-labelled *training* queries (the category of their
-            clicked listing) that calibrate each model's fusion weight; never held-out ones.
-    """
-
-    drop_id: str
-    drop: Path
-    query_ids: np.ndarray
-    query_images: list[str]
-    query_sku: np.ndarray
-    query_category: np.ndarray
-    true_boxes: np.ndarray
-    listings: np.ndarray
-    catalog: pd.DataFrame
-    product_of: dict[str, str]
-    without_truth: int = 0
-    calib_images: list[str] = field(default_factory=list)
-    calib_category: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))
-
-    def __len__(self) -> int:
-        return len(self.query_ids)
-
-    @property
-    def findable(self) -> np.ndarray:
-        """Queries whose product has at least one listing (the only ones recall can find)."""
-        return self.listings > 0
-
-
-def _image_sizes(drop: Path, paths: Sequence[str]) -> np.ndarray:
-    """``float[n, 2]`` (width, height) of image files, from their headers only."""
-    from PIL import Image
-
-    sizes = np.empty((len(paths), 2), dtype=np.float64)
-    for i, rel in enumerate(paths):
-        try:
-            with Image.open(drop / rel) as img:
-                sizes[i] = img.size
-        except OSError as exc:
-            raise BadInput(f"{drop / rel}: cannot read image ({exc}); validate the drop") from None
-    return sizes
-
-
-def load_eval_set(drop: Path, truth: Path, split: SplitSettings) -> EvalSet:
-    """The held-out queries of ``drop`` joined with the truth in ``truth``.
-
-    Raises:
-        BadInput: a folder or table is missing, or no held-out query has a truth row.
-    """
-    from vsearch.split import is_held_out
-
-    for name, folder in (("--drop", drop), ("--truth", truth)):
-        if not folder.is_dir():
-            raise BadInput(f"{name} {folder}: not a folder")
-    try:
-        queries = read_table(drop, QUERIES)
-        catalog = read_table(drop, CATALOG)
-        q_truth = read_table(truth, QUERY_TRUTH)
-        i_truth = read_table(truth, ITEM_TRUTH)
-        products = read_table(truth, PRODUCTS_TRUTH)
-    except ContractError as exc:
-        raise BadInput(str(exc)) from None
-    queries["query_id"] = queries["query_id"].astype(str)
-    held = queries[is_held_out(queries["query_id"], split)]
-    if held.empty:
-        raise BadInput(
-            f"{drop}: no held-out queries (split.holdout_share={split.holdout_share}); "
-            "evaluation needs queries the model never trained on"
-        )
-    joined = held.merge(q_truth, on="query_id", how="inner").sort_values("query_id")
-    if joined.empty:
-        raise BadInput(f"{truth}: none of the {len(held)} held-out queries has a truth row")
-    sku_category = dict(
-        zip(products["sku"].astype(str), products["category"].astype(str), strict=True)
-    )
-    item_ids = catalog["item_id"].astype(str)
-    item_sku = dict(zip(i_truth["item_id"].astype(str), i_truth["sku"].astype(str), strict=True))
-    product_of = {i: item_sku[i] for i in item_ids if i in item_sku}
-    per_sku = pd.Series(list(product_of.values()), dtype=str).value_counts()
-    sku = joined["sku"].astype(str).to_numpy()
-    images = joined["image"].astype(str).tolist()
-    wh = _image_sizes(drop, images)
-    px = joined[["box_x0", "box_y0", "box_x1", "box_y1"]].to_numpy(np.float64)
-    boxes = np.clip(px / np.concatenate([wh, wh], axis=1), 0.0, 1.0).astype(np.float32)
-    manifest = read_drop_manifest(drop)
-    return EvalSet(
-        drop_id=str(manifest.get("drop_id") or drop.name),
-        drop=drop,
-        query_ids=joined["query_id"].to_numpy(dtype=str),
-        query_images=images,
-        query_sku=sku,
-        query_category=np.array([sku_category.get(s, "") for s in sku], dtype=str),
-        true_boxes=boxes,
-        listings=np.array([int(per_sku.get(s, 0)) for s in sku], dtype=np.int64),
-        catalog=catalog,
-        product_of=product_of,
-        without_truth=len(held) - len(joined),
-    )
 
 
 @dataclass
@@ -431,8 +308,6 @@ class _ImageCache:
         self._cache: dict[tuple[str, int], torch.Tensor] = {}
 
     def get(self, which: str, size: int) -> torch.Tensor:
-        from vsearch.training.data import decode_images
-
         key = (which, size)
         if key not in self._cache:
             rels = {
@@ -485,159 +360,3 @@ def evaluate_systems(
     finally:
         torch.set_num_threads(threads)
     return results
-
-
-def resolve_model_dir(path: Path) -> Path:
-    """A model folder, or a training run folder holding one in ``model/``."""
-    from vsearch.model.export import META_FILE
-
-    for candidate in (path, path / "model"):
-        if (candidate / META_FILE).is_file():
-            return candidate
-    raise BadInput(f"{path}: not a model folder (no {META_FILE}, nor model/{META_FILE})")
-
-
-def build_systems(
-    settings: Settings, model_dir: Path, baselines: Mapping[str, Path]
-) -> tuple[dict[str, Encoder], dict[str, str]]:
-    """The encoders to evaluate, and the baselines skipped with the reason why.
-
-    Raises:
-        BadInput: the model folder is not one, or a baseline name is taken or unknown-shaped.
-    """
-    from vsearch.evaluation.baselines import (
-        BUILTIN_SYSTEMS,
-        COLOUR_HISTOGRAM,
-        EXTERNAL_BASELINES,
-        UNTRAINED,
-        ColourHistogramEncoder,
-        untrained_encoder,
-    )
-    from vsearch.search.encoder import NetEncoder, resolve_device
-
-    device = resolve_device(settings.project.device)
-    e = settings.evaluation
-    model_dir = resolve_model_dir(model_dir)
-    model = NetEncoder.load(model_dir, device=device, batch_size=e.batch_size)
-    systems: dict[str, Encoder] = {MODEL: model}
-    systems[COLOUR_HISTOGRAM] = ColourHistogramEncoder(
-        model.categories,
-        e.histogram_bins,
-        settings.index.bits,
-        settings.project.seed,
-        input_size=int(model.input_size),
-        batch_size=e.batch_size,
-    )
-    systems[UNTRAINED] = untrained_encoder(
-        model_dir, settings.project.seed, device=device, batch_size=e.batch_size
-    )
-    skipped: dict[str, str] = {}
-    for name, folder in baselines.items():
-        if name in BUILTIN_SYSTEMS:
-            raise BadInput(
-                f"--baseline {name}=...: {name!r} is a built-in system; pick another name"
-            )
-        try:
-            systems[name] = NetEncoder.load(
-                resolve_model_dir(folder), device=device, batch_size=e.batch_size
-            )
-        except (BadInput, ValueError) as exc:
-            skipped[name] = f"skipped: {exc}"
-            log.warning("baseline %s %s", name, skipped[name])
-    for name in EXTERNAL_BASELINES:
-        if name not in baselines:
-            skipped[name] = f"skipped: not given (--baseline {name}=DIR)"
-            log.warning("baseline %s %s", name, skipped[name])
-    return systems, skipped
-
-
-def run_evaluation(
-    settings: Settings,
-    drop: Path,
-    truth: Path,
-    model_dir: Path,
-    out: Path,
-    baselines: Mapping[str, Path] | None = None,
-    workdir: Path | None = None,
-    mining: Path | None = None,
-) -> dict[str, Any]:
-    """``vsearch evaluate``: evaluate the model and its baselines, write the report and plots.
-
-    Writes ``out/metrics.json``, ``out/plots/recall_at_k.csv`` and the PNGs; returns the report.
-
-    Args:
-        mining: the mining outputs the model trained on: their virtual IDs group listings of
-            one product in the results (as the service does), and the report scores them
-            against the truth (purity, coverage).
-    """
-    from vsearch.evaluation.plots import build_examples, plot_examples, plot_recall_curves
-    from vsearch.evaluation.report import build_report, curve_frame, write_report
-    from vsearch.search.groups import with_product_groups
-
-    started = time.perf_counter()
-    ev = load_eval_set(drop, truth, settings.split)
-    log.info(
-        "%s: %d held-out queries with truth (%d without), %d listings",
-        ev.drop_id,
-        len(ev),
-        ev.without_truth,
-        len(ev.catalog),
-    )
-    ev.catalog = with_product_groups(ev.catalog, mining)
-    if mining is not None:
-        _add_calibration_set(ev, drop, mining, settings)
-    systems, skipped = build_systems(settings, model_dir, baselines or {})
-    results = evaluate_systems(systems, ev, settings, workdir)
-    report = build_report(results, skipped, ev, settings.evaluation)
-    if mining is not None:
-        report["virtual_ids"] = _virtual_id_report(mining, truth)
-    curves = curve_frame(results)
-    paths = write_report(report, curves, results[MODEL].per_query, out)
-    plots = out / "plots"
-    e = settings.evaluation
-    plot_recall_curves(curves, plots / "recall_at_k.png", e.recall_ks)
-    if e.examples:
-        examples = build_examples(
-            results[MODEL], ev, e.examples, e.example_results, settings.project.seed
-        )
-        plot_examples(examples, ev.drop, plots / "examples.png", e.example_thumb_px)
-    log.info("evaluation written to %s (%.1f s)", paths["metrics"], time.perf_counter() - started)
-    return report
-
-
-def _virtual_id_report(mining: Path, truth: Path) -> dict[str, Any]:
-    """Purity and coverage of the mined virtual IDs against the truth (report only)."""
-    from vsearch.mining.quality import virtual_id_quality
-
-    try:
-        vids = pd.read_parquet(mining / "virtual_ids.parquet")
-        qv_path = mining / "query_virtual_ids.parquet"
-        qv = pd.read_parquet(qv_path) if qv_path.is_file() else None
-        return virtual_id_quality(
-            vids, read_table(truth, ITEM_TRUTH), qv, read_table(truth, QUERY_TRUTH)
-        )
-    except (OSError, ContractError) as exc:
-        raise BadInput(f"--mining {mining}: {exc}") from None
-
-
-def _add_calibration_set(ev: EvalSet, drop: Path, mining: Path, settings: Settings) -> None:
-    """Click-labelled training queries (mined first clicks, never held out) for calibration."""
-    from vsearch.split import is_held_out
-
-    path = mining / "query_virtual_ids.parquet"
-    if not path.is_file():
-        log.warning("%s: no query_virtual_ids; fusion weight from params", mining)
-        return
-    clicks = pd.read_parquet(path, columns=["query_id", "item_id"]).astype(str)
-    clicks = clicks[~is_held_out(clicks["query_id"], settings.split)]
-    category = dict(
-        zip(ev.catalog["item_id"].astype(str), ev.catalog["category"].astype(str), strict=False)
-    )
-    clicks = clicks[clicks["item_id"].isin(category)]
-    n = min(len(clicks), settings.evaluation.calibration_queries)
-    clicks = clicks.sample(n=n, random_state=settings.project.seed) if n < len(clicks) else clicks
-    queries = read_table(drop, QUERIES)[["query_id", "image"]].astype(str)
-    joined = clicks.merge(queries, on="query_id", how="inner")
-    ev.calib_images = joined["image"].tolist()
-    ev.calib_category = joined["item_id"].map(category).to_numpy(dtype=str)
-    log.info("fusion calibration on %d click-labelled training queries", len(joined))

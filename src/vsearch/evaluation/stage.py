@@ -1,0 +1,175 @@
+"""The evaluation stage: paths in, report files out (``vsearch evaluate`` and ``dvc repro``).
+
+:func:`run_evaluation` loads the eval set (:mod:`~vsearch.evaluation.evalset`), builds the
+systems (:mod:`~vsearch.evaluation.systems`), measures each one
+(:mod:`~vsearch.evaluation.measure`) and writes what people, DVC and MLflow read:
+``metrics.json``, ``per_query.csv``, ``plots/recall_at_k.csv`` and the PNGs, and the trained
+model's loss curves (``loss_curves.png``, from its run's ``history.json``).
+
+:func:`log_to_training_run` is the optional last step: the report, the plots and the loss
+curves go into the MLflow run that trained the model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from vsearch.contracts import ITEM_TRUTH, QUERY_TRUTH, ContractError, read_table
+from vsearch.errors import BadInput
+from vsearch.evaluation.evalset import add_calibration_set, load_eval_set
+from vsearch.evaluation.measure import evaluate_systems
+from vsearch.evaluation.plots import (
+    LOSS_CURVES_FILE,
+    build_examples,
+    plot_examples,
+    plot_history,
+    plot_recall_curves,
+)
+from vsearch.evaluation.report import (
+    METRICS_FILE,
+    MODEL,
+    PLOTS_DIR,
+    build_report,
+    curve_frame,
+    write_report,
+)
+from vsearch.evaluation.systems import build_systems
+from vsearch.mined import QUERY_VIRTUAL_IDS_FILE, VIRTUAL_IDS_FILE
+from vsearch.settings import Settings
+from vsearch.trained import HISTORY_FILE, MODEL_DIR
+
+log = logging.getLogger(__name__)
+
+LOSS_CURVES_ARTIFACT = "plots"  # MLflow artifact folder of the loss curves in the training run
+
+
+def run_evaluation(
+    settings: Settings,
+    drop: Path,
+    truth: Path,
+    model_dir: Path,
+    out: Path,
+    baselines: Mapping[str, Path] | None = None,
+    workdir: Path | None = None,
+    mining: Path | None = None,
+) -> dict[str, Any]:
+    """``vsearch evaluate``: evaluate the model and its baselines, write the report and plots.
+
+    Writes ``out/metrics.json``, ``out/per_query.csv``, ``out/plots/recall_at_k.csv``, the PNGs
+    under ``out/plots`` and ``out/loss_curves.png`` (when the model's run folder has a
+    ``history.json``); returns the report.
+
+    Args:
+        settings: all settings (``evaluation``, ``split``, ``search``, ``index``, ``project``).
+        drop: the drop folder (catalog, queries, images).
+        truth: the drop's ground-truth folder (demo world).
+        model_dir: a model folder, or a training run folder holding one in ``model/``.
+        out: the report folder.
+        baselines: name → model folder of the baselines trained elsewhere.
+        workdir: scratch folder for the per-system index builds (default: a temp folder).
+        mining: the mining outputs the model trained on: their virtual IDs group listings of
+            one product in the results (as the service does), and the report scores them
+            against the truth (purity, coverage).
+    """
+    from vsearch.search.groups import with_product_groups
+
+    started = time.perf_counter()
+    ev = load_eval_set(drop, truth, settings.split)
+    log.info(
+        "%s: %d held-out queries with truth (%d without), %d listings",
+        ev.drop_id,
+        len(ev),
+        ev.without_truth,
+        len(ev.catalog),
+    )
+    ev.catalog = with_product_groups(ev.catalog, mining)
+    if mining is not None:
+        add_calibration_set(ev, drop, mining, settings)
+    systems, skipped = build_systems(settings, model_dir, baselines or {})
+    results = evaluate_systems(systems, ev, settings, workdir)
+    report = build_report(results, skipped, ev, settings.evaluation)
+    if mining is not None:
+        report["virtual_ids"] = _virtual_id_report(mining, truth)
+    curves = curve_frame(results)
+    paths = write_report(report, curves, results[MODEL].per_query, out)
+    plots = out / PLOTS_DIR
+    e = settings.evaluation
+    plot_recall_curves(curves, plots / "recall_at_k.png", e.recall_ks)
+    if e.examples:
+        examples = build_examples(
+            results[MODEL], ev, e.examples, e.example_results, settings.project.seed
+        )
+        plot_examples(examples, ev.drop, plots / "examples.png", e.example_thumb_px)
+    plot_training_history(training_run_folder(model_dir), out / LOSS_CURVES_FILE)
+    log.info("evaluation written to %s (%.1f s)", paths["metrics"], time.perf_counter() - started)
+    return report
+
+
+def training_run_folder(model: Path) -> Path:
+    """The training run folder of ``--model``: the folder itself when it holds ``model/``,
+    else the model folder's parent (``runs/train/model`` → ``runs/train``)."""
+    return model if (model / MODEL_DIR).is_dir() else model.parent
+
+
+def plot_training_history(run_folder: Path, out: Path) -> Path | None:
+    """The loss curves of a training run (its ``history.json``) as ``out``; ``None`` without.
+
+    A stale ``out`` from an earlier evaluation is removed when there is nothing to draw, so it
+    is never logged as this model's curves.
+    """
+    path = run_folder / HISTORY_FILE
+    epochs = list(json.loads(path.read_text()).get("epochs") or []) if path.is_file() else []
+    png = plot_history(epochs, out)
+    if png is None:
+        out.unlink(missing_ok=True)
+        log.info("%s: no training history; no loss curves", run_folder)
+    return png
+
+
+def log_to_training_run(settings: Settings, run_folder: Path, out: Path) -> dict[str, Any] | None:
+    """Log the report in ``out`` to the MLflow run recorded in ``run_folder``.
+
+    Numbers and ``metrics.json`` go in through :func:`vsearch.tracking.tracker.log_evaluation`
+    (the PNGs of ``out/plots`` under ``evaluation/plots``); the loss curves go to
+    ``plots/loss_curves.png``, where the training run has always shown them.
+
+    Returns:
+        ``{"run_id", "version"}``, or ``None`` when the run folder has no MLflow run record
+        (an untracked model: nothing is logged).
+    """
+    import mlflow
+
+    from vsearch.tracking.tracker import log_evaluation, read_run_info, resolve_tracking_uri
+
+    info = read_run_info(run_folder)
+    if not info:
+        return None
+    run_id = str(info["run_id"])
+    log_evaluation(run_id, out / METRICS_FILE, out / PLOTS_DIR, settings=settings)
+    curves = out / LOSS_CURVES_FILE
+    if curves.is_file():
+        client = mlflow.MlflowClient(resolve_tracking_uri(settings))
+        client.log_artifact(run_id, str(curves), LOSS_CURVES_ARTIFACT)
+    return {"run_id": info["run_id"], "version": info.get("version")}
+
+
+def _virtual_id_report(mining: Path, truth: Path) -> dict[str, Any]:
+    """Purity and coverage of the mined virtual IDs against the truth (report only)."""
+    from vsearch.mining.quality import virtual_id_quality
+
+    try:
+        vids = pd.read_parquet(mining / VIRTUAL_IDS_FILE)
+        qv_path = mining / QUERY_VIRTUAL_IDS_FILE
+        qv = pd.read_parquet(qv_path) if qv_path.is_file() else None
+        return virtual_id_quality(
+            vids, read_table(truth, ITEM_TRUTH), qv, read_table(truth, QUERY_TRUTH)
+        )
+    except (OSError, ContractError) as exc:
+        raise BadInput(f"--mining {mining}: {exc}") from None

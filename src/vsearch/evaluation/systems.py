@@ -1,0 +1,84 @@
+"""The systems an evaluation compares: the trained model and its baselines, as search encoders.
+
+Why encoders: every system is measured through the same search pipeline
+(:mod:`vsearch.evaluation.measure`), so the comparison isolates what the model contributes.
+The model and the external baselines (``category_only``, ``oracle``) are model folders; the
+built-in baselines (:mod:`vsearch.evaluation.baselines`) are made here from the model's
+categories and configuration. A missing or unreadable external baseline is skipped with the
+reason, never fatal: the report says which comparison is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from vsearch.errors import BadInput
+from vsearch.evaluation.baselines import (
+    BUILTIN_SYSTEMS,
+    COLOUR_HISTOGRAM,
+    EXTERNAL_BASELINES,
+    UNTRAINED,
+    ColourHistogramEncoder,
+    untrained_encoder,
+)
+from vsearch.evaluation.report import MODEL
+from vsearch.model.export import META_FILE
+from vsearch.search.encoder import Encoder, NetEncoder, resolve_device
+from vsearch.settings import Settings
+from vsearch.trained import MODEL_DIR
+
+log = logging.getLogger(__name__)
+
+
+def resolve_model_dir(path: Path) -> Path:
+    """A model folder, or a training run folder holding one in ``model/``."""
+    for candidate in (path, path / MODEL_DIR):
+        if (candidate / META_FILE).is_file():
+            return candidate
+    raise BadInput(f"{path}: not a model folder (no {META_FILE}, nor {MODEL_DIR}/{META_FILE})")
+
+
+def build_systems(
+    settings: Settings, model_dir: Path, baselines: Mapping[str, Path]
+) -> tuple[dict[str, Encoder], dict[str, str]]:
+    """The encoders to evaluate, and the baselines skipped with the reason why.
+
+    Raises:
+        BadInput: the model folder is not one, or a baseline name is taken or unknown-shaped.
+    """
+    device = resolve_device(settings.project.device)
+    e = settings.evaluation
+    model_dir = resolve_model_dir(model_dir)
+    model = NetEncoder.load(model_dir, device=device, batch_size=e.batch_size)
+    systems: dict[str, Encoder] = {MODEL: model}
+    systems[COLOUR_HISTOGRAM] = ColourHistogramEncoder(
+        model.categories,
+        e.histogram_bins,
+        settings.index.bits,
+        settings.project.seed,
+        input_size=int(model.input_size),
+        batch_size=e.batch_size,
+    )
+    systems[UNTRAINED] = untrained_encoder(
+        model_dir, settings.project.seed, device=device, batch_size=e.batch_size
+    )
+    skipped: dict[str, str] = {}
+    for name, folder in baselines.items():
+        if name in BUILTIN_SYSTEMS:
+            raise BadInput(
+                f"--baseline {name}=...: {name!r} is a built-in system; pick another name"
+            )
+        try:
+            systems[name] = NetEncoder.load(
+                resolve_model_dir(folder), device=device, batch_size=e.batch_size
+            )
+        except (BadInput, ValueError) as exc:
+            skipped[name] = f"skipped: {exc}"
+            log.warning("baseline %s %s", name, skipped[name])
+    for name in EXTERNAL_BASELINES:
+        if name not in baselines:
+            skipped[name] = f"skipped: not given (--baseline {name}=DIR)"
+            log.warning("baseline %s %s", name, skipped[name])
+    return systems, skipped

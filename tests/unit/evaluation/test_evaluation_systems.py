@@ -1,0 +1,72 @@
+"""The systems: the model and its baselines as encoders; missing baselines skipped, not fatal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from vsearch.errors import BadInput
+from vsearch.evaluation.baselines import COLOUR_HISTOGRAM, UNTRAINED, ColourHistogramEncoder
+from vsearch.evaluation.report import MODEL
+from vsearch.evaluation.systems import build_systems, resolve_model_dir
+from vsearch.model.export import save_model
+from vsearch.model.net import NetConfig, VSearchNet
+from vsearch.settings import Settings
+from vsearch.trained import MODEL_DIR
+
+pytestmark = pytest.mark.unit
+
+CATS = ("bag", "cup", "hat")
+
+
+def _model(folder: Path) -> Path:
+    config = NetConfig(
+        categories=CATS,
+        widths=(4, 8, 8, 16),
+        input_size=64,
+        frame_size=64,
+        crop_size=32,
+        embedding_dim=8,
+        bits=16,
+        box_hidden=8,
+    )
+    torch.manual_seed(0)
+    save_model(VSearchNet(config), folder, {"name": "m"})
+    return folder
+
+
+def _settings() -> Settings:
+    s = Settings()
+    s.project.device = "cpu"
+    s.evaluation.histogram_bins = 2
+    return s
+
+
+def test_model_folder_or_run_folder(tmp_path: Path) -> None:
+    model = _model(tmp_path / "run" / MODEL_DIR)
+    assert resolve_model_dir(model) == model
+    assert resolve_model_dir(tmp_path / "run") == model
+    with pytest.raises(BadInput, match="not a model folder"):
+        resolve_model_dir(tmp_path)
+
+
+def test_builtin_systems_and_skipped_baselines(tmp_path: Path) -> None:
+    model = _model(tmp_path / "run" / MODEL_DIR)
+    other = _model(tmp_path / "category" / MODEL_DIR)
+    systems, skipped = build_systems(
+        _settings(), model, {"category_only": other.parent, "mine": tmp_path / "nothing"}
+    )
+    assert list(systems) == [MODEL, COLOUR_HISTOGRAM, UNTRAINED, "category_only"]
+    assert isinstance(systems[COLOUR_HISTOGRAM], ColourHistogramEncoder)
+    assert systems[COLOUR_HISTOGRAM].input_size == 64  # decoded at the model's size
+    assert systems[UNTRAINED].fingerprint != systems[MODEL].fingerprint
+    assert set(skipped) == {"mine", "oracle"}
+    assert "not a model folder" in skipped["mine"] and "not given" in skipped["oracle"]
+
+
+def test_a_baseline_may_not_take_a_builtin_name(tmp_path: Path) -> None:
+    model = _model(tmp_path / MODEL_DIR)
+    with pytest.raises(BadInput, match="built-in"):
+        build_systems(_settings(), model, {UNTRAINED: model})
