@@ -29,7 +29,6 @@ from vsearch.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_DROP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 QUARANTINE_REASON = "reason"
 
 
@@ -50,16 +49,6 @@ class IngestResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def check_drop_id(drop_id: str) -> str:
-    """Drop ids become folder names and DVC paths: letters, digits, ``._-`` only."""
-    if not _DROP_ID.match(drop_id):
-        raise BadInput(
-            f"drop id {drop_id!r} is not usable as a folder name: use letters, digits, '.', '_' "
-            "and '-' (set drop_id in the drop's drop.json or rename the folder)"
-        )
-    return drop_id
 
 
 def resolve_paths(settings: Settings, repo_root: Path) -> dict[str, Path]:
@@ -152,61 +141,16 @@ def version(path: Path, repo_root: Path, remote: str, push: bool) -> str:
     return digest
 
 
-def run_validation(
-    drop: Path,
-    settings: Settings,
-    repo_root: Path,
-    *,
-    report_path: Path | None = None,
-    docs: bool = True,
-) -> tuple[Any, Path]:
-    """Validate ``drop`` against the contract and earlier drops; write the JSON report.
-
-    Data Docs go to ``<validation_reports_dir>/<drop_id>_docs/`` so each drop keeps its own site.
-    Shared by ``vsearch validate``, ``vsearch ingest`` and the ingest flow.
-
-    Returns:
-        The ``ValidationResult`` and the path of its JSON report.
-
-    Raises:
-        BadInput: the drop folder is missing or its id is unusable.
-    """
-    from vsearch.validation import load_history, validate_drop, write_report
-    from vsearch.validation.tables import drop_id_of
-
-    if not drop.is_dir():
-        raise BadInput(f"drop folder not found: {drop.resolve()}")
-    reports = resolve_paths(settings, repo_root)["reports"]
-    drop_id = check_drop_id(drop_id_of(drop))
-    result = validate_drop(
-        drop.resolve(),
-        settings.validation,
-        history=load_history(reports, exclude=drop_id),
-        docs_dir=reports / f"{drop_id}_docs" if docs and settings.validation.data_docs else None,
-    )
-    report_path = report_path or reports / f"{drop_id}.json"
-    write_report(result, report_path)
-    return result, report_path
-
-
-def require_success(result: Any, report_path: Path, consequence: str) -> None:
-    """Raise ``GateFailed`` naming every critical failure if validation did not pass."""
-    from vsearch.validation import summarize
-
-    if not result.success:
-        raise GateFailed(
-            f"drop {result.drop_id!r} failed validation; {consequence}.\n"
-            f"{summarize(result)}\nreport: {report_path}"
-        )
-
-
 def validate_step(drop: Path, settings: Settings, repo_root: Path) -> tuple[Any, Path]:
-    """Validation as the ingest gate: like :func:`run_validation`, raising on failure.
+    """Validation as the ingest gate: ``validation.stage.run_validation``, raising on failure.
 
     Raises:
         GateFailed: a critical expectation failed (the report is written all the same).
     """
-    result, report_path = run_validation(drop, settings, repo_root)
+    from vsearch.validation.stage import require_success, run_validation
+
+    reports = resolve_paths(settings, repo_root)["reports"]
+    result, report_path = run_validation(drop, settings.validation, reports)
     raw = resolve_paths(settings, repo_root)["raw"]
     require_success(result, report_path, f"nothing was added to {raw}")
     return result, report_path

@@ -7,10 +7,11 @@ What a model folder holds (``save_model``)::
       model.json      NetConfig, fingerprint, name/version, anything the trainer adds
       program.pt2     optional: ``torch.export`` program with a dynamic batch dimension
 
-Why a fingerprint: index releases store it and the service refuses an index built by another
-model (docs/learning.md#the-model); it is the sha256 of the weights (names, dtypes, shapes, bytes), so
-it changes exactly when the weights change. Why an input example of batch 2: exporting with a
-batch-1 example freezes the batch dimension under ``torch.export`` (docs/operations.md#tool-behaviour-we-rely-on).
+Why a fingerprint: index releases store it and the service refuses an index built by another model
+(docs/learning.md#the-model); it is the sha256 of the weights (names, dtypes, shapes, bytes), so it
+changes exactly when the weights change. Why an input example of batch 2: exporting with a batch-1
+example freezes the batch dimension under ``torch.export``
+(docs/operations.md#tool-behaviour-we-rely-on).
 """
 
 from __future__ import annotations

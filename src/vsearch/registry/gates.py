@@ -1,9 +1,9 @@
 """The release gate: may a challenger model replace the champion?
 
-Two checks per metric (docs/operations.md#the-promotion-gate): an **absolute floor** (the challenger must be good
-enough on its own) and **no regression** beyond a tolerance against the current champion (a
-model may not quietly get worse release by release). Latency is lower-is-better, so its floor
-is a ceiling and its regression check points the other way; its tolerance is usually relative
+Two checks per metric (docs/operations.md#the-promotion-gate): an **absolute floor** (the challenger
+must be good enough on its own) and **no regression** beyond a tolerance against the current
+champion (a model may not quietly get worse release by release). Latency is lower-is-better, so its
+floor is a ceiling and its regression check points the other way; its tolerance is usually relative
 because timings on a shared machine vary by a fraction.
 
 A metric the challenger lacks (or reports as NaN) fails its gates: a gate that cannot be

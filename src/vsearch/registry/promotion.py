@@ -1,12 +1,12 @@
 """The promotion's steps: candidate index, service load run, gates, ship.
 
-Why these steps, in this order (docs/operations.md#the-promotion-gate): a challenger ships only if its *service*
-is good, so the gate reads the evaluation's quality figures and a latency measured by a short
-load run of the real service (HTTP, decode, model, search) serving the candidate index; and
-nothing visible changes before every gate passed: the candidate release is built without
-touching ``CURRENT``, measured by a private service process on its own port, and only a pass
-moves ``CURRENT``, sets the ``champion`` alias, builds the Bento and reloads the running
-service. A failure leaves champion, ``CURRENT`` and the serving index as they were.
+Why these steps, in this order (docs/operations.md#the-promotion-gate): a challenger ships only if
+its *service* is good, so the gate reads the evaluation's quality figures and a latency measured by
+a short load run of the real service (HTTP, decode, model, search) serving the candidate index; and
+nothing visible changes before every gate passed: the candidate release is built without touching
+``CURRENT``, measured by a private service process on its own port, and only a pass moves
+``CURRENT``, sets the ``champion`` alias, builds the Bento and reloads the running service. A
+failure leaves champion, ``CURRENT`` and the serving index as they were.
 
 ``flows/promotion.py`` wires these as Prefect tasks; each is a plain function for tests and CLI.
 """

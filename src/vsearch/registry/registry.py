@@ -1,15 +1,16 @@
 """The model registry: versions, the challenger / champion aliases, verified downloads.
 
 Why aliases and not stages: the service pins a model by alias resolved at start-up
-(``models:/<name>@champion``), never ``latest`` (docs/operations.md#the-search-service). Training points
-``challenger`` at each new click-trained version; ``champion`` moves only through the release
+(``models:/<name>@champion``), never ``latest`` (docs/operations.md#the-search-service). Training
+points ``challenger`` at each new click-trained version; ``champion`` moves only through the release
 gate (:meth:`ModelRegistry.set_champion`, called by the promotion flow after the gates passed),
 except that the very first model may be promoted by hand with ``vsearch promote`` so a fresh
 installation has something to serve. The alias names are settings (``registry.champion_alias``,
 ``registry.challenger_alias``).
 
 Aliases are read with ``get_registered_model`` / ``get_model_version_by_alias``: on SQLite,
-``search_model_versions`` may return versions without their aliases (docs/operations.md#tool-behaviour-we-rely-on).
+``search_model_versions`` may return versions without their aliases
+(docs/operations.md#tool-behaviour-we-rely-on).
 
 A downloaded model is checked twice: its weights against its own ``model.json`` (by
 :func:`vsearch.model.export.load_model`'s rule) and its fingerprint against the version's

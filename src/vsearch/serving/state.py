@@ -1,11 +1,11 @@
 """What the service serves: one (pipeline, release, model) behind one reference, hot-swapped.
 
-Why this shape (docs/operations.md#tool-behaviour-we-rely-on: BentoML has no model/index hot swap): a reload builds a
-complete new :class:`Served` (model loaded, release opened and its fingerprint checked against
-the model, catalog read, one smoke search) *beside* the one serving, then replaces the
-reference in one assignment. A request takes a lease on whatever is current when it starts and
-finishes on it; the old pipeline is closed when its last lease ends. A reload that fails at any
-step raises :class:`ReloadRefused` and leaves the old one serving untouched.
+Why this shape (docs/operations.md#tool-behaviour-we-rely-on: BentoML has no model/index hot swap):
+a reload builds a complete new :class:`Served` (model loaded, release opened and its fingerprint
+checked against the model, catalog read, one smoke search) *beside* the one serving, then replaces
+the reference in one assignment. A request takes a lease on whatever is current when it starts and
+finishes on it; the old pipeline is closed when its last lease ends. A reload that fails at any step
+raises :class:`ReloadRefused` and leaves the old one serving untouched.
 
 Which model: the registry's ``serving.model_alias`` (``champion``) when MLflow is configured
 (``serving.model_source``), resolved to a version at load time and downloaded into

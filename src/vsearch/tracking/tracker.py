@@ -1,17 +1,17 @@
 """MLflow tracking of a training run: params, lineage, per-epoch metrics, model, version.
 
-Why one tracker for every training run (docs/learning.md#mlflow-logging): a model version in the registry
-must say exactly what made it: the settings (params), the code (git sha, dirty flag), the data
-(the DVC hash of each input), where its labels came from (clicks, the oracle's truth or only
+Why one tracker for every training run (docs/learning.md#mlflow-logging): a model version in the
+registry must say exactly what made it: the settings (params), the code (git sha, dirty flag), the
+data (the DVC hash of each input), where its labels came from (clicks, the oracle's truth or only
 categories) and which Prefect flow run trained it (gathered by :mod:`vsearch.tracking.lineage`).
 :class:`TrainingTracker` records all of that on one MLflow run, logs per-epoch metrics with
-``step=epoch``, the model in MLflow's pytorch flavor (signature and a batch-2 input example)
-*and* the raw model folder (``weights.pt`` + ``model.json``) that
-:func:`vsearch.model.export.load_model` rebuilds, then registers a version and points the
-challenger alias (``registry.challenger_alias``) at it. The loss-curve plots are drawn and
-logged by the evaluation stage, not here.
+``step=epoch``, the model in MLflow's pytorch flavor (signature and a batch-2 input example) *and*
+the raw model folder (``weights.pt`` + ``model.json``) that :func:`vsearch.model.export.load_model`
+rebuilds, then registers a version and points the challenger alias (``registry.challenger_alias``)
+at it. The loss-curve plots are drawn and logged by the evaluation stage, not here.
 
-MLflow facts this module is written around (mlflow 3.17, see docs/operations.md#tool-behaviour-we-rely-on):
+MLflow facts this module is written around (mlflow 3.17, see
+docs/operations.md#tool-behaviour-we-rely-on):
 
 - ``mlflow.pytorch.log_model`` serialises with ``torch.export`` ("pt2") by default and marks
   the signature's ``-1`` dimensions dynamic; a batch-1 example would freeze the batch, so the

@@ -26,11 +26,13 @@ def validate_command(
     """Validate a drop with Great Expectations; exit 2 naming the failing checks if it fails."""
 
     def body() -> None:
-        from vsearch.data.ingest import require_success, run_validation
         from vsearch.validation.report import summarize
+        from vsearch.validation.stage import require_success, run_validation
 
+        settings = get_settings()
+        reports_dir = Path.cwd() / settings.ingest.validation_reports_dir
         result, report_path = run_validation(
-            drop_dir, get_settings(), Path.cwd(), report_path=report, docs=docs
+            drop_dir, settings.validation, reports_dir, report_path=report, docs=docs
         )
         if json_out:
             emit(result.to_dict(), as_json=True)

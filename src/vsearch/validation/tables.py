@@ -9,6 +9,7 @@ contract-typed columns to compare, join and group; and what flows on (``clean``)
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +22,8 @@ from vsearch.contracts import (
     read_drop_manifest,
 )
 from vsearch.errors import BadInput
+
+_DROP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 # Python value types (GX ``type_list`` names) that each contract type accepts as "castable".
 # Strings accept ints because a CSV drop cannot say that the id "123" is text; floats accept
@@ -44,6 +47,16 @@ class CastError(ContractError):
     def __init__(self, message: str, column: str) -> None:
         super().__init__(message)
         self.column = column
+
+
+def check_drop_id(drop_id: str) -> str:
+    """Drop ids become folder names and DVC paths: letters, digits, ``._-`` only."""
+    if not _DROP_ID.match(drop_id):
+        raise BadInput(
+            f"drop id {drop_id!r} is not usable as a folder name: use letters, digits, '.', '_' "
+            "and '-' (set drop_id in the drop's drop.json or rename the folder)"
+        )
+    return drop_id
 
 
 def drop_id_of(drop: Path) -> str:
