@@ -165,7 +165,7 @@ def demo_scale(
     from vsearch.index.builder import build_release
     from vsearch.search.build import encode_catalog
     from vsearch.search.encoder import NetEncoder
-    from vsearch.training.data import decode_images
+    from vsearch.search.images import decode_images
 
     root = base / "demo"
     root.mkdir()

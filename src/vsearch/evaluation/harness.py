@@ -431,7 +431,7 @@ class _ImageCache:
         self._cache: dict[tuple[str, int], torch.Tensor] = {}
 
     def get(self, which: str, size: int) -> torch.Tensor:
-        from vsearch.training.data import decode_images
+        from vsearch.search.images import decode_images
 
         key = (which, size)
         if key not in self._cache:

@@ -44,7 +44,7 @@ def encode_catalog(encoder: Encoder, catalog: pd.DataFrame, images: torch.Tensor
     Args:
         encoder: the system being indexed.
         catalog: the catalog table (``item_id``, ``category``), one row per image, same order.
-        images: ``uint8[N, 3, S, S]`` catalog photos (:func:`vsearch.training.data.
+        images: ``uint8[N, 3, S, S]`` catalog photos (:func:`vsearch.search.images.
             decode_images` decodes them the way uploads are decoded).
     """
     if len(catalog) != images.shape[0]:

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from vsearch.cli import app
 from vsearch.contracts import CATALOG, QUERIES, read_table
 from vsearch.evaluation.report import build_report
-from vsearch.mining.cli import mine_drop
+from vsearch.mining.stage import mine_drop
 from vsearch.model.export import save_model
 from vsearch.model.net import NetConfig, VSearchNet
 from vsearch.settings import EvaluationSettings, Settings

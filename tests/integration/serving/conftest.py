@@ -25,8 +25,8 @@ from vsearch.model.export import save_model, to_float
 from vsearch.model.net import NetConfig, VSearchNet, pool
 from vsearch.search.build import encode_catalog
 from vsearch.search.encoder import NetEncoder
+from vsearch.search.images import decode_images
 from vsearch.settings import Settings, load_settings
-from vsearch.training.data import decode_images
 
 BITS = 32
 TINY_NET = {

@@ -27,7 +27,7 @@ from vsearch.model.net import NetConfig, VSearchNet
 from vsearch.search.build import build_pipeline_for
 from vsearch.search.encoder import Encoded, NetEncoder
 from vsearch.search.fusion import align_probs, category_space, fuse, neighbour_vote, top_categories
-from vsearch.search.images import decode_bytes, decode_file
+from vsearch.search.images import decode_bytes, decode_file, decode_images
 from vsearch.search.pipeline import STAGES, SearchPipeline
 from vsearch.search.ranking import (
     blend_scores,
@@ -38,7 +38,6 @@ from vsearch.search.ranking import (
     sales_signal,
 )
 from vsearch.settings import Settings
-from vsearch.training.data import decode_images
 
 SIZE = 64
 K = 5
