@@ -34,6 +34,8 @@ QUERY_VIRTUAL_IDS_FILE = "query_virtual_ids.parquet"  # query_id -> virtual_id o
 EDGES_FILE = "coclick_edges.parquet"  # the co-click graph's weighted edges
 REPORT_FILE = "mining_report.json"  # counts and (with demo truth) purity/coverage
 
+#: Columns of the edges table, in order (written by vsearch.mining.graph).
+EDGE_COLUMNS = ("item_a", "item_b", "coclicks", "long_coclicks", "weight")
 # Values of the pairs table's ``label`` and ``kind`` columns (written by vsearch.mining.pairs).
 POSITIVE, NEGATIVE = 1, 0
 KIND_FIRST, KIND_SWITCH, KIND_SKIP_ABOVE = "first", "switch", "skip_above"
