@@ -1,4 +1,4 @@
-"""A tiny hand-made drop (+ mining outputs and a truth folder) and tiny settings.
+"""A tiny hand-made drop (+ mining outputs and a truth folder) and the kit's tiny settings.
 
 Why hand-made instead of the demo world: these tests check the training code's behaviour
 (shapes, labels, determinism, resume), which needs a few dozen 64 px images, not a shop;
