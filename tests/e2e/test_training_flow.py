@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.kit import tiny_settings
 from vsearch.data.ingest import ingest_drop
 from vsearch.errors import GateFailed
 from vsearch.index.release import current_version
@@ -29,28 +30,8 @@ LEARNING_STAGES = ["mine", "train", "train_oracle", "train_category", "evaluate"
 
 def _tiny(settings: Settings, services: ServicesSettings) -> Settings:
     """The project's settings at toy sizes (seconds per stage), on the session's servers."""
-    s = settings.model_copy(deep=True)
+    s = tiny_settings(settings)
     s.services = services
-    s.project.threads = 1
-    s.project.device = "cpu"
-    s.index.bits = s.model.bits = 32
-    s.model.widths = (8, 16, 24, 32)
-    s.model.localizer_widths = (4, 8, 8, 16)
-    s.model.input_size = s.model.frame_size = 64
-    s.model.crop_size = 32
-    s.model.embedding_dim = 16
-    s.model.box_hidden = 8
-    s.train.batch_size = 12
-    s.train.epochs = 2
-    s.train.steps_per_epoch = 2
-    s.train.time_budget_s = None
-    s.train.warmup_steps = 1
-    s.train.decode_workers = 1
-    s.train.augment.background_side = 96
-    s.evaluation.examples = 2
-    s.evaluation.latency_queries = 2
-    s.evaluation.latency_warmup = 1
-    s.evaluation.decode_workers = 1
     s.promotion.build_bento = False  # `bentoml build` has its own test
     s.promotion.load_requests = 6
     s.promotion.load_photos = 3

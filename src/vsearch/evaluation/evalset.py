@@ -31,7 +31,7 @@ from vsearch.contracts import (
     read_table,
 )
 from vsearch.errors import BadInput
-from vsearch.mined import QUERY_VIRTUAL_IDS_FILE
+from vsearch.mined import read_query_virtual_ids
 from vsearch.settings import Settings, SplitSettings
 from vsearch.split import is_held_out
 
@@ -154,11 +154,11 @@ def add_calibration_set(ev: EvalSet, drop: Path, mining: Path, settings: Setting
     Sets ``ev.calib_images`` and ``ev.calib_category``; without mined query virtual IDs the
     fusion weight stays the one in params (a warning says so).
     """
-    path = mining / QUERY_VIRTUAL_IDS_FILE
-    if not path.is_file():
+    clicks = read_query_virtual_ids(mining, columns=["query_id", "item_id"])
+    if clicks is None:
         log.warning("%s: no query_virtual_ids; fusion weight from params", mining)
         return
-    clicks = pd.read_parquet(path, columns=["query_id", "item_id"]).astype(str)
+    clicks = clicks.astype(str)
     clicks = clicks[~is_held_out(clicks["query_id"], settings.split)]
     category = dict(
         zip(ev.catalog["item_id"].astype(str), ev.catalog["category"].astype(str), strict=False)

@@ -12,14 +12,11 @@ curves go into the MLflow run that trained the model.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from vsearch.contracts import ITEM_TRUTH, QUERY_TRUTH, ContractError, read_table
 from vsearch.errors import BadInput
@@ -41,9 +38,9 @@ from vsearch.evaluation.report import (
     write_report,
 )
 from vsearch.evaluation.systems import build_systems
-from vsearch.mined import QUERY_VIRTUAL_IDS_FILE, VIRTUAL_IDS_FILE
+from vsearch.mined import read_query_virtual_ids, read_virtual_ids
 from vsearch.settings import Settings
-from vsearch.trained import HISTORY_FILE, MODEL_DIR
+from vsearch.trained import MODEL_DIR, read_history
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +121,8 @@ def plot_training_history(run_folder: Path, out: Path) -> Path | None:
     A stale ``out`` from an earlier evaluation is removed when there is nothing to draw, so it
     is never logged as this model's curves.
     """
-    path = run_folder / HISTORY_FILE
-    epochs = list(json.loads(path.read_text()).get("epochs") or []) if path.is_file() else []
+    history = read_history(run_folder) or {}
+    epochs = list(history.get("epochs") or [])
     png = plot_history(epochs, out)
     if png is None:
         out.unlink(missing_ok=True)
@@ -165,11 +162,11 @@ def _virtual_id_report(mining: Path, truth: Path) -> dict[str, Any]:
     from vsearch.mining.quality import virtual_id_quality
 
     try:
-        vids = pd.read_parquet(mining / VIRTUAL_IDS_FILE)
-        qv_path = mining / QUERY_VIRTUAL_IDS_FILE
-        qv = pd.read_parquet(qv_path) if qv_path.is_file() else None
         return virtual_id_quality(
-            vids, read_table(truth, ITEM_TRUTH), qv, read_table(truth, QUERY_TRUTH)
+            read_virtual_ids(mining),
+            read_table(truth, ITEM_TRUTH),
+            read_query_virtual_ids(mining),
+            read_table(truth, QUERY_TRUTH),
         )
     except (OSError, ContractError) as exc:
         raise BadInput(f"--mining {mining}: {exc}") from None

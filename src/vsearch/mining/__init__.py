@@ -7,8 +7,10 @@ both weighted for position bias, and listings co-clicked for the same photo are 
 
 Modules, one job each: :mod:`.propensity` (position bias), :mod:`.pairs` (positives and
 negatives), :mod:`.graph` (co-click graph), :mod:`.virtual_ids` (clustering),
-:mod:`.quality` (report-only comparison with demo ground truth), :mod:`.pipeline` (``mine``)
-and :mod:`.cli` (``vsearch mine``). Importing this package has no side effects.
+:mod:`.quality` (report-only comparison with demo ground truth), :mod:`.pipeline` (``mine``,
+pure), :mod:`.stage` (``mine_drop``: folders in, files out, a report back) and :mod:`.cli`
+(``vsearch mine``). The output folder's names, writer and readers are
+:mod:`vsearch.mined`. Importing this package has no side effects.
 """
 
 from vsearch.mining.graph import build_coclick_graph, coclick_edges

@@ -29,10 +29,9 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from vsearch.mined import EDGE_COLUMNS
 from vsearch.mining._frames import DWELL, check_impressions
 from vsearch.settings import MiningSettings
-
-EDGE_COLUMNS = ("item_a", "item_b", "coclicks", "long_coclicks", "weight")
 
 
 def _clicked_sets(impressions: pd.DataFrame, settings: MiningSettings) -> pd.DataFrame:

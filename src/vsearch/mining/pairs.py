@@ -28,12 +28,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from vsearch.mined import KIND_FIRST, KIND_SKIP_ABOVE, KIND_SWITCH, NEGATIVE, POSITIVE
 from vsearch.mining._frames import check_impressions, ranked_clicks
 from vsearch.mining.propensity import PROPENSITY, estimate_propensity, propensity_at
 from vsearch.settings import MiningSettings
-
-POSITIVE, NEGATIVE = 1, 0
-KIND_FIRST, KIND_SWITCH, KIND_SKIP_ABOVE = "first", "switch", "skip_above"
 
 #: Columns of the pairs table, in order.
 PAIR_COLUMNS = (

@@ -2,7 +2,7 @@
 
 Why one function: the CLI (``vsearch mine``), the Prefect flow and the tests all run the same
 steps in the same order: propensities, pairs, co-click graph, virtual IDs, query virtual IDs,
-then the false-negative filter that needs the virtual IDs. Files stay in :mod:`.cli`.
+then the false-negative filter that needs the virtual IDs. Files stay in :mod:`.stage`.
 """
 
 from __future__ import annotations
@@ -12,16 +12,10 @@ from typing import Any
 
 import pandas as pd
 
+from vsearch.mined import KIND_FIRST, KIND_SWITCH, NEGATIVE, POSITIVE
 from vsearch.mining._frames import check_impressions, ranked_clicks
 from vsearch.mining.graph import build_coclick_graph, edges_frame
-from vsearch.mining.pairs import (
-    KIND_FIRST,
-    KIND_SWITCH,
-    NEGATIVE,
-    POSITIVE,
-    drop_false_negatives,
-    mine_pairs,
-)
+from vsearch.mining.pairs import drop_false_negatives, mine_pairs
 from vsearch.mining.propensity import estimate_propensity
 from vsearch.mining.quality import pair_quality, virtual_id_quality
 from vsearch.mining.virtual_ids import assign_virtual_ids, prune, query_virtual_ids

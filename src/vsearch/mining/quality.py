@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vsearch.mining.pairs import NEGATIVE, POSITIVE
+from vsearch.mined import NEGATIVE, POSITIVE
 
 
 def _pairs_count(sizes: pd.Series | np.ndarray) -> int:

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from vsearch.mined import VIRTUAL_IDS_FILE, has_virtual_ids, read_virtual_ids
+
 log = logging.getLogger(__name__)
 
 PRODUCT_GROUP = "product_group"  # optional catalog column read by the search pipeline
-VIRTUAL_IDS_FILE = "virtual_ids.parquet"  # written by `vsearch mine`
 
 
 def load_product_groups(mining_dir: Path) -> pd.DataFrame:
@@ -27,8 +28,7 @@ def load_product_groups(mining_dir: Path) -> pd.DataFrame:
     Raises:
         FileNotFoundError: the folder has no virtual IDs (run ``vsearch mine``).
     """
-    path = Path(mining_dir) / VIRTUAL_IDS_FILE
-    vids = pd.read_parquet(path, columns=["item_id", "virtual_id", "cluster_size"])
+    vids = read_virtual_ids(mining_dir, columns=["item_id", "virtual_id", "cluster_size"])
     multi = vids[vids["cluster_size"] >= 2]
     return pd.DataFrame(
         {"item_id": multi["item_id"].astype(str), PRODUCT_GROUP: multi["virtual_id"].astype(str)}
@@ -37,7 +37,7 @@ def load_product_groups(mining_dir: Path) -> pd.DataFrame:
 
 def with_product_groups(catalog: pd.DataFrame, mining_dir: Path | None) -> pd.DataFrame:
     """The catalog with a :data:`PRODUCT_GROUP` column (unchanged without mining outputs)."""
-    if mining_dir is None or not (Path(mining_dir) / VIRTUAL_IDS_FILE).is_file():
+    if mining_dir is None or not has_virtual_ids(mining_dir):
         if mining_dir is not None:
             log.warning(
                 "%s: no %s; results group near-duplicates only", mining_dir, VIRTUAL_IDS_FILE

@@ -4,8 +4,8 @@ Why one function: a network sees what its input pipeline made of a photo (resamp
 JPEG draft scale, colour conversion). If the service decoded uploads differently from the way
 training and the catalog index decoded their files, the query embedding would drift from the
 catalog's for no reason the metrics could show. :func:`to_model_pixels` is that shared step;
-:func:`decode_file` (drops) and :func:`decode_bytes` (uploads) only differ in where the bytes
-come from and in how strictly they are checked.
+:func:`decode_file` and :func:`decode_images` (drops) and :func:`decode_bytes` (uploads) only
+differ in where the bytes come from and in how strictly they are checked.
 
 Uploads are untrusted: :func:`decode_bytes` checks the byte size before parsing, the pixel
 count from the header *before* decoding (a decompression bomb is refused without being
@@ -21,12 +21,15 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from vsearch.errors import BadInput, TooLarge
+
+if TYPE_CHECKING:
+    import torch
 
 RESAMPLE = Image.BILINEAR
 REDUCING_GAP = 2.0  # PIL's two-step reduce: fast and close to a full-quality resample
@@ -55,10 +58,16 @@ def decode_file(path: Path, size: int) -> np.ndarray:
 
 
 def decode_images(paths: list[Path], size: int, workers: int) -> torch.Tensor:
-    """Decode image files into ``uint8[N, 3, size, size]`` (RGB, resized, aspect not kept).
+    """Decode a drop's image files into ``uint8[N, 3, size, size]`` (RGB, resized, aspect not kept).
 
+    Training, evaluation and the catalog index decode their files with it, the service its
+    uploads with :func:`decode_bytes`: both go through :func:`to_model_pixels`.
     Why threads: PIL releases the GIL while decoding and resizing.
+
+    Raises:
+        BadInput: a file is missing or cannot be decoded (validate the drop first).
     """
+    import torch  # here, not at import: the module also serves torch-free callers
 
     def one(path: Path) -> np.ndarray:
         try:

@@ -154,7 +154,7 @@ def load_background_bank(side: int) -> tuple[torch.Tensor, torch.Tensor]:
 
     Why these photos: they are the only real photographs available offline (scikit-image and
     scikit-learn bundle them). Training uses the *training* half of
-    :mod:`vsearch.world.backgrounds`' photos; the demo world's shopper photos use the other
+    :mod:`vsearch.assets.photos`' photos; the demo world's shopper photos use the other
     half, so evaluation measures backgrounds the detector never saw.
 
     Returns:
@@ -163,7 +163,7 @@ def load_background_bank(side: int) -> tuple[torch.Tensor, torch.Tensor]:
     """
     from PIL import Image
 
-    from vsearch.world.backgrounds import photo_bank
+    from vsearch.assets.photos import photo_bank
 
     arrays, sizes = [], []
     for img in photo_bank("training"):

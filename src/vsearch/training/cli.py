@@ -1,18 +1,16 @@
-"""``vsearch train``: a thin wrapper over :func:`vsearch.training.loop.train`.
+"""``vsearch train``: the Typer command over :func:`vsearch.training.stage.run_training`.
 
 Paths are arguments (``dvc.yaml`` is their only home); settings come from ``--params`` once.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 
 import typer
 
 from vsearch.cli_support import emit, get_settings, run_guarded
-from vsearch.errors import BadInput
 
 
 def train_command(
@@ -56,74 +54,23 @@ def train_command(
     """Train the detector + embedding + hash network on a drop and its mined clicks."""
 
     def body() -> None:
-        started = time.perf_counter()
-        from vsearch.training.data import (
-            build_train_data,
-            category_labels,
-            load_click_labels,
-            oracle_labels,
-        )
-        from vsearch.training.loop import train
+        started = time.perf_counter()  # the budget counts the imports below too
+        from vsearch.training.stage import run_training
 
-        settings = get_settings()
-        if not drop.is_dir():
-            raise BadInput(f"--drop {drop}: not a folder")
-        if oracle_truth is not None and category_only:
-            raise BadInput("--oracle-truth and --category-only are two different runs; pick one")
-        if oracle_truth is not None:
-            labels = oracle_labels(oracle_truth, mining)
-        elif mining is None:
-            raise BadInput("--mining DIR is required (or --oracle-truth DIR for an oracle run)")
-        elif category_only:
-            labels = category_labels(drop, mining)
-        else:
-            labels = load_click_labels(mining)
-        t = settings.train
-        data = build_train_data(
+        report = run_training(
+            get_settings(),
             drop,
-            labels,
-            settings.model.input_size,
-            split=settings.split,
-            val_share=t.val_share,
-            matte_threshold=t.augment.matte_threshold,
-            seed=settings.project.seed,
-            workers=t.decode_workers,
+            mining,
+            out,
+            oracle_truth=oracle_truth,
+            category_only=category_only,
+            baseline=baseline,
+            resume=resume,
+            time_budget_s=time_budget,
+            write_embeddings=embeddings,
+            track=mlflow,
+            started=started,
         )
-        # The budget covers the whole command: loading the photos already spent part of it.
-        default = t.time_budget_s
-        if baseline and t.baseline_time_budget_s is not None:
-            default = t.baseline_time_budget_s
-        budget = default if time_budget is None else time_budget
-        if budget is not None:
-            budget = max(0.0, budget - (time.perf_counter() - started))
-        track = settings.registry.track if mlflow is None else mlflow
-        with contextlib.ExitStack() as stack:
-            tracker = None
-            if track:
-                from vsearch.tracking.tracker import TrainingTracker
-
-                inputs = {"drop": drop} | ({"mining": mining} if mining else {})
-                if oracle_truth is not None:
-                    inputs["truth"] = oracle_truth
-                tracker = stack.enter_context(
-                    TrainingTracker(
-                        settings, label_source=labels.source, inputs=inputs, run_folder=out
-                    )
-                )
-            result = train(
-                settings,
-                data,
-                out,
-                oracle=oracle_truth is not None,
-                resume=resume,
-                time_budget_s=budget,
-                write_embeddings=embeddings,
-                on_epoch=tracker.log_epoch if tracker else None,
-            )
-            payload = result.to_dict()
-            payload.pop("epochs")
-            if tracker is not None:
-                payload["mlflow"] = tracker.log_model(result.model_dir, result.metrics).to_dict()
-        emit(payload, json_out)
+        emit(report, json_out)
 
     run_guarded(body)

@@ -29,6 +29,17 @@ import torch
 
 from vsearch.contracts import CATALOG, QUERIES, read_table
 from vsearch.errors import BadInput
+from vsearch.mined import (
+    KIND_FIRST,
+    NEGATIVE,
+    PAIRS_FILE,
+    QUERY_VIRTUAL_IDS_FILE,
+    VIRTUAL_IDS_FILE,
+    has_virtual_ids,
+    read_pairs,
+    read_query_virtual_ids,
+    read_virtual_ids,
+)
 from vsearch.search.images import decode_images
 from vsearch.settings import SplitSettings
 from vsearch.split import is_held_out
@@ -36,11 +47,7 @@ from vsearch.training.augment import Matte, studio_matte
 
 log = logging.getLogger(__name__)
 
-VIRTUAL_IDS_FILE = "virtual_ids.parquet"
-QUERY_VIRTUAL_IDS_FILE = "query_virtual_ids.parquet"
-PAIRS_FILE = "pairs.parquet"
-FIRST_CLICK_KINDS = ("first",)
-NEGATIVE_LABEL = 0
+FIRST_CLICK_KINDS = (KIND_FIRST,)
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,7 @@ class ClickLabels:
 
 
 def _negatives(pairs: pd.DataFrame) -> dict[str, list[str]]:
-    neg = pairs[pairs["label"] == NEGATIVE_LABEL]
+    neg = pairs[pairs["label"] == NEGATIVE]
     return {q: list(g["item_id"]) for q, g in neg.groupby("query_id", sort=False)}
 
 
@@ -71,19 +78,19 @@ def load_click_labels(mining_dir: Path) -> ClickLabels:
     Raises:
         BadInput: the folder lacks the virtual IDs (run ``vsearch mine`` first).
     """
-    vid_path = mining_dir / VIRTUAL_IDS_FILE
-    if not vid_path.is_file():
+    if not has_virtual_ids(mining_dir):
         raise BadInput(f"{mining_dir}: no {VIRTUAL_IDS_FILE}; run `vsearch mine` on the drop first")
-    vids = pd.read_parquet(vid_path, columns=["item_id", "virtual_id"])
+    vids = read_virtual_ids(mining_dir, columns=["item_id", "virtual_id"])
     item_vid = dict(zip(vids["item_id"].astype(str), vids["virtual_id"].astype(str), strict=True))
-    pairs_path = mining_dir / PAIRS_FILE
-    pairs = pd.read_parquet(pairs_path) if pairs_path.is_file() else pd.DataFrame()
-    qv_path = mining_dir / QUERY_VIRTUAL_IDS_FILE
-    if qv_path.is_file():
-        qv = pd.read_parquet(qv_path, columns=["query_id", "virtual_id"]).dropna()
+    pairs = read_pairs(mining_dir)
+    if pairs is None:
+        pairs = pd.DataFrame()
+    qv = read_query_virtual_ids(mining_dir, columns=["query_id", "virtual_id"])
+    if qv is not None:
+        qv = qv.dropna()
         query_vid = dict(zip(qv["query_id"].astype(str), qv["virtual_id"].astype(str), strict=True))
     elif len(pairs):
-        first = pairs[(pairs["label"] != NEGATIVE_LABEL) & pairs["kind"].isin(FIRST_CLICK_KINDS)]
+        first = pairs[(pairs["label"] != NEGATIVE) & pairs["kind"].isin(FIRST_CLICK_KINDS)]
         query_vid = {
             str(q): item_vid.get(str(i), str(i))
             for q, i in zip(first["query_id"], first["item_id"], strict=True)
@@ -102,8 +109,9 @@ def oracle_labels(truth_dir: Path, mining_dir: Path | None = None) -> ClickLabel
     items = pd.read_parquet(truth_dir / "item_truth.parquet", columns=["item_id", "sku"])
     queries = pd.read_parquet(truth_dir / "query_truth.parquet", columns=["query_id", "sku"])
     negatives: dict[str, list[str]] = {}
-    if mining_dir is not None and (mining_dir / PAIRS_FILE).is_file():
-        negatives = _negatives(pd.read_parquet(mining_dir / PAIRS_FILE))
+    pairs = read_pairs(mining_dir) if mining_dir is not None else None
+    if pairs is not None:
+        negatives = _negatives(pairs)
     item_sku = dict(zip(items["item_id"].astype(str), items["sku"].astype(str), strict=True))
     negatives = {
         q: [i for i in items_ if item_sku.get(i) != sku]

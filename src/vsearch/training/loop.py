@@ -17,7 +17,6 @@ Each step (see :class:`vsearch.training.data.BatchSampler` for what a batch hold
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -30,20 +29,23 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
+from vsearch.fsio import atomic_path
 from vsearch.model.export import embed_images, save_model
 from vsearch.model.heads import decode_boxes
 from vsearch.model.net import NetConfig, VSearchNet
 from vsearch.settings import Settings
+from vsearch.trained import (
+    CHECKPOINT_FILE,
+    EMBEDDINGS_DIR,
+    MODEL_DIR,
+    write_history,
+)
 from vsearch.training.augment import SceneSynthesizer, jitter_boxes, load_background_bank
 from vsearch.training.data import BatchSampler, TrainData
 from vsearch.training.losses import JointLoss, LossInputs
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FILE = "checkpoint.pt"
-MODEL_DIR = "model"
-EMBEDDINGS_DIR = "embeddings"
-HISTORY_FILE = "history.json"
 HASH_RERANK_DEPTH = 100  # Hamming candidates re-scored with floats in the run's own check
 EVAL_BATCH = 128
 
@@ -285,9 +287,8 @@ def click_recall(
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)  # atomic: a crash never leaves a half-written checkpoint
+    with atomic_path(path) as tmp:  # a crash never leaves a half-written checkpoint
+        torch.save(state, tmp)
 
 
 def train(
@@ -463,9 +464,7 @@ def _train(settings: Settings, data: TrainData, out_dir: Path, opts: _RunOptions
     embeddings_dir = None
     if opts.write_embeddings and catalog is not None:
         embeddings_dir = _write_embeddings(out_dir / EMBEDDINGS_DIR, data, catalog, info)
-    (out_dir / HISTORY_FILE).write_text(
-        json.dumps({"epochs": history, "metrics": metrics}, indent=2)
-    )
+    write_history(out_dir, history, metrics)
     return TrainResult(
         checkpoint=ckpt_path,
         model_dir=out_dir / MODEL_DIR,

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageChops, ImageFilter
 
-from vsearch.world.backgrounds import random_background
+from vsearch.assets.photos import random_background
 from vsearch.world.products import Product
 from vsearch.world.sprites import ALPHA_SOLID, product_sprite
 

@@ -20,10 +20,11 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
+from tests.kit import tiny_settings
 from vsearch.cli import app
 from vsearch.contracts import CATALOG, QUERIES, read_table
 from vsearch.evaluation.report import build_report
-from vsearch.mining.cli import mine_drop
+from vsearch.mining.stage import mine_drop
 from vsearch.model.export import save_model
 from vsearch.model.net import NetConfig, VSearchNet
 from vsearch.settings import EvaluationSettings, Settings
@@ -43,27 +44,6 @@ SPEC_KEYS = (
 )
 
 
-def _tiny_settings() -> Settings:
-    s = Settings()
-    s.project.seed = 11
-    s.project.device = "cpu"
-    s.project.threads = 1
-    s.index.bits = 32
-    s.model.widths = (8, 16, 24, 32)
-    s.model.localizer_widths = (4, 8, 8, 16)
-    s.model.input_size = 64
-    s.model.frame_size = 64
-    s.model.crop_size = 32
-    s.model.embedding_dim = 16
-    s.model.bits = 32
-    s.model.box_hidden = 8
-    s.evaluation.examples = 3
-    s.evaluation.latency_queries = 3
-    s.evaluation.latency_warmup = 1
-    s.evaluation.decode_workers = 1
-    return s
-
-
 def _tiny_model(settings: Settings, categories: list[str], seed: int, out: Path) -> Path:
     torch.manual_seed(seed)
     net = VSearchNet(NetConfig.from_settings(settings.model, categories))
@@ -74,7 +54,7 @@ def _tiny_model(settings: Settings, categories: list[str], seed: int, out: Path)
 @pytest.mark.integration
 def test_evaluate_cli_on_held_out_queries(tiny_world, tmp_path: Path) -> None:
     drop, truth = tiny_world
-    s = _tiny_settings()
+    s = tiny_settings()
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(s.model_dump(mode="json")))
     categories = sorted(read_table(drop, CATALOG)["category"].astype(str).unique())

@@ -19,11 +19,12 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
+from tests import kit
 from vsearch.cli import app
 from vsearch.data import dvc
 from vsearch.errors import BadInput
 from vsearch.model.export import fingerprint, load_model, save_model
-from vsearch.model.net import NetConfig, VSearchNet
+from vsearch.model.net import VSearchNet
 from vsearch.registry.registry import ModelRegistry
 from vsearch.settings import Settings
 from vsearch.tracking.tracker import (
@@ -41,18 +42,7 @@ GIT = ["git", "-c", "user.email=t@example.com", "-c", "user.name=test"]
 
 
 def tiny_net() -> VSearchNet:
-    torch.manual_seed(3)
-    cfg = NetConfig(
-        categories=("a", "b"),
-        widths=(8, 16, 24, 32),
-        input_size=64,
-        frame_size=64,
-        crop_size=32,
-        embedding_dim=16,
-        bits=32,
-        box_hidden=8,
-    )
-    return VSearchNet(cfg).eval()
+    return kit.tiny_net(seed=3).eval()
 
 
 @dataclass

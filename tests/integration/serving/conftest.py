@@ -19,25 +19,17 @@ import pytest
 import torch
 import yaml
 
+from tests import kit
 from vsearch.contracts import CATALOG, read_table
 from vsearch.index.builder import build_release
 from vsearch.model.export import save_model, to_float
-from vsearch.model.net import NetConfig, VSearchNet, pool
+from vsearch.model.net import pool
 from vsearch.search.build import encode_catalog
 from vsearch.search.encoder import NetEncoder
 from vsearch.search.images import decode_images
 from vsearch.settings import Settings, load_settings
 
-BITS = 32
-TINY_NET = {
-    "widths": (8, 16, 24, 32),
-    "input_size": 64,
-    "frame_size": 64,
-    "crop_size": 32,
-    "embedding_dim": 16,
-    "bits": BITS,
-    "box_hidden": 8,
-}
+BITS = kit.TINY_BITS
 OVERRIDES = {
     "project": {"threads": 1, "device": "cpu"},
     "index": {"bits": BITS, "keep_releases": 10},
@@ -82,8 +74,7 @@ def _write_params(src: Path, dst: Path, drop: Path) -> Path:
 
 
 def _tiny_model(categories: tuple[str, ...], images: torch.Tensor, seed: int, out: Path) -> Path:
-    torch.manual_seed(seed)
-    net = VSearchNet(NetConfig(categories=categories, **TINY_NET)).eval()
+    net = kit.tiny_net(categories, seed=seed).eval()
     with torch.no_grad():
         x = to_float(images)
         boxes, _ = net.detect(x)
@@ -106,7 +97,7 @@ def served_project(
     settings = load_settings(params)
     catalog = read_table(drop, CATALOG)
     categories = tuple(sorted(catalog["category"].astype(str).unique()))
-    images = decode_images([drop / p for p in catalog["image"]], TINY_NET["input_size"], 2)
+    images = decode_images([drop / p for p in catalog["image"]], kit.TINY_NET["input_size"], 2)
     fingerprints = {}
     embeddings = {}
     for name, seed in (("a", 0), ("b", 1)):

@@ -1,14 +1,11 @@
-"""A small click-log simulator shaped like the demo world, for mining tests with known answers.
+"""Click logs for the mining tests: the demo world's own click model, and hand-written logs.
 
-Why our own simulator instead of ``vsearch world``: the demo world renders images and takes
-seconds to minutes; mining only needs the *log*, and the tests need to turn single knobs
-(ranking, position bias, look-alike click rate) to show what each correction does. The click
-model follows the demo world's: a weak ranker (base score by relation plus Gaussian noise)
-shows ``list_length`` results (the identical product's listings, look-alikes, same-category
-items); a shopper examines position ``p`` with
-probability ``1 / (1 + p) ** position_bias``, clicks identical listings, look-alikes, same-category
-and other items with decreasing probabilities, and keeps browsing after a click with
-probability ``p_switch`` (later clicks are switch clicks).
+Why the world's click model (:mod:`vsearch.world.clicks`) and not a simulator of our own:
+mining has to cope with exactly the biases of the logs it is given, and one click model keeps
+the tests and the demo world honest with each other. Products, listings and queries are drawn
+the way ``vsearch world`` draws them, but without images (``plan_world``), so a log of tens of
+thousands of queries takes about a second; the tests turn single knobs of ``world.clicks``
+(position bias, switch clicks, click rates, a random ranking) to show what each correction does.
 """
 
 from __future__ import annotations
@@ -16,168 +13,71 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import pytest
 
-# Ranker base scores before noise: identical > look-alike > same category > other category.
-_SCORE = {"identical": 1.0, "lookalike": 0.8, "same_category": 0.4, "other": 0.0}
-# Queries scored per batch (bounds memory: batch x catalog scores).
-_CHUNK = 2000
-# Mean dwell of a click by relation, as a multiple of dwell_ms_mean (as in the demo world):
-# shoppers stay longer on the product they were looking for.
-_DWELL_FACTOR = np.array([1.6, 1.0, 0.5, 0.3])
-
-
-@dataclass
-class ClickWorld:
-    """Knobs of the simulated shop and shoppers (defaults mirror ``world.clicks`` in params)."""
-
-    n_products: int = 300
-    min_sellers: int = 1
-    max_sellers: int = 5
-    categories: int = 6
-    lookalike_fraction: float = 0.3
-    queries_per_product: float = 6.0
-    queries_per_session: int = 3
-    list_length: int = 20
-    p_true_absent: float = 0.15
-    p_click_identical: float = 0.85
-    p_click_lookalike: float = 0.25
-    p_click_same_category: float = 0.04
-    p_click_noise: float = 0.01
-    position_bias: float = 0.7
-    p_switch: float = 0.35
-    dwell_ms_mean: float = 9000.0
-    with_dwell: bool = True
-    ranker_noise: float = 0.3
-    random_ranking: bool = False
-    seed: int = 0
+_RANDOM_RANKING_NOISE = 1e9  # engine score noise that makes the result order random
+_US_PER_DAY = 86_400 * 1_000_000
 
 
 @dataclass
 class ClickLog:
-    """A simulated log and its ground truth (truth is for assertions only)."""
+    """A click log and its ground truth (truth is for assertions only)."""
 
     impressions: pd.DataFrame
     item_truth: pd.DataFrame
     query_truth: pd.DataFrame
 
-    def examination(self, positions: np.ndarray, bias: float) -> np.ndarray:
-        """The true examination curve the simulator used."""
-        return 1.0 / (1.0 + positions) ** bias
 
+def world_click_log(
+    n_products: int = 300,
+    queries_per_product: float = 6.0,
+    *,
+    seed: int = 0,
+    categories: int = 6,
+    random_ranking: bool = False,
+    **clicks: object,
+) -> ClickLog:
+    """A click log from the demo world's own click model (:mod:`vsearch.world.clicks`).
 
-def _catalog(w: ClickWorld, rng: np.random.Generator) -> tuple[pd.DataFrame, dict[int, int]]:
-    """Products with 1..max sellers each, a category, and look-alike partners (pairs)."""
-    rows = []
-    for p in range(w.n_products):
-        for s in range(int(rng.integers(w.min_sellers, w.max_sellers + 1))):
-            rows.append({"item_id": f"i{p:04d}_{s}", "sku": f"p{p:04d}", "product": p})
-    items = pd.DataFrame(rows)
-    category = rng.integers(0, w.categories, w.n_products)
-    items["category"] = category[items["product"].to_numpy()]
-    # look-alikes: pair up a fraction of products within a category
-    lookalike: dict[int, int] = {}
-    for c in range(w.categories):
-        prods = rng.permutation(np.flatnonzero(category == c))
-        n_pairs = int(len(prods) * w.lookalike_fraction / 2)
-        for a, b in zip(prods[: 2 * n_pairs : 2], prods[1 : 2 * n_pairs : 2], strict=True):
-            lookalike[int(a)], lookalike[int(b)] = int(b), int(a)
-    return items, lookalike
-
-
-def simulate_click_log(w: ClickWorld | None = None, **overrides: object) -> ClickLog:
-    """Simulate impressions (contract columns) with position bias, look-alikes and switch clicks.
-
-    Vectorised over queries (one pass per list position), so tens of thousands of queries take
-    about a second.
+    Products, listings and queries are drawn as ``vsearch world`` draws them, without images
+    (:func:`vsearch.world.generate.plan_world`); shoppers photograph products uniformly, and
+    ``clicks`` overrides the click model's settings (``world.clicks``). ``random_ranking``
+    drowns the engine's scores in noise, so results come in random order.
     """
-    w = w or ClickWorld()
-    for k, v in overrides.items():
-        setattr(w, k, v)
-    rng = np.random.default_rng(w.seed)
-    items, lookalike = _catalog(w, rng)
-    item_product = items["product"].to_numpy()
-    item_cat = items["category"].to_numpy()
-    n_items = len(items)
-    n_queries = round(w.n_products * w.queries_per_product)
-    length = min(w.list_length, n_items)
-    query_product = rng.integers(0, w.n_products, n_queries)
-    partner = np.array([lookalike.get(p, -1) for p in range(w.n_products)])
-    product_cat = np.zeros(w.n_products, dtype=int)
-    product_cat[item_product] = item_cat
-    relation = np.array(["identical", "lookalike", "same_category", "other"])
-    base = np.array([_SCORE[r] for r in relation])
-    click_p = np.array(
-        [w.p_click_identical, w.p_click_lookalike, w.p_click_same_category, w.p_click_noise]
+    from vsearch.settings import ClickModelSettings, WorldSettings
+    from vsearch.world.generate import plan_world
+
+    if random_ranking:
+        clicks["baseline_noise"] = _RANDOM_RANKING_NOISE
+    world = WorldSettings(
+        categories=categories,
+        query_popularity=0.0,
+        clicks=ClickModelSettings(**clicks),
     )
-    shown = np.empty((n_queries, length), dtype=int)
-    rel_shown = np.empty((n_queries, length), dtype=int)
-    for lo in range(0, n_queries, _CHUNK):
-        qp = query_product[lo : lo + _CHUNK]
-        rel = np.full((len(qp), n_items), 3)
-        rel[item_cat[None, :] == product_cat[qp][:, None]] = 2
-        rel[item_product[None, :] == partner[qp][:, None]] = 1
-        rel[item_product[None, :] == qp[:, None]] = 0
-        if w.random_ranking:
-            score = rng.random(rel.shape)
-        else:
-            score = base[rel] + rng.normal(0.0, w.ranker_noise, rel.shape)
-        absent = rng.random(len(qp)) < w.p_true_absent
-        score[absent[:, None] & (rel == 0)] = -np.inf
-        top = np.argsort(-score, axis=1)[:, :length]
-        shown[lo : lo + _CHUNK] = top
-        rel_shown[lo : lo + _CHUNK] = np.take_along_axis(rel, top, axis=1)
-    # shoppers scan top-down: examine with the position bias, click by relation, and after a
-    # click keep browsing with probability p_switch
-    clicked = np.zeros((n_queries, length), dtype=bool)
-    order = np.full((n_queries, length), -1)
-    browsing = np.ones(n_queries, dtype=bool)
-    n_clicks = np.zeros(n_queries, dtype=int)
-    for pos in range(length):
-        examined = rng.random(n_queries) < 1.0 / (1.0 + pos) ** w.position_bias
-        hit = browsing & examined & (rng.random(n_queries) < click_p[rel_shown[:, pos]])
-        clicked[:, pos] = hit
-        order[hit, pos] = n_clicks[hit]
-        n_clicks += hit
-        browsing &= ~hit | (rng.random(n_queries) < w.p_switch)
-    dwell = rng.exponential(w.dwell_ms_mean * _DWELL_FACTOR[rel_shown]).round().astype(int) + 1
-    dwell_ms = np.where(clicked & w.with_dwell, dwell, -1).ravel()
-    qids = np.array([f"q{q:06d}" for q in range(n_queries)])
-    q_idx = np.repeat(np.arange(n_queries), length)
-    pos_idx = np.tile(np.arange(length), n_queries)
-    t0 = pd.Timestamp("2026-10-01T00:00:00Z")
-    imp = pd.DataFrame(
-        {
-            "event_id": [f"e{q}_{p}" for q, p in zip(q_idx, pos_idx, strict=True)],
-            "query_id": qids[q_idx],
-            "session_id": [f"s{q // w.queries_per_session:06d}" for q in q_idx],
-            "item_id": items["item_id"].to_numpy()[shown.ravel()],
-            "position": pos_idx.astype("int64"),
-            "clicked": clicked.ravel(),
-            "click_order": pd.array(np.where(clicked, order, -1).ravel(), dtype="Int64"),
-            "dwell_ms": pd.array(dwell_ms, dtype="Int64"),
-            "ts": t0 + pd.to_timedelta(q_idx * 60 + pos_idx, unit="s"),
-        }
+    start_us = pd.Timestamp(world.start).value // 1_000
+    window = (start_us, start_us + world.days * _US_PER_DAY)
+    n_items = round(n_products * (world.min_sellers + world.max_sellers) / 2)
+    plan = plan_world(world, seed, n_items, round(n_products * queries_per_product), window)
+    imp = plan.impressions.copy()
+    imp["ts"] = pd.to_datetime(imp.pop("ts_us"), unit="us", utc=True)
+    return ClickLog(
+        imp,
+        plan.listings[["item_id", "sku"]].reset_index(drop=True),
+        plan.queries[["query_id", "sku"]].reset_index(drop=True),
     )
-    imp.loc[~imp["clicked"], "click_order"] = pd.NA
-    imp.loc[imp["dwell_ms"] < 0, "dwell_ms"] = pd.NA
-    skus = np.array([f"p{p:04d}" for p in range(w.n_products)])
-    query_truth = pd.DataFrame({"query_id": qids, "sku": skus[query_product]})
-    return ClickLog(imp, items[["item_id", "sku"]].copy(), query_truth)
 
 
 @pytest.fixture(scope="session")
 def simulate() -> Callable[..., ClickLog]:
-    """``simulate(**knobs)``: a fresh simulated click log (see :class:`ClickWorld`)."""
-    return simulate_click_log
+    """``simulate(n_products, queries_per_product, seed=, **knobs)``: a world click log."""
+    return world_click_log
 
 
 @pytest.fixture(scope="session")
 def demo_like_log() -> ClickLog:
-    """One demo-world-like log shared by the slower end-to-end mining tests (seeded)."""
-    return simulate_click_log(ClickWorld(seed=11))
+    """One demo-world log shared by the slower end-to-end mining tests (seeded)."""
+    return world_click_log(seed=11)
 
 
 Row = tuple[str, str, str, int, bool, int | None] | tuple[str, str, str, int, bool, int | None, int]

@@ -13,15 +13,10 @@ from typer.testing import CliRunner
 from vsearch.cli_support import configure
 from vsearch.contracts import IMPRESSIONS, ITEM_TRUTH, QUERY_TRUTH, write_table
 from vsearch.errors import BadInput
+from vsearch.mined import PAIRS_FILE, QUERY_VIRTUAL_IDS_FILE, REPORT_FILE, VIRTUAL_IDS_FILE
 from vsearch.mining import mine
-from vsearch.mining.cli import (
-    PAIRS_FILE,
-    QUERY_VIRTUAL_IDS_FILE,
-    REPORT_FILE,
-    VIRTUAL_IDS_FILE,
-    mine_command,
-    mine_drop,
-)
+from vsearch.mining.cli import mine_command
+from vsearch.mining.stage import mine_drop
 from vsearch.settings import MiningSettings
 
 pytestmark = pytest.mark.unit

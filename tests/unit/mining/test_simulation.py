@@ -1,4 +1,4 @@
-"""Virtual IDs on simulated demo-world-like logs: purity and coverage against the truth.
+"""Virtual IDs on the demo world's click logs: purity and coverage against the truth.
 
 These tests carry the justification of the clustering choice (see ``virtual_ids.py``): with the
 defaults (cosine weights; two co-clicks or one long co-click; the relative-strength rule;
@@ -18,7 +18,7 @@ from vsearch.mining import assign_virtual_ids, build_coclick_graph, virtual_id_q
 from vsearch.settings import MiningSettings
 
 pytestmark = pytest.mark.unit
-# A simulated log (``conftest.ClickLog``): impressions plus item and query truth.
+# A world click log (``conftest.ClickLog``): impressions plus item and query truth.
 ClickLog = Any
 
 NAIVE = MiningSettings(
@@ -33,8 +33,12 @@ def _quality(log: ClickLog, settings: MiningSettings) -> dict:
 
 @pytest.fixture(scope="module")
 def busy_log(simulate: Callable[..., ClickLog]) -> ClickLog:
-    """150 products, 100 searches each: enough co-clicks to cover most listings."""
-    return simulate(n_products=150, queries_per_product=100, seed=11)
+    """150 products, 100 searches each: enough co-clicks to cover most listings.
+
+    Three categories: the engine lists one category at a time, so with many products per
+    category stray and look-alike clicks have room to chain products together.
+    """
+    return simulate(n_products=150, queries_per_product=100, seed=11, categories=3)
 
 
 @pytest.fixture(scope="module")

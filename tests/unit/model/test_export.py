@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests import kit
 from vsearch.index.codes import pack_signs
 from vsearch.model.export import (
     WEIGHTS_FILE,
@@ -18,24 +19,13 @@ from vsearch.model.export import (
     load_model,
     save_model,
 )
-from vsearch.model.net import NetConfig, VSearchNet
+from vsearch.model.net import VSearchNet
 
 pytestmark = pytest.mark.unit
 
 
 def tiny_net() -> VSearchNet:
-    torch.manual_seed(1)
-    cfg = NetConfig(
-        categories=("a", "b"),
-        widths=(8, 16, 24, 32),
-        input_size=64,
-        frame_size=64,
-        crop_size=32,
-        embedding_dim=16,
-        bits=32,
-        box_hidden=8,
-    )
-    return VSearchNet(cfg).eval()
+    return kit.tiny_net(seed=1).eval()
 
 
 def test_save_load_round_trip_and_fingerprint(tmp_path: Path) -> None:

@@ -5,26 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests import kit
 from vsearch.model.backbones import build_backbone
 from vsearch.model.heads import decode_boxes
 from vsearch.model.net import NetConfig, VSearchNet, grow_boxes
 
 pytestmark = pytest.mark.unit
 
-TINY = {
-    "widths": (8, 16, 24, 32),
-    "input_size": 64,
-    "frame_size": 64,
-    "crop_size": 32,
-    "embedding_dim": 16,
-    "bits": 32,
-    "box_hidden": 8,
-}
-
 
 def tiny_net(**over: object) -> VSearchNet:
-    torch.manual_seed(0)
-    return VSearchNet(NetConfig(categories=("a", "b", "c"), **{**TINY, **over}))
+    return kit.tiny_net(("a", "b", "c"), **over)
 
 
 def test_forward_returns_every_head_with_valid_values() -> None:

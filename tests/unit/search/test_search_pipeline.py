@@ -19,11 +19,12 @@ import pytest
 import torch
 from PIL import Image
 
+from tests import kit
 from vsearch.contracts import CATALOG, read_table
 from vsearch.errors import BadInput
 from vsearch.index.release import FingerprintMismatch
 from vsearch.model.export import save_model
-from vsearch.model.net import NetConfig, VSearchNet
+from vsearch.model.net import VSearchNet
 from vsearch.search.build import build_pipeline_for
 from vsearch.search.encoder import Encoded, NetEncoder
 from vsearch.search.fusion import align_probs, category_space, fuse, neighbour_vote, top_categories
@@ -39,23 +40,12 @@ from vsearch.search.ranking import (
 )
 from vsearch.settings import Settings
 
-SIZE = 64
+SIZE = kit.TINY_NET["input_size"]
 K = 5
 
 
 def _tiny_net(categories: tuple[str, ...], images: torch.Tensor, seed: int) -> VSearchNet:
-    torch.manual_seed(seed)
-    cfg = NetConfig(
-        categories=categories,
-        widths=(8, 16, 24, 32),
-        input_size=SIZE,
-        frame_size=SIZE,
-        crop_size=32,
-        embedding_dim=16,
-        bits=32,
-        box_hidden=8,
-    )
-    net = VSearchNet(cfg)
+    net = kit.tiny_net(categories, seed=seed)
     for m in net.modules():  # see the module docstring
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.reset_running_stats()
@@ -581,7 +571,7 @@ def test_listings_of_one_virtual_id_group_even_when_dissimilar(world, tmp_path) 
     vids = pd.DataFrame(
         {"item_id": [ids[1], ids[4]], "virtual_id": ["v:x", "v:x"], "cluster_size": [2, 2]}
     )
-    vids.to_parquet(tmp_path / "virtual_ids.parquet")
+    kit.write_mining_outputs(tmp_path, virtual_ids=vids)
     catalog = with_product_groups(world["catalog"], tmp_path)
     assert catalog.set_index("item_id").loc[ids[1], PRODUCT_GROUP] == "v:x"
     s = plain.settings

@@ -1,4 +1,4 @@
-"""A tiny hand-made drop (+ mining outputs and a truth folder) and tiny settings.
+"""A tiny hand-made drop (+ mining outputs and a truth folder) and the kit's tiny settings.
 
 Why hand-made instead of the demo world: these tests check the training code's behaviour
 (shapes, labels, determinism, resume), which needs a few dozen 64 px images, not a shop;
@@ -16,10 +16,11 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
 
+from tests import kit
 from vsearch.contracts import CATALOG, IMPRESSIONS, QUERIES, write_table
 from vsearch.settings import Settings
 
-SIZE = 64
+SIZE = kit.TINY_NET["input_size"]
 CATEGORIES = ("bag", "cup", "hat")
 PRODUCTS_PER_CATEGORY = 2
 SELLERS_PER_PRODUCT = 2
@@ -37,32 +38,8 @@ class TinyWorld:
 
 
 def tiny_settings(**train: object) -> Settings:
-    """Settings small enough for a few fast steps on a 64 px world."""
-    s = Settings()
-    s.project.seed = 11
-    s.project.device = "cpu"
-    s.project.threads = 1
-    s.index.bits = 32
-    s.model.widths = (8, 16, 24, 32)
-    s.model.input_size = SIZE
-    s.model.frame_size = 64
-    s.model.crop_size = 32
-    s.model.embedding_dim = 16
-    s.model.bits = 32
-    s.model.box_hidden = 8
-    s.train.batch_size = 12
-    s.train.per_class = 2
-    s.train.query_share = 0.25
-    s.train.epochs = 2
-    s.train.steps_per_epoch = 2
-    s.train.time_budget_s = None
-    s.train.warmup_steps = 1
-    s.split.holdout_share = 0.2
-    s.train.val_share = 0.2
-    s.train.augment.background_side = 96
-    for key, value in train.items():
-        setattr(s.train, key, value)
-    return s
+    """The kit's tiny settings with a larger validation share (the tiny drop has 18 queries)."""
+    return kit.tiny_settings(**{"val_share": 0.2, **train})
 
 
 def _product_image(
@@ -172,13 +149,9 @@ def make_tiny_world(root: Path, seed: int = 0) -> TinyWorld:
     # "Mining": the first product's listings were never co-clicked (they stay singletons),
     # every other product's listings form one virtual ID; each query clicked its product.
     vids = it[it["sku"] != "sku-0"].assign(virtual_id=lambda d: "v:" + d["sku"], cluster_size=2)
-    vids[["item_id", "virtual_id", "cluster_size"]].to_parquet(mining / "virtual_ids.parquet")
     first_item = it.groupby("sku")["item_id"].min()
     qv = qt.assign(item_id=qt["sku"].map(first_item))
     qv = qv.merge(vids[["item_id", "virtual_id", "cluster_size"]], on="item_id")
-    qv[["query_id", "item_id", "virtual_id", "cluster_size"]].to_parquet(
-        mining / "query_virtual_ids.parquet"
-    )
     other = {sku: first_item[first_item.index != sku].iloc[0] for sku in first_item.index}
     pairs = pd.concat(
         [
@@ -190,7 +163,12 @@ def make_tiny_world(root: Path, seed: int = 0) -> TinyWorld:
             ],
         ]
     )
-    pairs.to_parquet(mining / "pairs.parquet")
+    kit.write_mining_outputs(
+        mining,
+        virtual_ids=vids[["item_id", "virtual_id", "cluster_size"]],
+        query_virtual_ids=qv[["query_id", "item_id", "virtual_id", "cluster_size"]],
+        pairs=pairs,
+    )
     return TinyWorld(drop, mining, truth, len(items), len(queries))
 
 

@@ -133,3 +133,31 @@ def test_cli_trains_and_reports(tiny_world, make_settings, tmp_path: Path) -> No
     assert payload["steps"] == 2 and Path(payload["model_dir"]).is_dir()
     missing = CliRunner().invoke(app, ["--drop", str(tiny_world.drop), "--out", str(out)])
     assert missing.exit_code == 2 and "--mining" in missing.output
+
+
+def test_run_training_is_the_stage_without_the_cli(
+    tiny_world, make_settings, tmp_path: Path
+) -> None:
+    from vsearch.errors import BadInput
+    from vsearch.trained import read_history
+    from vsearch.training.stage import run_training
+
+    s = make_settings(epochs=1)
+    out = tmp_path / "run"
+    report = run_training(
+        s, tiny_world.drop, tiny_world.mining, out, write_embeddings=False, track=False
+    )
+    assert report["steps"] == 2 and "epochs" not in report and Path(report["model_dir"]).is_dir()
+    history = read_history(out)
+    assert history is not None and history["epochs"][0]["steps"] == 2
+    assert read_history(tmp_path) is None
+    with pytest.raises(BadInput, match="pick one"):
+        run_training(
+            s,
+            tiny_world.drop,
+            tiny_world.mining,
+            out,
+            oracle_truth=tiny_world.truth,
+            category_only=True,
+            track=False,
+        )

@@ -4,7 +4,6 @@ images only, silhouettes and logos tell products apart."""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,6 @@ import pytest
 from PIL import Image
 
 from vsearch.contracts import PRODUCTS_TRUTH, QUERY_TRUTH, read_drop_manifest, read_table
-from vsearch.world import backgrounds
 from vsearch.world.products import Product
 from vsearch.world.render import (
     QUERY_STREAM,
@@ -87,27 +85,6 @@ def test_images_are_deterministic_per_index() -> None:
     b = render_query(SHOE, None, 64, (50, 50), image_rng(3, QUERY_STREAM, 5)).image
     c = render_query(SHOE, None, 64, (50, 50), image_rng(3, QUERY_STREAM, 6)).image
     assert a.tobytes() == b.tobytes() != c.tobytes()
-
-
-def test_backgrounds_load_without_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_network(*args: object, **kwargs: object) -> None:
-        raise AssertionError("background photos must never be downloaded")
-
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    backgrounds.photo_bank.cache_clear()
-    try:
-        queries = backgrounds.photo_bank("queries")
-        training = backgrounds.photo_bank("training")
-    finally:
-        backgrounds.photo_bank.cache_clear()
-    assert len(queries) >= 6 and len(training) >= 6
-    assert all(im.mode == "RGB" and min(im.size) >= 256 for im in queries + training)
-    # Evaluation's shopper photos are never on a background training pastes products on.
-    assert not backgrounds.QUERY_PHOTOS & backgrounds.TRAINING_PHOTOS
-    names = {p.name for p in backgrounds.photo_paths()}
-    assert names == backgrounds.QUERY_PHOTOS | backgrounds.TRAINING_PHOTOS
-    img = backgrounds.random_background(np.random.default_rng(0), 64)
-    assert img.size == (64, 64)
 
 
 def _parts(category: str, variant: int) -> np.ndarray:

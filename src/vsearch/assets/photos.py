@@ -1,4 +1,4 @@
-"""Real photographs to paste query products on, from images that installed packages ship.
+"""Real photographs to paste products on, from images that installed packages ship.
 
 Why real photos: a model trained on flat or synthetic backgrounds learns to find "the only
 object in the picture" and fails on the street. Texture (gravel, brick, grass, star fields),
