@@ -40,13 +40,11 @@ def _default_model(indexes: Path) -> Path:
 
 
 def _default_drop() -> Path:
-    from vsearch.data import ingest
+    """The drop ``ingest.current_file`` selects (raises BadInput naming --drop when none is)."""
+    from vsearch.data.ingest import current_drop, resolve_paths
 
     settings = get_settings()
-    current = getattr(ingest, "current_drop", None)
-    if current is None:
-        raise BadInput("no drop given; pass --drop DROP_DIR (the catalog the release indexes)")
-    return ingest.resolve_paths(settings, Path.cwd())["raw"] / current(settings, Path.cwd())
+    return resolve_paths(settings, Path.cwd())["raw"] / current_drop(settings, Path.cwd())
 
 
 def search_command(
