@@ -1,4 +1,4 @@
-"""``vsearch`` command line (DESIGN.md section 10): one sub-command per stage.
+"""``vsearch`` command line (docs/cli.md): one sub-command per stage.
 
 Why thin: every command loads settings once, calls one library function and maps errors to exit
 codes (0 ok, 2 bad input / failed gate, 1 unexpected). Tests call the same library functions.

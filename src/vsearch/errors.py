@@ -1,4 +1,4 @@
-"""Error types that map to the CLI's exit codes (DESIGN.md section 10).
+"""Error types that map to the CLI's exit codes (docs/cli.md#exit-codes).
 
 Why: scripts and CI branch on exit codes. ``BadInput`` (exit 2) means the *input* was wrong
 (a malformed drop, a failed validation or gate) and the message says what to fix; anything else

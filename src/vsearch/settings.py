@@ -100,7 +100,7 @@ class WorldSettings(_Section):
 
 
 class ValidationSettings(_Section):
-    """Great Expectations gates on each drop (DESIGN.md section 4)."""
+    """Great Expectations gates on each drop (docs/data_contracts.md#validation)."""
 
     ctr_min: float = Field(0.01, ge=0, le=1)
     ctr_max: float = Field(0.9, ge=0, le=1)
@@ -165,7 +165,7 @@ class ServicesSettings(_Section):
 
 
 class IndexSettings(_Section):
-    """Binary index engine (DESIGN.md section 6; defaults measured in docs/scaling.md).
+    """Binary index engine (defaults measured in docs/scaling.md).
 
     Each category is a partition. Small partitions are scanned exhaustively (``flat``); larger
     ones use ``ivf`` (float k-means lists scanned by Hamming distance, the benchmark's winner) or
@@ -274,11 +274,12 @@ class MiningSettings(_Section):
 
 
 class ModelSettings(_Section):
-    """The network (DESIGN.md section 5): backbone, input sizes, heads.
+    """The network (docs/learning.md#the-model): backbone, input sizes, heads.
 
-    Why these knobs: on a CPU the time budget is spent in image-steps, so the frame size (the
-    full photo the box head sees), the crop size (the detected region the embedding sees) and the
-    backbone width decide how much the model learns in 10 minutes (DESIGN.md section 11).
+    Why these knobs: on a CPU the time budget is spent in image-steps, so the frame size (the full
+    photo the box head sees), the crop size (the detected region the embedding sees) and the
+    backbone width decide how much the model learns in 10 minutes
+    (docs/measurements.md#backbone-throughput).
     """
 
     name: str = Field("vsearch-net", min_length=1, description="registered model name")

@@ -1,6 +1,6 @@
 """Click mining: weighted (query, item) pairs, the co-click graph and virtual IDs.
 
-The stage between validated data and training (DESIGN.md sections 2 and 5). Identity is learnt
+The stage between validated data and training (docs/learning.md#mining). Identity is learnt
 from clicks alone: a query's clicks are positives, items skipped above a click are negatives,
 both weighted for position bias, and listings co-clicked for the same photo are clustered into
 *virtual IDs* (pseudo product identities) that training can use as classes.

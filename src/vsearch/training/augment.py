@@ -6,7 +6,7 @@ beside it). Pasting each catalog product onto a real photograph, on the fly, tea
 embedding to ignore all that, and because *we* placed the product, its box is known exactly: the
 box head is trained jointly at no labelling cost (ground truth never enters training).
 
-Why batched tensor ops: on 2 CPU cores throughput decides quality (DESIGN.md section 11), so the
+Why batched tensor ops: on 2 CPU cores throughput decides quality (docs/measurements.md), so the
 whole batch is warped with one ``grid_sample``, blurred with one grouped convolution and
 recoloured with broadcast arithmetic; only JPEG runs per image (in libjpeg, fast).
 

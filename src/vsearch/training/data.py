@@ -1,6 +1,6 @@
 """Training data: catalog and query photos with the labels clicks give them, cached in memory.
 
-Signals (DESIGN.md section 5):
+Signals (docs/learning.md#training):
 
 * every catalog listing has its seller's **category** and, from click mining, a **virtual ID**
   (listings co-clicked for the same photos); a listing no query clicked is its own class,

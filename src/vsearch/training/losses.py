@@ -8,7 +8,8 @@ Why each term:
   L1 + generalised IoU (``torchvision.ops.generalized_box_iou_loss``) on the cells near the
   centre say *how big*; GIoU keeps a gradient when boxes do not overlap yet.
 * **proxy** — ``NormalizedSoftmaxLoss`` over virtual-ID classes: one learnable proxy per class,
-  which learned fastest in the probe (DESIGN.md section 11) and sees every class each epoch.
+  which learned fastest in the probe (docs/measurements.md#the-embedding-probe) and sees every class
+  each epoch.
 * **pair** — ``MultiSimilarityLoss`` on the pairs a ``MultiSimilarityMiner`` picks from the batch:
   query ↔ clicked listing positives and skip-above hard negatives are in the batch by design.
 * **hash_pair** + **quantization** — the same pair loss on ``tanh`` of the hash logits, plus
