@@ -17,22 +17,18 @@ from pathlib import Path
 from typing import Any
 
 
-def fsync_dir(folder: Path) -> None:
-    """Flush a folder's entries (renames, new files) to stable storage."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def fsync_file(path: Path) -> None:
-    """Flush one file's bytes to stable storage."""
+    """Flush a file's bytes (or, given a folder, its entries) to stable storage."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries (renames, new files) to stable storage."""
+    fsync_file(folder)
 
 
 def fsync_tree(folder: Path) -> None:

@@ -8,14 +8,13 @@ becomes in the registry; :mod:`vsearch.tracking` only logs what it is given.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
 from vsearch.errors import BadInput
 from vsearch.settings import Settings
 from vsearch.tracking.tracker import TrackedModel, TrainingTracker
-from vsearch.trained import HISTORY_FILE, MODEL_DIR
+from vsearch.trained import HISTORY_FILE, MODEL_DIR, read_history
 
 
 def register_run(
@@ -37,13 +36,12 @@ def register_run(
     Raises:
         BadInput: the folder is not a finished training run.
     """
-    hist_path, model_dir = run_folder / HISTORY_FILE, run_folder / MODEL_DIR
-    if not hist_path.is_file() or not model_dir.is_dir():
+    hist, model_dir = read_history(run_folder), run_folder / MODEL_DIR
+    if hist is None or not model_dir.is_dir():
         raise BadInput(
             f"{run_folder} is not a finished training run (needs {HISTORY_FILE} and "
             f"{MODEL_DIR}/); run `vsearch train --out {run_folder}` first"
         )
-    hist = json.loads(hist_path.read_text())
     metrics = hist.get("metrics") or {}
     source = label_source or str(metrics.get("label_source") or "clicks")
     with TrainingTracker(
