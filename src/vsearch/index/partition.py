@@ -347,7 +347,7 @@ class Partition:
             if hasattr(self.quantizer, "hnsw"):
                 qp = faiss.SearchParametersHNSW()
                 qp.efSearch = max(knobs.quantizer_ef, nprobe)
-                ref_scores, assign = self.quantizer.search(vectors, nprobe, params=qp)
+                ref_scores, assign = _float_search(self.quantizer, vectors, nprobe, qp)
             else:
                 ref_scores, assign = self.quantizer.search(vectors, nprobe)
             dist, local = _search_preassigned(self.index, codes, k, assign, nprobe)
@@ -386,6 +386,18 @@ class Partition:
             self.index.add(codes)
         self._extra.extend(int(i) for i in internal_ids)
         self._extra_lists.extend(int(j) for j in lists)
+
+
+def _float_search(index: Any, x: np.ndarray, k: int, params: Any) -> tuple[np.ndarray, ...]:
+    """``index.search(x, k, params=params)`` on a float faiss index, whoever patched it.
+
+    Why: importing ``faiss.contrib.torch_utils`` (pytorch-metric-learning's evaluation tools do)
+    replaces ``search`` on every float ``faiss.Index`` class, process-wide, with a wrapper that
+    has no ``params`` argument; the original stays as ``search_numpy``. Binary indexes are not
+    patched.
+    """
+    search = getattr(index, "search_numpy", index.search)
+    return search(x, k, params=params)
 
 
 def _search_preassigned(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -114,3 +118,39 @@ def test_concurrent_searches_with_different_knobs_do_not_race(kind: str, world) 
 
     with ThreadPoolExecutor(4) as pool:
         assert all(pool.map(run, range(40)))
+
+
+def test_search_survives_faiss_torch_utils_patch() -> None:
+    """pytorch-metric-learning imports ``faiss.contrib.torch_utils``, which swaps ``search`` on
+    every float faiss index for a wrapper without ``params``: IVF partitions (HNSW quantizer)
+    must still search. In a subprocess: the patch is process-wide and cannot be undone."""
+    script = textwrap.dedent(
+        """
+        import numpy as np
+        import faiss
+        import faiss.contrib.torch_utils  # noqa: F401  the patch
+        from vsearch.index.partition import Partition, SearchKnobs, build_partition
+        from vsearch.settings import IndexSettings
+
+        rng = np.random.default_rng(0)
+        vectors = rng.standard_normal((600, 16)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        codes = np.packbits(vectors > 0, axis=1)
+        s = IndexSettings(bits=16, ivf_list_size=20, ivf_quantizer_flat_max=8, hnsw_m=8)
+        part = Partition.from_built("p", build_partition(codes, vectors, s, kind="ivf"), 0)
+        assert hasattr(part.quantizer, "hnsw")
+        try:  # the patched search indeed refuses params: this test exercises the patch
+            part.quantizer.search(vectors[:2], 4, params=faiss.SearchParametersHNSW())
+        except TypeError:
+            pass
+        else:
+            raise SystemExit("faiss.contrib.torch_utils no longer drops params")
+        dist, ids, _ = part.search(codes[:20], vectors[:20], 5, SearchKnobs(nprobe=4))
+        assert (dist[:, 0] == 0).all() and (ids >= 0).all()
+        print("ok")
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
