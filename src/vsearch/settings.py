@@ -7,18 +7,23 @@ silently falling back to a default deep inside a stage. Entry points (CLI, flows
 
 Environment overrides use ``VSEARCH__<SECTION>__<KEY>=value`` (nested keys joined by ``__``),
 so a deployment can point MLflow at Postgres or a build at a Dask cluster without editing files.
+pydantic-settings reads and nests the variables; their values are YAML, as in the file.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import EnvSettingsSource
+from pydantic_settings.sources.utils import parse_env_vars
 
 ENV_PREFIX = "VSEARCH__"
+ENV_NESTING = "__"  # VSEARCH__SECTION__KEY
 DEFAULT_PARAMS = Path("params.yaml")
 
 
@@ -750,6 +755,52 @@ class Settings(_Section):
         return self
 
 
+class _EnvSource(EnvSettingsSource):
+    """pydantic-settings' reader of ``VSEARCH__SECTION__KEY`` variables (nesting by ``__``).
+
+    Values stay text here: they are parsed as YAML when folded in (:func:`apply_env_overrides`),
+    so a list, a mapping or ``~`` is written as in ``params.yaml``, and a mapping given in the
+    environment replaces the file's mapping instead of merging into it.
+    """
+
+    def decode_complex_value(self, field_name: str, field: Any, value: Any) -> Any:
+        return value
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The ``VSEARCH__...`` variables of ``environ`` as a nested mapping of text values.
+
+    Raises:
+        SettingsError: a variable names a section params.yaml does not have (a typo would
+            otherwise be ignored silently).
+    """
+    source = _EnvSource(
+        Settings, case_sensitive=False, env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTING
+    )
+    source.env_vars = parse_env_vars(environ, False, False, None)
+    prefix = ENV_PREFIX.lower()
+    unknown = sorted(
+        name.upper()
+        for name in source.env_vars
+        if name.startswith(prefix)
+        and name[len(prefix) :].split(ENV_NESTING)[0] not in Settings.model_fields
+    )
+    if unknown:
+        raise SettingsError(
+            f"environment override for an unknown section: {', '.join(unknown)} "
+            f"(sections: {', '.join(Settings.model_fields)})"
+        )
+    return source()
+
+
+def _leaves(tree: Mapping[str, Any], path: tuple[str, ...] = ()) -> Iterator[tuple[list[str], Any]]:
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            yield from _leaves(value, (*path, key))
+        else:
+            yield [*path, key], value
+
+
 def _set_path(tree: dict[str, Any], keys: list[str], value: Any) -> None:
     node = tree
     for key in keys[:-1]:
@@ -759,14 +810,11 @@ def _set_path(tree: dict[str, Any], keys: list[str], value: Any) -> None:
     node[keys[-1]] = yaml.safe_load(value) if isinstance(value, str) else value
 
 
-def apply_env_overrides(raw: dict[str, Any], environ: dict[str, str] | None = None) -> None:
+def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str] | None = None) -> None:
     """Fold ``VSEARCH__SECTION__KEY=value`` variables into ``raw`` (values parsed as YAML)."""
     env = os.environ if environ is None else environ
-    for name, value in env.items():
-        if name.startswith(ENV_PREFIX):
-            keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__") if k]
-            if keys:
-                _set_path(raw, keys, value)
+    for keys, value in _leaves(env_overrides(env)):
+        _set_path(raw, keys, value)
 
 
 def _format_errors(exc: ValidationError, source: str) -> str:

@@ -54,6 +54,29 @@ def test_env_override_parses_yaml_values() -> None:
     assert s.services.mlflow.port == 5999
 
 
+def test_env_override_values_are_yaml_and_mappings_replace() -> None:
+    raw = {"registry": {"gates": {"tolerances": {"identical_recall@10": 0.5, "x": 0.1}}}}
+    env = {
+        "VSEARCH__TRAIN__TIME_BUDGET_S": "~",
+        "VSEARCH__MODEL__WIDTHS": "[8, 16, 24, 32]",
+        "VSEARCH__REGISTRY__GATES__TOLERANCES": "{identical_recall@10: 0.02}",
+        "VSEARCH__PROJECT__DEVICE": "cpu",
+        "OTHER__WORLD__ITEMS": "1",  # not ours
+    }
+    s = settings_from_dict(raw, environ=env)
+    assert s.train.time_budget_s is None
+    assert tuple(s.model.widths) == (8, 16, 24, 32)
+    assert s.registry.gates.tolerances == {"identical_recall@10": 0.02}
+    assert s.project.device == "cpu"
+
+
+def test_env_override_of_an_unknown_key_or_section_fails() -> None:
+    with pytest.raises(SettingsError, match="VSEARCH__WROLD__ITEMS"):
+        settings_from_dict({}, environ={"VSEARCH__WROLD__ITEMS": "5"})
+    with pytest.raises(SettingsError, match=r"world\.itemz"):
+        settings_from_dict({}, environ={"VSEARCH__WORLD__ITEMZ": "5"})
+
+
 def test_env_override_is_validated() -> None:
     with pytest.raises(SettingsError, match=r"index\.bits"):
         settings_from_dict({}, environ={"VSEARCH__INDEX__BITS": "13"})
