@@ -278,6 +278,17 @@ class MiningSettings(_Section):
     )
 
 
+BackboneName = Literal[
+    "narrow",  # the from-scratch 4-stage CNN (vsearch.model.backbones)
+    "resnet18",
+    "resnet34",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
+    "regnet_y_400mf",
+    "efficientnet_b0",
+]
+
+
 class ModelSettings(_Section):
     """The network (docs/learning.md#the-model): backbone, input sizes, heads.
 
@@ -288,15 +299,7 @@ class ModelSettings(_Section):
     """
 
     name: str = Field("vsearch-net", min_length=1, description="registered model name")
-    backbone: Literal[
-        "narrow",
-        "resnet18",
-        "resnet34",
-        "mobilenet_v3_small",
-        "mobilenet_v3_large",
-        "regnet_y_400mf",
-        "efficientnet_b0",
-    ] = "narrow"
+    backbone: BackboneName = "narrow"
     widths: tuple[int, int, int, int] = Field(
         (32, 64, 128, 256), description="channels of the narrow backbone's 4 stages"
     )

@@ -10,7 +10,8 @@ Rendered with matplotlib's Agg backend (files only, no display).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,11 +100,23 @@ def _pyplot() -> Any:
     return plt
 
 
+@contextlib.contextmanager
+def _saved_figure(path: Path, **subplots: Any) -> Iterator[tuple[Any, Any]]:
+    """``plt.subplots(**subplots)``; the figure is saved to ``path`` on success, always closed."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(**subplots)
+    try:
+        yield fig, axes
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.tight_layout()
+        fig.savefig(path, dpi=DPI)
+    finally:
+        plt.close(fig)
+
+
 def plot_recall_curves(curves: pd.DataFrame, path: Path, marks: Sequence[int] = ()) -> Path:
     """Identical recall@K against K, one line per system (``curves``: k, system, recall)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=CURVE_SIZE, dpi=DPI)
-    try:
+    with _saved_figure(path, figsize=CURVE_SIZE, dpi=DPI) as (_fig, ax):
         for system, part in curves.groupby("system", sort=False):
             ax.plot(
                 part["k"],
@@ -120,11 +133,6 @@ def plot_recall_curves(curves: pd.DataFrame, path: Path, marks: Sequence[int] = 
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize="small")
         ax.set_title("held-out queries: identical product within the top K")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.tight_layout()
-        fig.savefig(path)
-    finally:
-        plt.close(fig)
     return path
 
 
@@ -164,17 +172,16 @@ def plot_examples(examples: Sequence[Example], drop: Path, path: Path, thumb: in
     """
     if not examples:
         return None
-    plt = _pyplot()
     cols = 1 + max(len(e.results) for e in examples)
     inches = thumb / DPI
-    fig, axes = plt.subplots(
-        len(examples),
-        cols,
+    with _saved_figure(
+        path,
+        nrows=len(examples),
+        ncols=cols,
         figsize=(cols * inches * 1.1, len(examples) * inches * 1.3),
         dpi=DPI,
         squeeze=False,
-    )
-    try:
+    ) as (_fig, axes):
         for row, ex in zip(axes, examples, strict=True):
             ax = row[0]
             ax.imshow(_thumb(drop, ex.image, thumb))
@@ -195,11 +202,6 @@ def plot_examples(examples: Sequence[Example], drop: Path, path: Path, thumb: in
                 )
                 extra = f" (+{more} sellers)" if more else ""
                 ax.set_title(f"{j + 1}. {item_id}{extra}", fontsize=TITLE_SIZE)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.tight_layout()
-        fig.savefig(path)
-    finally:
-        plt.close(fig)
     return path
 
 
@@ -221,12 +223,12 @@ def plot_history(history: Sequence[Mapping[str, Any]], out: Path) -> Path | None
     )
     if not keys:
         return None
-    plt = _pyplot()
     cols = min(HISTORY_COLUMNS, len(keys))
     rows = -(-len(keys) // cols)
     width, height = HISTORY_PANEL
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
-    try:
+    with _saved_figure(
+        out, nrows=rows, ncols=cols, figsize=(width * cols, height * rows), squeeze=False
+    ) as (_fig, axes):
         for ax, key in zip(axes.flat, keys, strict=False):
             pts = [(row.get("epoch", i), row[key]) for i, row in enumerate(history) if key in row]
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3)
@@ -236,9 +238,4 @@ def plot_history(history: Sequence[Mapping[str, Any]], out: Path) -> Path | None
             ax.grid(alpha=0.3)
         for ax in list(axes.flat)[len(keys) :]:
             ax.axis("off")
-        fig.tight_layout()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=DPI)
-    finally:
-        plt.close(fig)
     return out

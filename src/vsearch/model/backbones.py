@@ -11,11 +11,14 @@ and reports ``out_channels`` and ``stride`` so heads can be sized without runnin
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import get_args
 
 import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 from torchvision.ops.misc import Conv2dNormActivation
+
+from vsearch.settings import BackboneName
 
 NARROW = "narrow"
 STEM_FINE, STEM_COARSE = 2, 4
@@ -99,14 +102,7 @@ def _torchvision_features(name: str) -> Backbone:
     return Backbone(body, out_channels=int(channels), stride=32)
 
 
-TORCHVISION_BACKBONES = (
-    "resnet18",
-    "resnet34",
-    "mobilenet_v3_small",
-    "mobilenet_v3_large",
-    "regnet_y_400mf",
-    "efficientnet_b0",
-)
+TORCHVISION_BACKBONES = tuple(b for b in get_args(BackboneName) if b != NARROW)
 
 
 def build_backbone(
