@@ -88,7 +88,7 @@ def promotion_flow(
     latency = load_run(settings, root, release, cand, drop)
     report = gates(settings, cand, latency)
     head = (
-        f"# Release gate: model version {cand.version} with index {release}"
+        f"# Promotion gate: model version {cand.version} with index {release}"
         f"{' (reused)' if reused else ''}\n\n"
         f"Service load run: p50 {latency['p50_ms']:.1f} ms, p95 {latency['p95_ms']:.1f} ms, "
         f"{latency['rps']:.1f} req/s over {latency['requests']} requests.\n\n"
@@ -99,7 +99,7 @@ def promotion_flow(
             markdown=head + "**FAILED**: nothing changed.\n\n" + report.markdown(),
             description=f"gate failed for version {cand.version}",
         )
-        raise GateFailed(f"release gate failed for version {cand.version}: {report.summary()}")
+        raise GateFailed(f"promotion gate failed for version {cand.version}: {report.summary()}")
     shipped = ship(settings, root, cand, release, latency)
     create_markdown_artifact(
         key=ARTIFACT_KEY,

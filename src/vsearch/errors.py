@@ -21,4 +21,4 @@ class TooLarge(BadInput):
 
 
 class GateFailed(BadInput):
-    """A validation or release gate did not pass (exit 2); nothing downstream was changed."""
+    """A validation or promotion gate did not pass (exit 2); nothing downstream was changed."""

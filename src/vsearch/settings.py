@@ -516,10 +516,10 @@ def _default_evaluation_targets() -> dict[str, float]:
 
 
 class EvaluationSettings(_Section):
-    """The evaluation harness (``vsearch evaluate``) on the held-out demo queries.
+    """The evaluation (``vsearch evaluate``) on the held-out demo queries.
 
     Why targets live here but are not enforced: evaluation measures and reports met / not met;
-    the release gate decides. Target keys are metric names of the report
+    the promotion gate decides. Target keys are metric names of the report
     (``identical_recall@10``, ``map@r``, ...) or ``oracle_ratio`` (model vs oracle recall at
     ``headline_k``); a misspelt key is an error, not a silently ignored target.
     """
@@ -646,7 +646,7 @@ def _default_gate_tolerances() -> dict[str, float]:
 
 
 class GatesSettings(_Section):
-    """The release gate: absolute floors plus no regression beyond a tolerance vs the champion.
+    """The promotion gate: absolute floors plus no regression beyond a tolerance vs the champion.
 
     Why both: a floor alone lets quality drift down release by release; a regression check alone
     lets a poor first model through. Keys are evaluation metric names (``identical_recall@10``);
@@ -679,7 +679,7 @@ class GatesSettings(_Section):
 
 
 class RegistrySettings(_Section):
-    """MLflow tracking and model registry (training runs, ``vsearch promote``, release gate)."""
+    """MLflow tracking and model registry (training runs, ``vsearch promote``, promotion gate)."""
 
     track: bool = Field(
         True, description="vsearch train/evaluate log to MLflow (False: offline, nothing logged)"

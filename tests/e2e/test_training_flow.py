@@ -105,7 +105,7 @@ def test_offline_loop_trains_gates_ships_and_stops_on_bad_clicks(
     again = client.get_model_version_by_alias(name, "challenger")
     assert again.version == challenger.version
 
-    # Release gate, fail path: a floor the challenger cannot reach → nothing changes.
+    # Promotion gate, fail path: a floor the challenger cannot reach → nothing changes.
     from flows.nightly import nightly_flow
     from flows.promotion import promotion_flow
 

@@ -1,6 +1,6 @@
 """The serving engine: a release opened for search, plus its live upserts and deletes.
 
-Why one object: the online pipeline, the evaluation harness, the admin API and ``tune`` must
+Why one object: the online pipeline, the evaluation, the admin API and ``tune`` must
 all see the same thing ("release + change log"), search it the same way and never serve a
 deleted item. A search runs in two stages:
 

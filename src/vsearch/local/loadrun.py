@@ -1,6 +1,6 @@
 """A short load run against a running service: latency percentiles, throughput, failures.
 
-Why a module of its own: the release gate measures the challenger's p95 latency with it (a
+Why a module of its own: the promotion gate measures the challenger's p95 latency with it (a
 regression gate on latency needs the service's real path: HTTP, multipart parsing, decode,
 model, search, JSON), and ``bench/service_bench.py`` reports the same figures at several
 concurrency levels. Requests are ``POST /search`` with real photos, sent by ``concurrency``

@@ -1,5 +1,5 @@
 """Start the BentoML search service as a process: in the foreground (``vsearch serve``), in the
-background until it answers (tests, the release gate's load run), or detached for the demo.
+background until it answers (tests, the promotion gate's load run), or detached for the demo.
 
 Why a subprocess of ``bentoml serve``: that is how the service runs in production too (its own
 worker processes, BentoML's HTTP layer, metrics); the project root and params file travel as

@@ -18,7 +18,7 @@ def promote_command(
     ),
     json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Set the champion alias by hand: only for the first model (then the release gate does)."""
+    """Set the champion alias by hand: only for the first model (then the promotion gate does)."""
 
     def body() -> None:
         from vsearch.registry.registry import ModelRegistry

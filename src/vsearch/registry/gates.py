@@ -1,4 +1,4 @@
-"""The release gate: may a challenger model replace the champion?
+"""The promotion gate: may a challenger model replace the champion?
 
 Two checks per metric (docs/operations.md#the-promotion-gate): an **absolute floor** (the challenger
 must be good enough on its own) and **no regression** beyond a tolerance against the current
@@ -73,19 +73,19 @@ class GateReport:
     def summary(self) -> str:
         """One line: the verdict and, on failure, which checks failed by how much."""
         if self.passed:
-            return f"release gate passed ({len(self.gates)} checks)"
+            return f"promotion gate passed ({len(self.gates)} checks)"
         parts = []
         for g in self.failures:
             if g.value is None:
                 parts.append(f"{g.name}: {g.note}")
             else:
                 parts.append(f"{g.name}: {_fmt(g.value)} vs bar {_fmt(g.threshold)}")
-        return "release gate failed: " + "; ".join(parts)
+        return "promotion gate failed: " + "; ".join(parts)
 
     def markdown(self) -> str:
         """A table for Prefect artifacts, MLflow and people."""
         lines = [
-            f"**Release gate: {'passed' if self.passed else 'FAILED'}**",
+            f"**Promotion gate: {'passed' if self.passed else 'FAILED'}**",
             "",
             "| check | value | reference | bar | margin | result |",
             "| --- | ---: | ---: | ---: | ---: | --- |",
@@ -174,7 +174,7 @@ def evaluate_gates(
     return GateReport(results)
 
 
-def evaluate_release_gates(
+def evaluate_promotion_gates(
     challenger: Mapping[str, Any], champion: Mapping[str, Any] | None, gates: GatesSettings
 ) -> GateReport:
     """:func:`evaluate_gates` with the floors, tolerances and directions of ``registry.gates``."""

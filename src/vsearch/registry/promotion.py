@@ -27,7 +27,7 @@ import httpx
 
 from vsearch.errors import BadInput, GateFailed
 from vsearch.index.release import current_version, list_versions, set_current
-from vsearch.registry.gates import GateReport, evaluate_release_gates
+from vsearch.registry.gates import GateReport, evaluate_promotion_gates
 from vsearch.settings import Settings
 from vsearch.tracking.tracker import read_run_info
 from vsearch.trained import EMBEDDINGS_DIR, MODEL_DIR, RUN_INFO_FILE
@@ -35,7 +35,7 @@ from vsearch.trained import EMBEDDINGS_DIR, MODEL_DIR, RUN_INFO_FILE
 log = logging.getLogger(__name__)
 
 LATENCY_METRIC = "latency_p95_ms"
-TAG_SERVICE_P95 = "service_p95_ms"  # model version tag: the p95 its release gate measured
+TAG_SERVICE_P95 = "service_p95_ms"  # model version tag: the p95 its promotion gate measured
 
 
 @dataclass
@@ -213,7 +213,7 @@ def run_gates(
         measured = champion.tags.get(TAG_SERVICE_P95)
         if measured is not None:  # compare like with like: the champion's own load run
             reference[LATENCY_METRIC] = float(measured)
-    return evaluate_release_gates(challenger, reference, settings.registry.gates), reference
+    return evaluate_promotion_gates(challenger, reference, settings.registry.gates), reference
 
 
 def promote(

@@ -40,7 +40,7 @@ from vsearch.tracking.tracker import (
 
 log = logging.getLogger(__name__)
 
-PROMOTION_FLOW = "the release gate (Prefect flow `promotion`, flows/promotion.py)"
+PROMOTION_FLOW = "the promotion gate (Prefect flow `promotion`, flows/promotion.py)"
 TAG_INDEX_RELEASE = "index_release"
 TAG_PROMOTED_BY = "promoted_by"
 TAG_PROMOTED_AT = "promoted_at"
@@ -89,7 +89,7 @@ class ModelRegistry:
     ) -> None:
         """Connect (fails fast with :class:`~vsearch.tracking.tracker.TrackingUnavailable`).
 
-        ``champion_alias`` is the alias the release gate moves, ``challenger_alias`` the one
+        ``champion_alias`` is the alias the promotion gate moves, ``challenger_alias`` the one
         training points at each new version (``registry.*_alias`` in the settings).
         """
         import mlflow
@@ -189,7 +189,7 @@ class ModelRegistry:
         """Make ``version`` the first champion (by hand: ``vsearch promote``).
 
         ``version`` defaults to the ``challenger`` alias, else the latest version. Once a
-        champion exists, only the release gate moves it, so this refuses (naming the gate)
+        champion exists, only the promotion gate moves it, so this refuses (naming the gate)
         unless the version asked for already is the champion.
 
         Raises:
@@ -219,14 +219,14 @@ class ModelRegistry:
         return self.get_version(target.version)
 
     def set_champion(self, version: str, index_release: str) -> VersionInfo:
-        """Point ``champion`` at ``version`` (the release gate passed for it and its index).
+        """Point ``champion`` at ``version`` (the promotion gate passed for it and its index).
 
         Tags the version with the index release built from it, who promoted it and when, and
         which version was champion before (the rollback target).
         """
         target = self.get_version(version)
         previous = self.aliases().get(self.champion_alias)
-        tags = {TAG_PROMOTED_BY: "release gate", TAG_INDEX_RELEASE: index_release}
+        tags = {TAG_PROMOTED_BY: "promotion gate", TAG_INDEX_RELEASE: index_release}
         if previous is not None and previous != target.version:
             tags[TAG_PREVIOUS_CHAMPION] = previous
         self._set_champion(target.version, tags)
@@ -280,7 +280,7 @@ class ModelRegistry:
         """The ``metrics.json`` logged with a version's run (``None`` if never evaluated).
 
         Exact metric names (``identical_recall@10``), unlike MLflow's metric keys: this is what
-        the release gate compares against.
+        the promotion gate compares against.
         """
         import mlflow
 

@@ -1,6 +1,6 @@
 """The online search pipeline: photo → fused category → binary search → final ranking.
 
-One object, used by the BentoML service, the evaluation harness and ``vsearch search``, so the
+One object, used by the BentoML service, the evaluation and ``vsearch search``, so the
 offline numbers are the service's numbers (docs/architecture.md#the-two-loops). Stages, each timed:
 
 1. ``decode``: check and decode the upload (:mod:`vsearch.search.images`; bad input raises

@@ -19,7 +19,7 @@ docs/operations.md#tool-behaviour-we-rely-on):
   serve, so the serving-input check is skipped; use ``mlflow.pytorch.load_model``.
 - Metric and param names may not contain ``@``: ``identical_recall@10`` is logged as
   ``identical_recall_at_10`` (:func:`metric_key`); ``metrics.json`` itself is logged as an
-  artifact, so the exact names survive for the release gate.
+  artifact, so the exact names survive for the promotion gate.
 - Ending a run prints "View run ..." on stdout; that would corrupt ``--json`` output, so it is
   sent to stderr.
 - The logged model goes into the run's experiment only when the run is the active (fluent) run,
@@ -469,7 +469,7 @@ def log_evaluation(
 
     Numeric leaves of ``metrics.json`` become ``eval/<path>`` metrics (``@`` → ``_at_``, e.g.
     ``eval/model/identical_recall_at_10``); the file itself is logged as
-    ``evaluation/metrics.json`` (the exact names the release gate reads back) and every PNG
+    ``evaluation/metrics.json`` (the exact names the promotion gate reads back) and every PNG
     under ``plots_dir`` under ``evaluation/plots``.
 
     Returns:

@@ -255,11 +255,11 @@ def test_first_promote_sets_champion_then_only_the_gate_may_move_it(
     mlflow.set_tracking_uri(mlflow_server)
     mv = mlflow.register_model(world.tracked.model_uri, reg.model_name)
     second = cli.invoke(app, ["--params", str(params), "promote", "--version", str(mv.version)])
-    assert second.exit_code == 2 and "release gate" in second.output
-    with pytest.raises(BadInput, match="release gate"):
+    assert second.exit_code == 2 and "promotion gate" in second.output
+    with pytest.raises(BadInput, match="promotion gate"):
         reg.promote(str(mv.version))
     assert reg.promote(world.tracked.version).version == world.tracked.version  # no-op: is it
-    # ...only by the release gate, which records the index release and the previous champion.
+    # ...only by the promotion gate, which records the index release and the previous champion.
     now = reg.set_champion(str(mv.version), "20261126-120000")
     assert world.champion in now.aliases and now.tags["index_release"] == "20261126-120000"
     assert now.tags["previous_champion"] == world.tracked.version

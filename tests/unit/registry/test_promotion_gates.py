@@ -1,4 +1,4 @@
-"""The promotion's release gates on hand values and from params.yaml."""
+"""The promotion gates on hand values and from params.yaml."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from vsearch.errors import GateFailed
-from vsearch.registry.gates import evaluate_gates, evaluate_release_gates
+from vsearch.registry.gates import evaluate_gates, evaluate_promotion_gates
 from vsearch.settings import GatesSettings, SettingsError, settings_from_dict
 
 pytestmark = pytest.mark.unit
@@ -111,11 +111,11 @@ def test_negative_tolerance_is_refused() -> None:
         evaluate_gates({"a": 1.0}, {"a": 1.0}, {}, {"a": -0.1})
 
 
-def test_release_gates_read_params_yaml(params_path: Path) -> None:
+def test_promotion_gates_read_params_yaml(params_path: Path) -> None:
     s = settings_from_dict(yaml.safe_load(params_path.read_text()), environ={})
     g = s.registry.gates
     assert "latency_p95_ms" in g.lower_is_better
-    rep = evaluate_release_gates(
+    rep = evaluate_promotion_gates(
         {"identical_recall@10": 0.9, "category_acc_fused": 0.9, "latency_p95_ms": 1.0}, None, g
     )
     assert rep.passed
