@@ -240,12 +240,12 @@ class WebApp:
     async def search(self, request: Request) -> Response:
         async def run() -> Response:
             form = await self._form(request, "POST /search")
+            data = await self._photo(form)
             unknown = sorted(set(form.keys()) - set(SEARCH_FIELDS))
             if unknown:
                 raise HttpError(
                     422, f"unknown field(s) {unknown}; POST /search takes {list(SEARCH_FIELDS)}"
                 )
-            data = await self._photo(form)
             state = self.state
             k = parse_k(form.get("k"), state.settings.search.default_k)
             box = parse_box(form.get("box"))
