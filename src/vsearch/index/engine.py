@@ -654,8 +654,10 @@ class Engine:
         dist, pos = faiss.knn_hamming(np.ascontiguousarray(codes), sub, depth)
         valid = pos >= 0
         pos = np.maximum(pos, 0)
-        table = vectors @ self._parts[pi].refs.T  # query · each list's reference
-        coarse = np.take_along_axis(table, lists[pos], axis=1)
+        # Query · reference of the lists the allowed items are in (not of every list).
+        used, where = np.unique(lists, return_inverse=True)
+        table = vectors @ self._parts[pi].refs[used].T
+        coarse = np.take_along_axis(table, where.reshape(-1)[pos], axis=1)
         return (
             np.where(valid, dist, _FAR).astype(np.int32),
             np.where(valid, ids[pos], -1),
