@@ -541,6 +541,26 @@ def test_cli_search_prints_the_response(world) -> None:
     assert len(out["results"]) == 3 and set(out["timings_ms"]) == set(STAGES)
     bad = runner.invoke(app, ["search", str(image), "--k", "0", *common])
     assert bad.exit_code == 2 and "k must be" in bad.output
+    # The service's filters, applied inside the search.
+    seller, listings, _ = _spread_seller(catalog)
+    k = str(len(listings))
+    res = runner.invoke(
+        app, ["search", str(image), "--k", k, "--plain", "--json", "--seller", seller, *common]
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert {h["item_id"] for h in out["results"]} == listings
+    assert out["filters"] == {"seller": [seller]}
+    lo, hi = (str(x) for x in catalog["price"].quantile([0.2, 0.6]))
+    res = runner.invoke(
+        app, ["search", str(image), "--price-min", lo, "--price-max", hi, "--json", *common]
+    )
+    assert res.exit_code == 0, res.output
+    assert all(float(lo) <= h["price"] <= float(hi) for h in json.loads(res.stdout)["results"])
+    bad = runner.invoke(
+        app, ["search", str(image), "--price-min", "9", "--price-max", "1", *common]
+    )
+    assert bad.exit_code == 2 and "price_min 9.0 is above price_max 1.0" in bad.output
 
 
 @pytest.mark.unit
