@@ -143,6 +143,9 @@ def test_page(client: httpx.Client) -> None:
     for asset in ("/static/app.js", "/static/style.css"):
         assert client.get(asset).status_code == 200
     assert "http" not in client.get("/static/app.js").text.replace("http://", "")  # no CDN
+    for field in ("price-min", "price-max", "sellers", "in-stock"):  # the filters
+        assert f'id="{field}"' in page.text
+    assert "image-orientation: from-image" in client.get("/static/style.css").text
 
 
 # -- bad input ---------------------------------------------------------------------------------
