@@ -95,6 +95,13 @@ CATALOG = TableContract(
         Column("listed_at", TS, doc="UTC"),
         Column("quality", pa.float64(), doc="content quality score 0..1"),
         Column("sales", pa.int64(), doc="units sold, >= 0"),
+        Column(
+            "stock",
+            pa.int64(),
+            nullable=True,
+            required=False,
+            doc="units in stock, >= 0; absent or null = unknown (passes an in-stock filter)",
+        ),
     ),
 )
 

@@ -218,6 +218,18 @@ class IndexSettings(_Section):
         0.5, gt=0, le=1, description="shortlist depth in runner-up categories, x rerank_depth"
     )
     tune_extra_depths: list[float] = Field(default_factory=lambda: [0.5, 1.0])
+    filter_exact_max: int = Field(
+        10_000,
+        ge=1,
+        description="filtered search: a partition with at most this many allowed items is "
+        "scanned exactly over them (flat partitions always are)",
+    )
+    filter_max_overfetch: float = Field(
+        32.0,
+        ge=1,
+        description="filtered search in a large partition: cap of the effort multiplier "
+        "1 / share allowed (nprobe, ef, shortlist)",
+    )
     build_threads: int = Field(0, ge=0, description="faiss threads per build task; 0 = project")
     dask_address: str | None = Field(None, description="Dask scheduler; None = local cluster")
     dask_workers: int = Field(2, ge=1)

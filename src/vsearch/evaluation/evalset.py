@@ -80,14 +80,17 @@ class EvalSet:
 
 
 def _image_sizes(drop: Path, paths: Sequence[str]) -> np.ndarray:
-    """``float[n, 2]`` (width, height) of image files, from their headers only."""
+    """``float[n, 2]`` (width, height) of image files as displayed (EXIF orientation
+    applied, as the decode does), from their headers only."""
     from PIL import Image
+
+    from vsearch.search.images import displayed_size
 
     sizes = np.empty((len(paths), 2), dtype=np.float64)
     for i, rel in enumerate(paths):
         try:
             with Image.open(drop / rel) as img:
-                sizes[i] = img.size
+                sizes[i] = displayed_size(img)
         except OSError as exc:
             raise BadInput(f"{drop / rel}: cannot read image ({exc}); validate the drop") from None
     return sizes

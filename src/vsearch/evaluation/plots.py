@@ -139,9 +139,11 @@ def plot_recall_curves(curves: pd.DataFrame, path: Path, marks: Sequence[int] = 
 def _thumb(drop: Path, rel: str, side: int) -> np.ndarray:
     from PIL import Image
 
+    from vsearch.search.images import upright
+
     try:
         with Image.open(drop / rel) as img:
-            return np.asarray(img.convert("RGB").resize((side, side), Image.BILINEAR))
+            return np.asarray(upright(img).convert("RGB").resize((side, side), Image.BILINEAR))
     except OSError:
         return np.full((side, side, 3), MISSING_FILL, dtype=np.uint8)
 

@@ -12,6 +12,14 @@ deleted item. A search runs in two stages:
    ``q·x = q·reference + q·residual`` (the reference term comes with the shortlist, the
    residual from the int8/float16 re-rank store), and the top ``k`` are returned.
 
+A search may carry a filter (``allowed``: which internal ids may be returned, from catalog
+fields such as price or seller). It is applied *inside* stage 1, so ``k`` results come back
+whenever ``k`` allowed items exist in the searched partitions: a partition holding few allowed
+items (or a flat one) is scanned exactly over just those items' codes; a large IVF/HNSW
+partition is searched with its effort (nprobe, ef, shortlist) scaled by ``1 / share allowed``
+(capped) and the non-allowed hits dropped, and a query that still found fewer than ``k`` falls
+back to the exact scan (docs/scaling.md#filters).
+
 Writes (:meth:`Engine.upsert`, :meth:`Engine.delete`) are appended to the release's change log
 and fsync'd before they are applied and acknowledged; opening a release replays the log, so an
 acknowledged write survives a crash. Other processes' writes are picked up by :meth:`sync`
@@ -49,6 +57,7 @@ from vsearch.index.upsert_log import Change, ChangeLog
 from vsearch.settings import IndexSettings
 
 log = logging.getLogger(__name__)
+_EMPTY_IDS = np.empty(0, dtype=np.int64)
 
 ITEMS_FILE = "items.npy"
 CODES_FILE = "codes.npy"
@@ -91,6 +100,25 @@ class _RWLock:
             with self._cond:
                 self._writer = False
                 self._cond.notify_all()
+
+
+@dataclass(frozen=True)
+class FilterKnobs:
+    """How a filtered search looks for allowed items (``index.filter_*`` settings).
+
+    Attributes:
+        exact_max: a partition holding at most this many allowed items is scanned exactly
+            over them (flat partitions always are).
+        max_overfetch: cap of the effort multiplier ``1 / share allowed`` of a large
+            partition (nprobe, ef and shortlist depth).
+    """
+
+    exact_max: int
+    max_overfetch: float
+
+    @classmethod
+    def from_settings(cls, s: IndexSettings) -> FilterKnobs:
+        return cls(s.filter_exact_max, s.filter_max_overfetch)
 
 
 class StaleRelease(BadInput):
@@ -166,6 +194,10 @@ class Engine:
         self._dead_count = np.zeros(len(partitions), dtype=np.int64)
         self._lock = _RWLock()
         self._pool: ThreadPoolExecutor | None = None
+        self._codes: np.ndarray | None = None  # codes.npy, memory-mapped on first filtered search
+        self._extra_codes_cat: np.ndarray | None = None
+        self.generation = 0  # bumped by every applied change (callers cache id lookups on it)
+        self.filter_knobs = FilterKnobs.from_settings(IndexSettings())
         self.log = change_log
         self.sealed_into: str | None = None
         s = manifest.search
@@ -237,6 +269,8 @@ class Engine:
             engine.close()
             set_current(indexes_dir, target)
             engine = cls.open(indexes_dir / target, **kwargs)
+        if settings is not None:
+            engine.filter_knobs = FilterKnobs.from_settings(settings)
         return engine
 
     def close(self) -> None:
@@ -277,6 +311,30 @@ class Engine:
     def partition_sizes(self) -> dict[str, int]:
         """Live items per partition."""
         return {p.name: p.ntotal - int(self._dead_count[i]) for i, p in enumerate(self._parts)}
+
+    @property
+    def n_internal(self) -> int:
+        """Internal ids handed out so far (live and tombstoned): the length of a filter mask."""
+        return len(self._dead)
+
+    def mask_of(self, internal: np.ndarray) -> np.ndarray:
+        """``bool[n_internal]`` with the given internal ids set (``-1`` entries ignored)."""
+        internal = np.asarray(internal, dtype=np.int64).ravel()
+        mask = np.zeros(self.n_internal, dtype=bool)
+        mask[internal[(internal >= 0) & (internal < len(mask))]] = True
+        return mask
+
+    def allowed_counts(self, allowed: np.ndarray) -> dict[str, int]:
+        """Live allowed items per partition (what a filtered search can find in each)."""
+        with self._lock.read():
+            live = self._live_allowed(allowed)
+            out = {}
+            for p in self._parts:
+                n = int(np.count_nonzero(live[p.first_id : p.first_id + p.n_base]))
+                if p._extra:
+                    n += int(np.count_nonzero(live[p._extras()[0]]))
+                out[p.name] = n
+            return out
 
     def memory_bytes(self) -> dict[str, int]:
         """Bytes that serving keeps resident (the memory-mapped store counted in full)."""
@@ -444,6 +502,8 @@ class Engine:
         knobs: SearchKnobs | None = None,
         threads: int = 1,
         extra_depth: float | None = None,
+        allowed: np.ndarray | None = None,
+        filter_knobs: FilterKnobs | None = None,
     ) -> SearchResult:
         """Top-``k`` items per query (batch API; a single query is a batch of one).
 
@@ -459,6 +519,10 @@ class Engine:
                 release the GIL); keep faiss's own OpenMP threads at 1 when using it.
             extra_depth: shortlist depth in runner-up categories as a share of the depth
                 (default: the release's tuned value).
+            allowed: ``bool[n]`` over internal ids (:meth:`mask_of`): only these items may be
+                returned, found inside the search (the module docstring says how); ids
+                beyond ``n`` (written after the mask was made) are not allowed.
+            filter_knobs: effort of a filtered search (default: :attr:`filter_knobs`).
         """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -466,11 +530,18 @@ class Engine:
             raise ValueError(f"threads must be >= 1, got {threads}")
         codes, vectors, cats = self._check_queries(codes, vectors, categories)
         depth = max(rerank_depth or self.rerank_depth, k)
+        if allowed is not None:
+            allowed = np.asarray(allowed)
+            if allowed.dtype != bool or allowed.ndim != 1:
+                raise ValueError(
+                    f"allowed must be a 1-d bool mask, got {allowed.dtype}[{allowed.shape}]"
+                )
+        fk = filter_knobs or self.filter_knobs
         self.sync()
         with self._lock.read():
             n = len(codes)
             if threads == 1 or n < 2 * threads:
-                return self._search(codes, vectors, cats, k, depth, knobs, extra_depth)
+                return self._search(codes, vectors, cats, k, depth, knobs, extra_depth, allowed, fk)
             if self._pool is None or self._pool._max_workers < threads:
                 self._pool = ThreadPoolExecutor(threads, thread_name_prefix="vsearch")
             bounds = np.linspace(0, n, threads + 1).astype(int)
@@ -484,6 +555,8 @@ class Engine:
                         depth,
                         knobs,
                         extra_depth,
+                        allowed,
+                        fk,
                     ),
                     itertools.pairwise(bounds),
                 )
@@ -504,9 +577,184 @@ class Engine:
         depth: int,
         knobs: SearchKnobs | None,
         extra_depth: float | None = None,
+        allowed: np.ndarray | None = None,
+        filter_knobs: FilterKnobs | None = None,
     ) -> SearchResult:
-        ham, cand, coarse = self.shortlist(codes, vectors, cats, depth, knobs, extra_depth)
+        if allowed is None:
+            ham, cand, coarse = self.shortlist(codes, vectors, cats, depth, knobs, extra_depth)
+        else:
+            ham, cand, coarse = self._shortlist_filtered(
+                codes,
+                vectors,
+                cats,
+                depth,
+                k,
+                knobs,
+                extra_depth,
+                allowed,
+                filter_knobs or self.filter_knobs,
+            )
         return self._top_k(self.score(vectors, cand, coarse), ham, cand, k)
+
+    # -- filtered search --------------------------------------------------------------------
+
+    def _live_allowed(self, allowed: np.ndarray) -> np.ndarray:
+        """``allowed`` resized to the current internal ids, tombstones removed."""
+        n = self.n_internal
+        live = np.zeros(n, dtype=bool)
+        m = min(n, len(allowed))
+        live[:m] = allowed[:m]
+        live &= ~self._dead
+        return live
+
+    def _allowed_in(self, pi: int, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Internal ids of the live allowed items of partition ``pi`` and their list index."""
+        part = self._parts[pi]
+        lo, hi = part.first_id, part.first_id + part.n_base
+        base = np.flatnonzero(live[lo:hi]).astype(np.int64) + lo
+        base_lists = part.lists_of_local(base - lo) if len(base) else _EMPTY_IDS
+        if not part._extra:
+            return base, base_lists
+        extra_ids, extra_lists = part._extras()
+        keep = live[extra_ids]
+        return (
+            np.concatenate([base, extra_ids[keep]]),
+            np.concatenate([base_lists, extra_lists[keep]]),
+        )
+
+    def _codes_of(self, internal: np.ndarray) -> np.ndarray:
+        """Binary codes of items by internal id (release file for the base, live ones kept)."""
+        out = np.empty((len(internal), self.bits // 8), dtype=np.uint8)
+        base = internal < self.n_base
+        if base.any():
+            if self._codes is None:
+                self._codes = np.load(self.folder / CODES_FILE, mmap_mode="r")
+            out[base] = self._codes[internal[base]]
+        if (~base).any():
+            n_extra = len(self._extra_ids)
+            if self._extra_codes_cat is None or len(self._extra_codes_cat) != n_extra:
+                self._extra_codes_cat = np.concatenate(self._extra_codes)
+            out[~base] = self._extra_codes_cat[internal[~base] - self.n_base]
+        return out
+
+    def _exact_in(
+        self,
+        pi: int,
+        ids: np.ndarray,
+        lists: np.ndarray,
+        codes: np.ndarray,
+        vectors: np.ndarray,
+        depth: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ``depth`` allowed items nearest in Hamming distance, by an exact scan of
+        only the allowed items' codes (``faiss.knn_hamming``)."""
+        import faiss
+
+        sub = np.ascontiguousarray(self._codes_of(ids))
+        dist, pos = faiss.knn_hamming(np.ascontiguousarray(codes), sub, depth)
+        valid = pos >= 0
+        pos = np.maximum(pos, 0)
+        # Query · reference of the lists the allowed items are in (not of every list).
+        used, where = np.unique(lists, return_inverse=True)
+        table = vectors @ self._parts[pi].refs[used].T
+        coarse = np.take_along_axis(table, where.reshape(-1)[pos], axis=1)
+        return (
+            np.where(valid, dist, _FAR).astype(np.int32),
+            np.where(valid, ids[pos], -1),
+            coarse.astype(np.float32),
+        )
+
+    def _overfetch_in(
+        self,
+        pi: int,
+        n_allowed: int,
+        live: np.ndarray,
+        codes: np.ndarray,
+        vectors: np.ndarray,
+        depth: int,
+        knobs: SearchKnobs,
+        fk: FilterKnobs,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A large partition searched with its effort scaled by ``1 / share allowed``; hits
+        that are not allowed are dropped (allowed ones first, in Hamming order)."""
+        part = self._parts[pi]
+        alive = max(part.ntotal - int(self._dead_count[pi]), 1)
+        factor = min(fk.max_overfetch, alive / n_allowed)
+        wide = SearchKnobs(
+            math.ceil(knobs.nprobe * factor),
+            math.ceil(knobs.ef_search * factor),
+            knobs.quantizer_ef,
+        )
+        fetch = min(part.ntotal, math.ceil(depth * factor) + int(self._dead_count[pi]))
+        dist, ids, coarse = part.search(codes, vectors, max(fetch, depth), wide)
+        keep = (ids >= 0) & live[np.maximum(ids, 0)]
+        order = np.argsort(~keep, axis=1, kind="stable")[:, :depth]
+        keep = np.take_along_axis(keep, order, 1)
+        dist = np.where(keep, np.take_along_axis(dist, order, 1), _FAR).astype(np.int32)
+        ids = np.where(keep, np.take_along_axis(ids, order, 1), -1)
+        return dist, ids, np.take_along_axis(coarse, order, 1)
+
+    def _shortlist_filtered(
+        self,
+        codes: np.ndarray,
+        vectors: np.ndarray,
+        categories: list[list[str]],
+        depth: int,
+        k: int,
+        knobs: SearchKnobs | None,
+        extra_depth: float | None,
+        allowed: np.ndarray,
+        fk: FilterKnobs,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Stage 1 of a filtered search: like :meth:`shortlist`, over allowed items only.
+
+        Every searched partition contributes up to ``max(k, its depth)`` allowed items, so a
+        query whose partitions hold ``k`` allowed items gets ``k`` candidates.
+        """
+        knobs = knobs or self.knobs
+        extra_depth = self.extra_depth if extra_depth is None else extra_depth
+        nq = len(codes)
+        width = max((len(c) for c in categories), default=1)
+        depths = [depth] + [max(k, math.ceil(depth * extra_depth))] * (width - 1)
+        stride = max(depths)
+        dist = np.full((nq, width * stride), _FAR, dtype=np.int32)
+        ids = np.full((nq, width * stride), -1, dtype=np.int64)
+        coarse = np.zeros((nq, width * stride), dtype=np.float32)
+        live = self._live_allowed(allowed)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for qi, cats in enumerate(categories):
+            for slot, name in enumerate(cats):
+                groups.setdefault((self._part_index[name], slot), []).append(qi)
+        allowed_in: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for (pi, slot), members in groups.items():
+            if pi not in allowed_in:
+                allowed_in[pi] = self._allowed_in(pi, live)
+            p_ids, p_lists = allowed_in[pi]
+            m = len(p_ids)
+            if m == 0:
+                continue
+            d = min(depths[slot], m)
+            qs = np.asarray(members)
+            if self._parts[pi].kind == "flat" or m <= fk.exact_max:
+                dd, ii, cc = self._exact_in(pi, p_ids, p_lists, codes[qs], vectors[qs], d)
+            else:
+                dd, ii, cc = self._overfetch_in(pi, m, live, codes[qs], vectors[qs], d, knobs, fk)
+                short = np.flatnonzero((ii >= 0).sum(axis=1) < min(k, m))
+                if len(short):  # reachable lists held too few: scan the allowed items
+                    dd[short], ii[short], cc[short] = self._exact_in(
+                        pi, p_ids, p_lists, codes[qs[short]], vectors[qs[short]], d
+                    )
+            cols = slice(slot * stride, slot * stride + d)
+            dist[qs, cols] = dd
+            ids[qs, cols] = ii
+            coarse[qs, cols] = cc
+        keys = np.minimum(dist, _FAR16).astype(np.int16)
+        order = np.argsort(keys, axis=1, kind="stable")[:, :depth]
+        return (
+            np.take_along_axis(dist, order, 1),
+            np.take_along_axis(ids, order, 1),
+            np.take_along_axis(coarse, order, 1),
+        )
 
     def _top_k(self, scores: np.ndarray, ham: np.ndarray, cand: np.ndarray, k: int) -> SearchResult:
         nq = len(scores)
@@ -598,6 +846,8 @@ class Engine:
             return len(changes)
 
     def _apply(self, changes: list[Change]) -> None:
+        if changes:
+            self.generation += 1
         for ch in changes:
             if ch.op == "upsert":
                 self._apply_upsert(ch)

@@ -3,7 +3,9 @@
 The same :class:`~vsearch.search.pipeline.SearchPipeline` the service runs. Where the model and
 the catalog come from when not given: the model folder beside the embeddings the release was
 built from (``vsearch train --out RUN`` writes ``RUN/model`` and ``RUN/embeddings``), and the
-drop selected by the last ingest (``ingest.current_file``).
+drop selected by the last ingest (``ingest.current_file``). The filters are the service's
+(:mod:`vsearch.search.filters`): ``--price-min``, ``--price-max``, ``--seller`` (repeat for
+several), ``--in-stock``; ``--category`` repeated searches those categories instead of routing.
 """
 
 from __future__ import annotations
@@ -51,7 +53,17 @@ def search_command(
     image: Path = typer.Argument(..., help="photo to search with"),
     k: int | None = typer.Option(None, "--k", help="results (default: search.default_k)"),
     box: str | None = typer.Option(None, "--box", help="x0,y0,x1,y1 normalised: skip detection"),
-    category: str | None = typer.Option(None, "--category", help="search only this category"),
+    category: list[str] | None = typer.Option(
+        None, "--category", help="search only this category (repeat: several, no routing)"
+    ),
+    price_min: float | None = typer.Option(None, "--price-min", help="only listings >= price"),
+    price_max: float | None = typer.Option(None, "--price-max", help="only listings <= price"),
+    seller: list[str] | None = typer.Option(
+        None, "--seller", help="only listings of this seller (repeat for several)"
+    ),
+    in_stock: bool = typer.Option(
+        False, "--in-stock", help="drop listings whose stock is 0 (unknown stock passes)"
+    ),
     model: Path | None = typer.Option(
         None, "--model", help="model folder (default: the one the release was built from)"
     ),
@@ -67,9 +79,12 @@ def search_command(
     """Search the current index release with a photo (fused category, box, grouped results)."""
 
     def body() -> None:
+        from vsearch.search.filters import SearchFilter
         from vsearch.search.pipeline import SearchPipeline
 
         settings = get_settings()
+        filters = SearchFilter.parse(price_min, price_max, seller or None, in_stock)
+        cats = list(dict.fromkeys(category or []))
         if not image.is_file():
             raise BadInput(f"{image}: no such file")
         data = image.read_bytes()
@@ -87,8 +102,9 @@ def search_command(
                 data,
                 settings.search.default_k if k is None else k,
                 box=_parse_box(box),
-                category=category,
+                category=(cats[0] if len(cats) == 1 else cats) or None,
                 rank=not plain,
+                filters=filters,
             )
         emit(res.to_dict(), json_out)
 

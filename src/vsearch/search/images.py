@@ -7,6 +7,12 @@ catalog's for no reason the metrics could show. :func:`to_model_pixels` is that 
 :func:`decode_file` and :func:`decode_images` (drops) and :func:`decode_bytes` (uploads) only
 differ in where the bytes come from and in how strictly they are checked.
 
+Phone photos: a camera stores the pixels as the sensor read them and says in the EXIF
+``Orientation`` tag how to turn them for display; browsers, phones and photo viewers all apply
+it. :func:`upright` applies it here, on every decode (drops, training, evaluation, the index
+build and uploads), so the model sees the photo the way a person (and the web page, where a box
+is drawn) sees it, and a box in normalised displayed coordinates covers the same pixels.
+
 Uploads are untrusted: :func:`decode_bytes` checks the byte size before parsing, the pixel
 count from the header *before* decoding (a decompression bomb is refused without being
 expanded), only accepts the usual photo formats, and decodes fully so that a truncated file is
@@ -24,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from vsearch.errors import BadInput, TooLarge
 
@@ -33,16 +39,46 @@ if TYPE_CHECKING:
 
 RESAMPLE = Image.BILINEAR
 REDUCING_GAP = 2.0  # PIL's two-step reduce: fast and close to a full-quality resample
+EXIF_ORIENTATION = 0x0112  # the EXIF tag; 1 = upright, 2..8 = mirrored and/or turned
+SIDEWAYS = frozenset({5, 6, 7, 8})  # orientations that swap width and height
+
+
+def orientation(img: Image.Image) -> int:
+    """The EXIF orientation of an opened image (1 when absent or unreadable)."""
+    try:
+        value = img.getexif().get(EXIF_ORIENTATION, 1)
+    except (OSError, SyntaxError, ValueError, TypeError):  # a corrupt EXIF block: as stored
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """The image as displayed: its EXIF orientation applied (the image itself if upright).
+
+    Why not always ``ImageOps.exif_transpose``: it copies the image even when there is
+    nothing to turn, which every demo and studio photo would pay for.
+    """
+    if orientation(img) == 1:
+        return img
+    return ImageOps.exif_transpose(img)
+
+
+def displayed_size(img: Image.Image) -> tuple[int, int]:
+    """``(width, height)`` of an opened image as displayed (EXIF orientation applied), from
+    its header only: what normalised boxes drawn on the photo refer to."""
+    width, height = img.size
+    return (height, width) if orientation(img) in SIDEWAYS else (width, height)
 
 
 def to_model_pixels(img: Image.Image, size: int) -> np.ndarray:
-    """An opened PIL image → ``uint8[3, size, size]`` RGB (resized, aspect not kept).
+    """An opened PIL image → ``uint8[3, size, size]`` RGB (upright, resized, aspect not kept).
 
     Why the aspect is not kept: boxes are normalised xyxy, so a plain resize maps a box drawn
-    on the original photo to the same numbers on the model's input.
+    on the displayed photo to the same numbers on the model's input. Why upright: see the
+    module docstring (EXIF orientation).
     """
     img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when possible
-    rgb = img.convert("RGB").resize((size, size), RESAMPLE, reducing_gap=REDUCING_GAP)
+    rgb = upright(img).convert("RGB").resize((size, size), RESAMPLE, reducing_gap=REDUCING_GAP)
     return np.array(rgb, dtype=np.uint8).transpose(2, 0, 1)
 
 

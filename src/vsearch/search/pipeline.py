@@ -14,6 +14,12 @@ offline numbers are the service's numbers (docs/architecture.md#the-two-loops). 
 5. ``rank``: quality/sales bonus and grouping of near-duplicate listings
    (:mod:`vsearch.search.ranking`); ``rank=False`` keeps the plain similarity order.
 
+Filters (price range, sellers, in stock: :mod:`vsearch.search.filters`) become a mask of the
+allowed listings that the engine searches *inside* stage 4, so ``k`` results come back when
+``k`` matching listings exist. The vote of stage 3 stays unfiltered (it asks what the photo
+shows, not what the shopper may buy); when the routed categories hold fewer matching listings
+than the search fetches, the other categories holding matches are added, most probable first.
+
 Batches are first-class: :meth:`SearchPipeline.search_encoded` works on ``n`` queries with
 one engine call per stage. A response's ``timings_ms`` are its share of the batch's wall time
 (batch time / n).
@@ -34,9 +40,10 @@ import pandas as pd
 import torch
 
 from vsearch.errors import BadInput
-from vsearch.index.engine import Engine, SearchResult
+from vsearch.index.engine import Engine, FilterKnobs, SearchResult
 from vsearch.index.release import FingerprintMismatch
 from vsearch.search.encoder import Encoded, Encoder, NetEncoder
+from vsearch.search.filters import STOCK, BadFilter, SearchFilter
 from vsearch.search.fusion import align_probs, category_space, fuse, neighbour_vote, top_categories
 from vsearch.search.groups import PRODUCT_GROUP, with_product_groups
 from vsearch.search.images import check_box, decode_bytes
@@ -54,6 +61,7 @@ log = logging.getLogger(__name__)
 
 STAGES = ("decode", "model", "fuse", "hamming+rerank", "rank", "total")
 CATALOG_FIELDS = ("item_id", "category", "seller_id", "title", "price", "image", "quality", "sales")
+CATALOG_OPTIONAL_FIELDS = (STOCK,)  # kept when the catalog has them (filters read them)
 
 
 @dataclass
@@ -89,6 +97,7 @@ class SearchResponse:
     results: list[Hit]  # final ranking, grouped by product, len <= k
     timings_ms: dict[str, float]  # per stage (STAGES), this query's share of its batch
     category_forced: bool = False  # the user chose the category
+    filters: dict[str, Any] = field(default_factory=dict)  # the filter applied (empty: none)
 
     def to_dict(self) -> dict[str, Any]:
         return _json_safe(asdict(self))
@@ -120,6 +129,16 @@ class _Catalog:
         self.price = df["price"].to_numpy(np.float64, na_value=np.nan)
         self.quality = df["quality"].to_numpy(np.float64, na_value=np.nan)
         self.sales = df["sales"].to_numpy(np.float64, na_value=0.0)
+        # Filter columns, prepared once: sellers as integer codes, stock (NaN = unknown).
+        codes, names = pd.factorize(df["seller_id"].astype(str), sort=False)
+        self.seller_codes = codes.astype(np.int64)
+        self.seller_names = pd.Index(names)
+        self.stock = (
+            pd.to_numeric(df[STOCK], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+            if STOCK in df.columns
+            else None
+        )
+        self._internal: tuple[Engine, int, np.ndarray] | None = None
         # Same product, other sellers: the mined virtual ID when known (see groups.py).
         group = df[PRODUCT_GROUP] if PRODUCT_GROUP in df.columns else df["item_id"]
         self.group = group.fillna(df["item_id"]).astype(str).to_numpy(object)
@@ -137,6 +156,27 @@ class _Catalog:
     def column(self, name: str, rows: np.ndarray, missing: float) -> np.ndarray:
         values = getattr(self, name)
         return np.where(rows >= 0, values[np.maximum(rows, 0)], missing)
+
+    def unknown_sellers(self, sellers: Sequence[str]) -> list[str]:
+        return [s for s in sellers if s not in self.seller_names]
+
+    def allowed(self, f: SearchFilter, engine: Engine) -> np.ndarray:
+        """``bool[engine.n_internal]``: the engine's live items whose catalog row passes ``f``.
+
+        The catalog-row -> internal-id map is computed once per engine state (its
+        ``generation`` moves with every upsert/delete) and reused by every filtered search.
+        """
+        seller_codes = None
+        if f.sellers:
+            seller_codes = self.seller_names.get_indexer(list(f.sellers))
+            seller_codes = seller_codes[seller_codes >= 0]
+        rows = f.mask_arrays(self.price, self.seller_codes, seller_codes, self.stock)
+        cached = self._internal
+        if cached is None or cached[0] is not engine or cached[1] != engine.generation:
+            generation = engine.generation
+            cached = (engine, generation, engine.lookup(self.index.to_numpy(object)))
+            self._internal = cached
+        return engine.mask_of(cached[2][rows])
 
 
 @dataclass
@@ -313,6 +353,30 @@ class SearchPipeline:
                 out.append(self.check_category(c))
         return out
 
+    def check_filter(self, f: SearchFilter | None) -> SearchFilter | None:
+        """A filter whose sellers the served catalog knows (``None``/inactive -> ``None``)."""
+        if f is None or not f.active:
+            return None
+        if not isinstance(f, SearchFilter):
+            raise BadFilter(f"filters must be SearchFilter objects, got {type(f).__name__}")
+        unknown = self._catalog.unknown_sellers(f.sellers)
+        if unknown:
+            raise BadFilter(
+                f"unknown seller(s) {unknown[:10]}: no listing of theirs in the served catalog"
+            )
+        return f
+
+    def _filters(self, filters: Sequence[SearchFilter | None] | None, n: int) -> list:
+        """One checked filter (or ``None``) per query."""
+        if filters is None:
+            return [None] * n
+        if isinstance(filters, SearchFilter):
+            raise BadInput("filters must be one entry (a SearchFilter or None) per query")
+        fs = list(filters)
+        if len(fs) != n:
+            raise BadInput(f"filters has {len(fs)} entries for {n} queries")
+        return [self.check_filter(f) for f in fs]
+
     def decode(self, data: bytes) -> np.ndarray:
         """Check and decode an upload into ``uint8[3, S, S]`` (the training decode)."""
         s = self.search_settings
@@ -327,16 +391,17 @@ class SearchPipeline:
         data: bytes,
         k: int,
         box: Sequence[float] | None = None,
-        category: str | None = None,
+        category: str | Sequence[str] | None = None,
         rank: bool = True,
+        filters: SearchFilter | None = None,
     ) -> SearchResponse:
-        """One uploaded photo (optional user box and category) → response.
+        """One uploaded photo (optional user box, category or categories, filter) → response.
 
         Raises:
             BadInput: not an image, truncated, empty, too many bytes or pixels, box outside
-                [0, 1] or empty, unknown category, k out of range.
+                [0, 1] or empty, unknown category or seller, k out of range.
         """
-        return self.search_bytes_batch([data], k, [box], [category], rank)[0]
+        return self.search_bytes_batch([data], k, [box], [category], rank, [filters])[0]
 
     def search_bytes_batch(
         self,
@@ -345,12 +410,14 @@ class SearchPipeline:
         boxes: Sequence[Sequence[float] | None] | None = None,
         categories: Sequence[str | Sequence[str] | None] | None = None,
         rank: bool = True,
+        filters: Sequence[SearchFilter | None] | None = None,
     ) -> list[SearchResponse]:
         """Several uploads at once (the service's batch endpoint); a bad item names its index."""
         t0 = time.perf_counter()
         n = len(items)
         k = self.check_k(k)
         forced = self._forced(categories, n)
+        self._filters(filters, n)
         box_list = [None] * n if boxes is None else list(boxes)
         if len(box_list) != n:
             raise BadInput(f"boxes has {len(box_list)} entries for {n} images")
@@ -371,7 +438,7 @@ class SearchPipeline:
         )
         decode_ms = (time.perf_counter() - t0) * 1e3
         use_boxes = None if np.isnan(given).all() else given
-        out = self.search_images(images, k, use_boxes, forced, rank)
+        out = self.search_images(images, k, use_boxes, forced, rank, filters)
         for r in out:
             r.timings_ms["decode"] = decode_ms / n
             r.timings_ms["total"] += decode_ms / n
@@ -384,16 +451,18 @@ class SearchPipeline:
         boxes: np.ndarray | None = None,
         categories: Sequence[str | Sequence[str] | None] | None = None,
         rank: bool = True,
+        filters: Sequence[SearchFilter | None] | None = None,
     ) -> list[SearchResponse]:
         """Decoded photos ``uint8[n, 3, S, S]`` → responses (boxes: normalised xyxy to use
         instead of detecting; an all-NaN row detects)."""
         k = self.check_k(k)
         n = int(images.shape[0])
         self._forced(categories, n)
+        self._filters(filters, n)
         t0 = time.perf_counter()
         enc = self.encoder.encode(images, boxes)
         model_ms = (time.perf_counter() - t0) * 1e3
-        out = self.search_encoded(enc, k, categories, rank)
+        out = self.search_encoded(enc, k, categories, rank, filters)
         for r in out:
             r.timings_ms["model"] = model_ms / n
             r.timings_ms["total"] += model_ms / n
@@ -405,6 +474,7 @@ class SearchPipeline:
         k: int,
         categories: Sequence[str | Sequence[str] | None] | None = None,
         rank: bool = True,
+        filters: Sequence[SearchFilter | None] | None = None,
     ) -> list[SearchResponse]:
         """Encoded queries → responses (stages 3-5; see the module docstring).
 
@@ -418,18 +488,22 @@ class SearchPipeline:
             rank: final ranking and grouping; ``False`` gives the plain similarity order
                 (``score == similarity``, no grouping), which measures what the binary search
                 retains.
+            filters: per query, a :class:`~vsearch.search.filters.SearchFilter` applied inside
+                the search, or ``None``.
         """
         k = self.check_k(k)
         n = len(enc)
         forced = self._forced(categories, n)
+        checked = self._filters(filters, n)
         if n == 0:
             return []
         engine = self.engine  # one release for the whole batch, even if swapped meanwhile
         t0 = time.perf_counter()
         names, cls_probs, vote, support, fused, routes = self._fuse(engine, enc, forced)
-        t1 = time.perf_counter()
         fetch = k * self.search_settings.candidate_factor if rank else k
-        res = self._search(engine, enc, routes, fetch)
+        masks = self._allowed(engine, checked, forced, routes, fused, names, fetch)
+        t1 = time.perf_counter()
+        res = self._search(engine, enc, routes, fetch, masks)
         t2 = time.perf_counter()
         ranked = self._rank(engine, res, k, rank)
         t3 = time.perf_counter()
@@ -464,6 +538,7 @@ class SearchPipeline:
                     results=self._hits(ranked, i),
                     timings_ms=t,
                     category_forced=chosen,
+                    filters=checked[i].describe() if checked[i] is not None else {},
                 )
             )
         elapsed = (time.perf_counter() - t0) * 1e3 / n
@@ -514,12 +589,59 @@ class SearchPipeline:
                 routes[i] = [f] if isinstance(f, str) else list(dict.fromkeys(f))
         return names, cls_probs, vote, support, fused, routes
 
+    def _allowed(
+        self,
+        engine: Engine,
+        filters: list[SearchFilter | None],
+        forced: list[str | list[str] | None],
+        routes: list[list[str]],
+        fused: np.ndarray,
+        names: list[str],
+        fetch: int,
+    ) -> list[np.ndarray | None]:
+        """The allowed-listings mask of each query (shared by equal filters), widening the
+        routes of filtered queries whose routed categories hold fewer than ``fetch`` matches.
+
+        Why widen: routing guesses where the photo's product is; a filter says what the
+        shopper may buy. When the guessed categories cannot fill the page with matching
+        listings, the categories that hold matches are searched too, most probable first.
+        A chosen category is never widened.
+        """
+        masks: list[np.ndarray | None] = [None] * len(filters)
+        by_filter: dict[SearchFilter, tuple[np.ndarray, dict[str, int]]] = {}
+        col = {c: j for j, c in enumerate(names)}
+        for i, f in enumerate(filters):
+            if f is None:
+                continue
+            if f not in by_filter:
+                mask = self._catalog.allowed(f, engine)
+                by_filter[f] = (mask, engine.allowed_counts(mask))
+            masks[i], counts = by_filter[f]
+            if forced[i] is not None or not routes[i]:
+                continue
+            have = sum(counts.get(c, 0) for c in routes[i])
+            rest = [c for c in engine.categories if c not in routes[i] and counts.get(c, 0)]
+            rest.sort(key=lambda c: -float(fused[i, col[c]]) if c in col else 0.0)
+            for c in rest:
+                if have >= fetch:
+                    break
+                routes[i].append(c)
+                have += counts[c]
+        return masks
+
     def _search(
-        self, engine: Engine, enc: Encoded, routes: list[list[str]], k: int
+        self,
+        engine: Engine,
+        enc: Encoded,
+        routes: list[list[str]],
+        k: int,
+        masks: list[np.ndarray | None] | None = None,
     ) -> SearchResult:
-        """Hamming shortlist + float re-rank in each query's partitions (empty rows if none)."""
+        """Hamming shortlist + float re-rank in each query's partitions (empty rows if none);
+        queries with a mask are searched over its allowed items only, one engine call per
+        distinct mask."""
         n = len(enc)
-        todo = [i for i, r in enumerate(routes) if r]
+        masks = masks or [None] * n
         out = SearchResult(
             np.full((n, k), None, dtype=object),
             np.full((n, k), np.nan, dtype=np.float32),
@@ -527,12 +649,23 @@ class SearchPipeline:
             np.full((n, k), None, dtype=object),
             np.full((n, k), -1, dtype=np.int64),
         )
-        if not todo:
-            return out
-        rows = np.asarray(todo)
-        res = engine.search(enc.codes[rows], enc.embeddings[rows], [routes[i] for i in todo], k=k)
-        for f in SearchResult.__dataclass_fields__:
-            getattr(out, f)[rows] = getattr(res, f)
+        groups: dict[int, tuple[np.ndarray | None, list[int]]] = {}
+        for i, r in enumerate(routes):
+            if r:
+                groups.setdefault(id(masks[i]), (masks[i], []))[1].append(i)
+        knobs = FilterKnobs.from_settings(self.settings.index)
+        for mask, todo in groups.values():
+            rows = np.asarray(todo)
+            res = engine.search(
+                enc.codes[rows],
+                enc.embeddings[rows],
+                [routes[i] for i in todo],
+                k=k,
+                allowed=mask,
+                filter_knobs=knobs,
+            )
+            for f in SearchResult.__dataclass_fields__:
+                getattr(out, f)[rows] = getattr(res, f)
         return out
 
     def _rank(self, engine: Engine, res: SearchResult, k: int, rank: bool) -> _Ranked:

@@ -11,6 +11,12 @@ Why JSON with base64 photos and not multipart files: BentoML can batch a ``list[
 uploaded files, but a batchable API takes exactly one argument, so per-photo options (box,
 category, k) could not travel with the files. A list of small JSON objects carries both.
 
+Filters travel per photo too (``price_min``, ``price_max``, ``seller``, ``in_stock``; see
+:mod:`vsearch.search.filters`): queries of a merged batch with equal filters share one mask and
+one engine call. An unknown field or a value of the wrong type fails the request's validation
+(BentoML answers 400 naming the field); a filter that cannot match (``price_min > price_max``,
+an unknown seller) is a 422 in that photo's slot.
+
 Errors are per photo: one bad photo gets ``{"error": ..., "status": 4xx}`` in its slot and the
 others are answered normally (a batch must not fail because of one caller's bad input).
 """
@@ -28,7 +34,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from vsearch.errors import BadInput
-from vsearch.serving.http import HttpError, parse_box, status_of
+from vsearch.search.filters import SearchFilter
+from vsearch.serving.http import HttpError, parse_box, parse_filter, status_of
 from vsearch.serving.state import NotLoaded, ServingState
 from vsearch.serving.web import response_json
 
@@ -44,22 +51,40 @@ class BatchQuery(BaseModel):
     box: list[float] | str | None = Field(
         None, description="normalised x0,y0,x1,y1 to search instead of detecting"
     )
-    category: str | None = Field(None, description="search only this category")
+    category: str | list[str] | None = Field(
+        None, description="search only this category (several: search those instead of routing)"
+    )
     k: int | None = Field(None, description="results wanted (default search.default_k)")
+    price_min: float | None = Field(None, description="only listings priced at least this")
+    price_max: float | None = Field(None, description="only listings priced at most this")
+    seller: str | list[str] | None = Field(None, description="only listings of these sellers")
+    in_stock: bool | None = Field(
+        None, description="true: drop listings whose stock is 0 (unknown stock passes)"
+    )
 
 
 def _error(status: int, message: str) -> dict[str, Any]:
     return {"error": message, "status": status}
 
 
-def _prepare(pipeline: Any, q: BatchQuery, default_k: int) -> tuple[int, Any, Any, np.ndarray]:
-    """Checked ``(k, category, box, pixels)`` of one query (raises HttpError)."""
+def _prepare(
+    pipeline: Any, q: BatchQuery, default_k: int, max_len: int
+) -> tuple[int, Any, Any, np.ndarray, SearchFilter | None]:
+    """Checked ``(k, category, box, pixels, filter)`` of one query (raises HttpError)."""
     from vsearch.search.images import check_box
 
+    sellers = [q.seller] if isinstance(q.seller, str) else list(q.seller or [])
+    filters = parse_filter(q.price_min, q.price_max, sellers, q.in_stock, max_len)
     try:
         k = pipeline.check_k(default_k if q.k is None else q.k)
-        category = pipeline.check_category(q.category or None)
+        if isinstance(q.category, list):
+            if not q.category:
+                raise BadInput("category: an explicit list of categories must not be empty")
+            category: Any = [pipeline.check_category(c) for c in q.category]
+        else:
+            category = pipeline.check_category(q.category or None)
         box = check_box(parse_box(q.box))
+        filters = pipeline.check_filter(filters)
     except BadInput as exc:
         raise HttpError(422, str(exc)) from None
     try:
@@ -70,7 +95,7 @@ def _prepare(pipeline: Any, q: BatchQuery, default_k: int) -> tuple[int, Any, An
         pixels = pipeline.decode(data)
     except BadInput as exc:
         raise HttpError(status_of(exc), str(exc)) from None
-    return k, category, box, pixels
+    return k, category, box, pixels, filters
 
 
 def run_batch(state: ServingState, queries: list[BatchQuery]) -> list[dict[str, Any]]:
@@ -81,15 +106,16 @@ def run_batch(state: ServingState, queries: list[BatchQuery]) -> list[dict[str, 
         with state.lease() as served:
             pipeline = served.pipeline
             default_k = state.settings.search.default_k
-            ready: dict[int, list[tuple[int, Any, Any, np.ndarray]]] = {}
+            max_len = state.settings.serving.max_field_chars
+            ready: dict[int, list[tuple[int, Any, Any, np.ndarray, SearchFilter | None]]] = {}
             t0 = time.perf_counter()
             for i, q in enumerate(queries):
                 try:
-                    k, category, box, pixels = _prepare(pipeline, q, default_k)
+                    k, category, box, pixels, filters = _prepare(pipeline, q, default_k, max_len)
                 except HttpError as exc:
                     out[i] = _error(exc.status, exc.message)
                     continue
-                ready.setdefault(k, []).append((i, category, box, pixels))
+                ready.setdefault(k, []).append((i, category, box, pixels, filters))
             decode_ms = (time.perf_counter() - t0) * 1e3 / max(n, 1)
             for k, group in ready.items():
                 images = torch.from_numpy(np.stack([g[3] for g in group]))
@@ -99,7 +125,9 @@ def run_batch(state: ServingState, queries: list[BatchQuery]) -> list[dict[str, 
                         boxes[j] = g[2]
                 use_boxes = None if np.isnan(boxes).all() else boxes
                 with torch.inference_mode():
-                    responses = pipeline.search_images(images, k, use_boxes, [g[1] for g in group])
+                    responses = pipeline.search_images(
+                        images, k, use_boxes, [g[1] for g in group], filters=[g[4] for g in group]
+                    )
                 for g, r in zip(group, responses, strict=True):
                     r.timings_ms["decode"] = decode_ms
                     r.timings_ms["total"] += decode_ms

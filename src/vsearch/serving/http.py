@@ -17,6 +17,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from vsearch.errors import BadInput, TooLarge
+from vsearch.search.filters import SearchFilter
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -227,3 +228,24 @@ def parse_text(raw: Any, name: str, max_len: int, required: bool = True) -> str 
     if len(text) > max_len or any(ord(c) < 32 for c in text):
         raise HttpError(422, f"{name} must be at most {max_len} printable characters")
     return text
+
+
+def parse_categories(values: list[Any], max_len: int) -> str | list[str] | None:
+    """``category`` given once (a chosen category), several times (search those instead of
+    routing) or not at all (``None``)."""
+    names = [parse_text(v, "category", max_len, required=False) for v in values]
+    kept = [n for n in names if n]
+    if not kept:
+        return None
+    return kept[0] if len(kept) == 1 else list(dict.fromkeys(kept))
+
+
+def parse_filter(
+    price_min: Any, price_max: Any, sellers: list[Any], in_stock: Any, max_len: int
+) -> SearchFilter | None:
+    """The search filter of a form or JSON body (HttpError 422 naming a bad field)."""
+    names = [parse_text(v, "seller", max_len, required=False) for v in sellers]
+    try:
+        return SearchFilter.parse(price_min, price_max, [n for n in names if n], in_stock)
+    except BadInput as exc:
+        raise HttpError(422, str(exc)) from None

@@ -41,7 +41,7 @@ from vsearch.index.embeddings import EmbeddingSet, ModelInfo
 from vsearch.index.engine import Engine
 from vsearch.index.manifest import Manifest
 from vsearch.index.release import current_version, resolve
-from vsearch.search.pipeline import CATALOG_FIELDS
+from vsearch.search.pipeline import CATALOG_FIELDS, CATALOG_OPTIONAL_FIELDS
 from vsearch.serving.admin_store import AdminStore
 from vsearch.settings import Settings
 
@@ -49,7 +49,9 @@ log = logging.getLogger(__name__)
 
 MODEL_META = "model.json"  # vsearch.model.export.META_FILE (read without importing torch code)
 SIBLING_MODEL_DIR = "model"  # training writes <run>/model next to <run>/embeddings
-CATALOG_COLUMNS = list(CATALOG_FIELDS)  # what results show; the admin store keeps the same
+# what results show and filters read (optional ones kept when present); the admin store keeps
+# the same
+CATALOG_COLUMNS = [*CATALOG_FIELDS, *CATALOG_OPTIONAL_FIELDS]
 
 
 class ReloadRefused(BadInput):
@@ -244,7 +246,9 @@ class ServingState:
         extra = self.admin.rows()
         if not extra.empty:
             cols = CATALOG_COLUMNS
-            base = pd.concat([base[cols], extra.reindex(columns=cols)], ignore_index=True)
+            base = pd.concat(
+                [base.reindex(columns=cols), extra.reindex(columns=cols)], ignore_index=True
+            )
         groups = self.settings.search.product_groups_dir
         return with_product_groups(base, self.abs(groups) if groups else None)
 

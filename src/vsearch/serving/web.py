@@ -10,7 +10,9 @@ adaptive batching.
 Routes (all answers JSON unless a page or photo):
 
 * ``GET /`` the web page (``static/``), ``GET /static/...`` its script and style;
-* ``POST /search`` multipart: ``image`` file, optional ``box``, ``category``, ``k``;
+* ``POST /search`` multipart: ``image`` file, optional ``box``, ``category`` (repeat the field
+  for several), ``k`` and the filters ``price_min``, ``price_max``, ``seller`` (repeat for
+  several), ``in_stock`` (:mod:`vsearch.search.filters`); an unknown field is a 422;
 * ``GET /samples`` held-out demo query photos; ``GET /images/{path}`` photos of the drop;
   ``GET /uploads/{name}`` photos added through the admin API;
 * ``POST /admin/items`` (multipart upsert), ``DELETE /admin/items/{item_id}``,
@@ -39,11 +41,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from vsearch.errors import BadInput
+from vsearch.search.filters import FILTER_FIELDS, SearchFilter
 from vsearch.serving.admin_store import IMAGE_PREFIX
 from vsearch.serving.http import (
     HttpError,
     error_response,
     parse_box,
+    parse_categories,
+    parse_filter,
     parse_float,
     parse_k,
     parse_text,
@@ -57,6 +62,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 DROP_IMAGES = "images/"  # drop image paths start here (contracts.IMAGES_DIR)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 PHOTO_CONTENT_TYPES = ("image/", "application/octet-stream")
+SEARCH_FIELDS = ("image", "k", "box", "category", *FILTER_FIELDS)
 IMAGE_CACHE = "public, max-age=3600"
 
 
@@ -83,6 +89,16 @@ def response_json(served: Served, response: Any) -> dict[str, Any]:
         "fingerprint": served.model.get("fingerprint"),
     }
     return body
+
+
+def _optional_count(raw: Any, name: str) -> int | None:
+    """A count field that may be absent (``None``: unknown), else an integer >= 0."""
+    value = parse_float(raw, name, 0.0, float(2**53), float("nan"))
+    if value != value:  # NaN: absent
+        return None
+    if value != int(value):
+        raise HttpError(422, f"{name} must be a whole number, got {raw!r}")
+    return int(value)
 
 
 # -- the app ---------------------------------------------------------------------------------
@@ -225,23 +241,39 @@ class WebApp:
         async def run() -> Response:
             form = await self._form(request, "POST /search")
             data = await self._photo(form)
-            k_raw, box_raw, cat_raw = form.get("k"), form.get("box"), form.get("category")
+            unknown = sorted(set(form.keys()) - set(SEARCH_FIELDS))
+            if unknown:
+                raise HttpError(
+                    422, f"unknown field(s) {unknown}; POST /search takes {list(SEARCH_FIELDS)}"
+                )
             state = self.state
-            k = parse_k(k_raw, state.settings.search.default_k)
-            box = parse_box(box_raw)
+            k = parse_k(form.get("k"), state.settings.search.default_k)
+            box = parse_box(form.get("box"))
             chars = state.settings.serving.max_field_chars
-            category = parse_text(cat_raw, "category", chars, required=False)
+            category = parse_categories(form.getlist("category"), chars)
+            filters = parse_filter(
+                form.get("price_min"),
+                form.get("price_max"),
+                form.getlist("seller"),
+                form.get("in_stock"),
+                chars,
+            )
             self._check_size(data)
             search_limiter, _ = self.limiters()
             body = await anyio.to_thread.run_sync(
-                lambda: self._search_sync(data, k, box, category), limiter=search_limiter
+                lambda: self._search_sync(data, k, box, category, filters), limiter=search_limiter
             )
             return JSONResponse(body)
 
         return await self._guard(run)
 
     def _search_sync(
-        self, data: bytes, k: int, box: list[float] | None, category: str | None
+        self,
+        data: bytes,
+        k: int,
+        box: list[float] | None,
+        category: str | list[str] | None,
+        filters: SearchFilter | None,
     ) -> dict[str, Any]:
         from vsearch.search.images import check_box
 
@@ -249,12 +281,14 @@ class WebApp:
             p = served.pipeline
             try:
                 p.check_k(k)
-                p.check_category(category)
+                for c in [category] if isinstance(category, str) else category or []:
+                    p.check_category(c)
                 check_box(box)
+                p.check_filter(filters)
             except BadInput as exc:
                 raise HttpError(422, str(exc)) from None
             try:
-                response = p.search_bytes(data, k, box=box, category=category)
+                response = p.search_bytes(data, k, box=box, category=category, filters=filters)
             except BadInput as exc:
                 raise HttpError(status_of(exc), str(exc)) from None
             return response_json(served, response)
@@ -297,6 +331,7 @@ class WebApp:
                 "price": parse_float(form.get("price"), "price", 0.0, float("inf")),
                 "quality": parse_float(form.get("quality"), "quality", 0.0, 1.0, float("nan")),
                 "sales": int(parse_float(form.get("sales"), "sales", 0.0, float(2**53), 0.0)),
+                "stock": _optional_count(form.get("stock"), "stock"),
             }
             if row["price"] <= 0:
                 raise HttpError(422, f"price must be > 0, got {row['price']}")

@@ -40,6 +40,7 @@ quarantine failure means one *row* is unusable while its neighbours are fine.
 | `price_positive` | catalog | quarantine | ExpectColumnValuesToBeBetween |
 | `quality_in_unit_range` | catalog | quarantine | ExpectColumnValuesToBeBetween |
 | `sales_non_negative` | catalog | quarantine | ExpectColumnValuesToBeBetween |
+| `stock_non_negative` | catalog (`stock` given) | quarantine | ExpectColumnValuesToBeBetween |
 | `title_not_blank` | catalog | quarantine | ExpectColumnValuesToNotMatchRegex |
 | `dwell_non_negative` | impressions | quarantine | ExpectColumnValuesToBeBetween |
 | `shown_after_listing` | impressions | quarantine | ExpectColumnPairValuesAToBeGreaterThanB |
@@ -143,6 +144,7 @@ CHECKS: dict[str, CheckSpec] = dict(
         _spec("price_positive", False, "A listing price must be > 0."),
         _spec("quality_in_unit_range", False, "Quality is a score in [0, 1]."),
         _spec("sales_non_negative", False, "Units sold cannot be negative."),
+        _spec("stock_non_negative", False, "Units in stock cannot be negative."),
         _spec("title_not_blank", False, "A listing needs a title."),
         _spec("dwell_non_negative", False, "Dwell time cannot be negative."),
         _spec("shown_after_listing", False, "An item cannot be shown before it was listed."),
@@ -296,10 +298,18 @@ def _image_checks() -> list[Any]:
     ]
 
 
-def _catalog_checks() -> list[Any]:
+def _catalog_checks(present: Sequence[str]) -> list[Any]:
     import great_expectations.expectations as gxe
 
+    stock = []
+    if "stock" in present:  # optional column (null = unknown stock)
+        stock.append(
+            _expect(
+                gxe.ExpectColumnValuesToBeBetween, "stock_non_negative", column="stock", min_value=0
+            )
+        )
     return [
+        *stock,
         _expect(
             gxe.ExpectColumnValuesToBeBetween,
             "price_positive",
@@ -408,7 +418,7 @@ def content_suite(
 
     extra: list[Any]
     if contract.name == CATALOG.name:
-        extra = _catalog_checks()
+        extra = _catalog_checks(present)
     elif contract.name == QUERIES.name:
         extra = _image_checks()
     else:

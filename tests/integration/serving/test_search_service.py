@@ -143,6 +143,9 @@ def test_page(client: httpx.Client) -> None:
     for asset in ("/static/app.js", "/static/style.css"):
         assert client.get(asset).status_code == 200
     assert "http" not in client.get("/static/app.js").text.replace("http://", "")  # no CDN
+    for field in ("price-min", "price-max", "sellers", "in-stock"):  # the filters
+        assert f'id="{field}"' in page.text
+    assert "image-orientation: from-image" in client.get("/static/style.css").text
 
 
 # -- bad input ---------------------------------------------------------------------------------
@@ -284,6 +287,102 @@ def test_concurrent_batch_requests_each_get_their_own_answers(service: str, serv
         _, item_id, _ = photo(served_project, row)
         body = answers[row]["body"]
         assert len(body) == 2 and all(item_id in ids_of(b["results"][0]) for b in body)
+
+
+# -- phone photos and filters ------------------------------------------------------------------
+
+
+def phone_jpeg(data: bytes, orientation: int = 6) -> bytes:
+    """A photo as a phone stores it: pixels turned left, EXIF Orientation 6 (shown upright)."""
+    with Image.open(io.BytesIO(data)) as img:
+        stored = img.convert("RGB").transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    stored.save(buf, "JPEG", quality=95, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def test_a_rotated_phone_photo_and_a_drawn_box_line_up(
+    client: httpx.Client, served_project
+) -> None:
+    for row in (2, 10, 26):
+        data, item_id, category = photo(served_project, row)
+        upright = search(client, data, category=category, k="5").json()
+        assert item_id in ids_of(upright["results"][0])
+        # The box found on the upright photo, drawn on the phone photo as displayed.
+        box = ",".join(f"{v:.6f}" for v in upright["box"])
+        r = search(client, phone_jpeg(data), box=box, category=category, k="5")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["box"] == pytest.approx(upright["box"], abs=1e-5)
+        assert item_id in ids_of(body["results"][0])
+    q = {"image": base64.b64encode(phone_jpeg(data)).decode(), "category": category}
+    out = client.post("/search_batch", json={"queries": [q]}).json()
+    assert item_id in ids_of(out[0]["results"][0])
+
+
+def _narrow_seller(served_project) -> tuple[str, set[str]]:
+    """A seller listing in several categories, with few listings."""
+    cat = served_project.catalog
+    stats = cat.groupby("seller_id")["category"].agg(["size", "nunique"])
+    seller = str(stats[(stats["nunique"] > 1) & (stats["size"] >= 2)].sort_values("size").index[0])
+    return seller, set(cat.loc[cat["seller_id"] == seller, "item_id"])
+
+
+def test_filters_on_search_return_k_matching_listings(client: httpx.Client, served_project) -> None:
+    seller, listings = _narrow_seller(served_project)
+    cat = served_project.catalog
+    row = int((cat["seller_id"] != seller).to_numpy().argmax())  # a photo of someone else's
+    data, _, _ = photo(served_project, row)
+    k = str(len(listings))
+    r = client.post(
+        "/search",
+        files={"image": ("q.jpg", data, "image/jpeg")},
+        data={"seller": seller, "k": k},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert {i for h in body["results"] for i in ids_of(h)} == listings
+    assert body["filters"] == {"seller": [seller]}
+    lo, hi = (float(x) for x in cat["price"].quantile([0.2, 0.5]))
+    r = search(client, data, price_min=str(lo), price_max=str(hi), in_stock="true", k="5")
+    assert r.status_code == 200, r.text
+    hits = r.json()["results"]
+    assert len(hits) == 5 and all(lo <= h["price"] <= hi for h in hits)
+    # The same filters in the batch API, per photo.
+    b64 = base64.b64encode(data).decode()
+    queries = [
+        {"image": b64, "seller": [seller], "k": len(listings)},
+        {"image": b64, "price_min": lo, "price_max": hi, "k": 3},
+        {"image": b64, "price_min": 50, "price_max": 5},
+        {"image": b64, "seller": "nobody"},
+    ]
+    out = client.post("/search_batch", json={"queries": queries}).json()
+    assert {i for h in out[0]["results"] for i in ids_of(h)} == listings
+    assert all(lo <= h["price"] <= hi for h in out[1]["results"]) and out[1]["results"]
+    assert out[2]["status"] == 422 and "price_min 50.0 is above price_max 5.0" in out[2]["error"]
+    assert out[3]["status"] == 422 and "unknown seller" in out[3]["error"]
+
+
+def test_bad_filters_are_4xx_naming_the_problem(client: httpx.Client, served_project) -> None:
+    data, _, _ = photo(served_project, 0)
+    cases = [
+        ({"price_min": "30", "price_max": "10"}, "price_min 30.0 is above price_max 10.0"),
+        ({"price_min": "cheap"}, "price_min must be a number"),
+        ({"price_max": "-2"}, "price_max must be a finite number >= 0"),
+        ({"in_stock": "maybe"}, "in_stock must be true or false"),
+        ({"seller": "nobody"}, "unknown seller(s) ['nobody']"),
+        ({"colour": "red"}, "unknown field(s) ['colour']"),
+    ]
+    for fields, needle in cases:
+        r = search(client, data, **fields)
+        assert r.status_code == 422, (fields, r.text)
+        assert needle in r.json()["error"], (fields, r.json())
+    b64 = base64.b64encode(data).decode()
+    for bad, name in (({"colour": "red"}, "colour"), ({"price_min": "cheap"}, "price_min")):
+        r = client.post("/search_batch", json={"queries": [{"image": b64, **bad}]})
+        assert r.status_code == 400 and name in r.text, r.text
 
 
 # -- admin -------------------------------------------------------------------------------------

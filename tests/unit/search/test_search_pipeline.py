@@ -27,6 +27,7 @@ from vsearch.model.export import save_model
 from vsearch.model.net import VSearchNet
 from vsearch.search.build import build_pipeline_for
 from vsearch.search.encoder import Encoded, NetEncoder
+from vsearch.search.filters import SearchFilter
 from vsearch.search.fusion import align_probs, category_space, fuse, neighbour_vote, top_categories
 from vsearch.search.images import decode_bytes, decode_file, decode_images
 from vsearch.search.pipeline import STAGES, SearchPipeline
@@ -540,6 +541,26 @@ def test_cli_search_prints_the_response(world) -> None:
     assert len(out["results"]) == 3 and set(out["timings_ms"]) == set(STAGES)
     bad = runner.invoke(app, ["search", str(image), "--k", "0", *common])
     assert bad.exit_code == 2 and "k must be" in bad.output
+    # The service's filters, applied inside the search.
+    seller, listings, _ = _spread_seller(catalog)
+    k = str(len(listings))
+    res = runner.invoke(
+        app, ["search", str(image), "--k", k, "--plain", "--json", "--seller", seller, *common]
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert {h["item_id"] for h in out["results"]} == listings
+    assert out["filters"] == {"seller": [seller]}
+    lo, hi = (str(x) for x in catalog["price"].quantile([0.2, 0.6]))
+    res = runner.invoke(
+        app, ["search", str(image), "--price-min", lo, "--price-max", hi, "--json", *common]
+    )
+    assert res.exit_code == 0, res.output
+    assert all(float(lo) <= h["price"] <= float(hi) for h in json.loads(res.stdout)["results"])
+    bad = runner.invoke(
+        app, ["search", str(image), "--price-min", "9", "--price-max", "1", *common]
+    )
+    assert bad.exit_code == 2 and "price_min 9.0 is above price_max 1.0" in bad.output
 
 
 @pytest.mark.unit
@@ -614,3 +635,113 @@ def test_the_release_calibration_overrides_params(world) -> None:
         assert p.fusion_weight == 0.9
     finally:
         p.engine.manifest.calibration = None
+
+
+# -- phone photos ------------------------------------------------------------------------------
+
+
+def _phone_version(path: Path) -> bytes:
+    """A catalog photo as a phone stores it: pixels turned left, EXIF Orientation 6."""
+    from vsearch.search.images import EXIF_ORIENTATION
+
+    with Image.open(path) as img:
+        stored = img.convert("RGB").transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6
+    buf = io.BytesIO()
+    stored.save(buf, "JPEG", quality=95, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+@pytest.mark.unit
+def test_a_rotated_phone_photo_with_a_drawn_box_finds_its_listing(world) -> None:
+    p, catalog = world["pipeline"], world["catalog"]
+    for row in (0, 9, 18):
+        own = catalog["item_id"].iloc[row]
+        path = world["drop"] / catalog["image"].iloc[row]
+        upright = p.search_bytes(path.read_bytes(), K, rank=False)
+        assert upright.results[0].item_id == own
+        phone = _phone_version(path)
+        assert p.search_bytes(phone, K, rank=False).results[0].item_id == own
+        # The box found on the upright photo, drawn on the phone photo as displayed.
+        drawn = p.search_bytes(phone, K, box=upright.box, rank=False)
+        assert drawn.box == pytest.approx(upright.box)
+        assert drawn.results[0].item_id == own
+        assert drawn.results[0].similarity == pytest.approx(upright.results[0].similarity, abs=0.02)
+
+
+# -- filters -----------------------------------------------------------------------------------
+
+
+def _spread_seller(catalog: pd.DataFrame) -> tuple[str, set[str], set[str]]:
+    """The seller with the fewest listings among those listing in several categories."""
+    stats = catalog.groupby("seller_id")["category"].agg(["size", "nunique"])
+    seller = str(stats[(stats["nunique"] > 1) & (stats["size"] >= 2)].sort_values("size").index[0])
+    mine = catalog[catalog["seller_id"] == seller]
+    return seller, set(mine["item_id"]), set(mine["category"])
+
+
+@pytest.mark.unit
+def test_a_narrow_filter_returns_k_matching_listings(world) -> None:
+    p, catalog, images = world["pipeline"], world["catalog"], world["images"]
+    seller, listings, categories = _spread_seller(catalog)
+    k = len(listings)
+    rows = np.flatnonzero(catalog["seller_id"].to_numpy() != seller)[:6]
+    f = [SearchFilter(sellers=(seller,))] * len(rows)
+    engine = p.engine
+    saved = engine.uncertain_confidence
+    engine.uncertain_confidence = 0.0  # route to one category: the filter has to widen it
+    try:
+        plain = p.search_images(images[rows], k, rank=False, filters=f)
+        ranked = p.search_images(images[rows], k, filters=f)
+        unfiltered = p.search_images(images[rows], k, rank=False)
+    finally:
+        engine.uncertain_confidence = saved
+    for r in plain:
+        assert len(r.results) == k and {h.item_id for h in r.results} == listings
+        assert categories <= set(r.searched_categories)
+        assert r.filters == {"seller": [seller]}
+    for r in ranked:
+        assert {i for h in r.results for i in (h.item_id, *h.more_sellers)} == listings
+    # Dropping rows from an unfiltered top-k would have missed some of them.
+    assert any(len({h.item_id for h in r.results} & listings) < k for r in unfiltered)
+
+
+@pytest.mark.unit
+def test_price_range_and_in_stock_filters(world) -> None:
+    base, images = world["pipeline"], world["images"]
+    catalog = world["catalog"].copy()
+    stock = np.where(np.arange(len(catalog)) % 3 == 0, 0, 5)
+    catalog["stock"] = pd.array(stock, dtype="Int64")
+    catalog.loc[1, "stock"] = pd.NA  # unknown stock: passes an in-stock filter
+    p = SearchPipeline(base.encoder, base.engine, catalog, world["settings"])
+    lo, hi = np.quantile(catalog["price"], [0.3, 0.45])
+    in_range = catalog[(catalog["price"] >= lo) & (catalog["price"] <= hi)]
+    assert K <= len(in_range) < len(catalog) / 2
+    price = SearchFilter(price_min=float(lo), price_max=float(hi))
+    for r in p.search_images(images[:6], K, rank=False, filters=[price] * 6):
+        assert len(r.results) == K
+        assert all(lo <= h.price <= hi for h in r.results)
+    stocked = SearchFilter(in_stock=True)
+    out = set(catalog.loc[catalog["stock"].eq(0).fillna(False), "item_id"])
+    rows = [0, 3, 6, 1]  # three out-of-stock listings' own photos, then the unknown one
+    res = p.search_images(images[rows], K, rank=False, filters=[stocked] * len(rows))
+    for r in res:
+        assert len(r.results) == K and not {h.item_id for h in r.results} & out
+    assert res[-1].results[0].item_id == catalog["item_id"].iloc[1]
+    # A batch mixing filtered and unfiltered queries answers each as if alone.
+    mixed = p.search_images(images[:2], K, rank=False, filters=[price, None])
+    alone = p.search_images(images[1:2], K, rank=False)[0]
+    assert [h.item_id for h in mixed[1].results] == [h.item_id for h in alone.results]
+    assert all(lo <= h.price <= hi for h in mixed[0].results)
+
+
+@pytest.mark.unit
+def test_bad_filters_are_refused(world) -> None:
+    p = world["pipeline"]
+    with pytest.raises(BadInput, match=r"unknown seller\(s\) \['nobody'\]"):
+        p.search_bytes(_jpeg(), K, filters=SearchFilter(sellers=("nobody",)))
+    with pytest.raises(BadInput, match="filters has 1 entries for 2 queries"):
+        p.search_images(world["images"][:2], K, filters=[None])
+    with pytest.raises(BadInput, match="price_min 9.0 is above price_max 1.0"):
+        SearchFilter(price_min=9.0, price_max=1.0)

@@ -396,6 +396,12 @@ def _bad_values(df: pd.DataFrame) -> None:
     df.loc[7, "sales"] = -2
 
 
+def _negative_stock(df: pd.DataFrame) -> None:
+    df["stock"] = pd.array([3] * len(df), dtype="Int64")
+    df.loc[2, "stock"] = pd.NA  # unknown: fine
+    df.loc[4, "stock"] = -1
+
+
 def _negative_dwell(df: pd.DataFrame) -> None:
     df.loc[first_row(df, ~df["clicked"]), "dwell_ms"] = -5
 
@@ -411,6 +417,7 @@ QUARANTINE: dict[str, tuple[Callable[[Path], None], str, set[str]]] = {
         {"price_positive", "quality_in_unit_range", "title_not_blank", "sales_non_negative"},
     ),
     "negative dwell": (edit("impressions", _negative_dwell), "impressions", {"dwell_non_negative"}),
+    "negative stock": (edit("catalog", _negative_stock), "catalog", {"stock_non_negative"}),
 }
 
 

@@ -97,6 +97,16 @@ async function search() {
   const category = $("category").value;
   if (category) form.append("category", category);
   form.append("k", $("k").value || "10");
+  // Filters are applied inside the search (k matching results when k matching listings exist).
+  if ($("price-min").value) form.append("price_min", $("price-min").value);
+  if ($("price-max").value) form.append("price_max", $("price-max").value);
+  for (const s of $("sellers").value.split(",")) {
+    if (s.trim()) form.append("seller", s.trim());
+  }
+  if ($("in-stock").checked) form.append("in_stock", "true");
+  // The box is normalised to the photo as displayed: the browser shows a JPEG turned by its
+  // EXIF orientation (CSS image-orientation: from-image, set in style.css), and the service
+  // applies the same orientation when it decodes, so both describe the same pixels.
   if (state.userBox) form.append("box", state.userBox.map((v) => v.toFixed(4)).join(","));
   $("results").textContent = "searching…";
   let body;
@@ -145,7 +155,8 @@ function render(body) {
   $("meta").textContent =
     `searched ${body.searched_categories.join(", ")} · ` +
     `${(t.total || 0).toFixed(0)} ms (model ${(t.model || 0).toFixed(0)}, ` +
-    `index ${(t["hamming+rerank"] || 0).toFixed(1)}) · release ${body.release}`;
+    `index ${(t["hamming+rerank"] || 0).toFixed(1)}) · release ${body.release}` +
+    (Object.keys(body.filters || {}).length ? ` · filters ${JSON.stringify(body.filters)}` : "");
   $("summary").hidden = false;
 
   const grid = $("results");
@@ -230,6 +241,7 @@ $("clear-box").addEventListener("click", () => {
 });
 $("options").addEventListener("submit", (ev) => { ev.preventDefault(); search(); });
 $("category").addEventListener("change", search);
+$("in-stock").addEventListener("change", search);
 
 loadInfo();
 loadSamples();
