@@ -42,7 +42,7 @@ def _run(params: Path, *args: str):
 
 def test_build_info_tune_rollback(env) -> None:
     params, emb, indexes = env
-    res = _run(params, "build", "--embeddings", str(emb))
+    res = _run(params, "build", "--embeddings", str(emb), "--no-catalog")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["version"] == "v0001" and out["items"] == 1500
@@ -57,14 +57,15 @@ def test_build_info_tune_rollback(env) -> None:
     assert res.exit_code == 0 and info["search"]["source"] == "tune" and info["verified"]
     assert info["live"]["items"] == 1500 and info["releases"] == ["v0001"]
 
-    assert _run(params, "build", "--embeddings", str(emb), "--version", "b").exit_code == 0
+    res = _run(params, "build", "--embeddings", str(emb), "--no-catalog", "--version", "b")
+    assert res.exit_code == 0
     res = _run(params, "rollback")
     assert res.exit_code == 0 and json.loads(res.stdout)["current"] == "v0001"
 
 
 def test_upsert_delete_compact(env, world, tmp_path: Path) -> None:
     params, emb, _ = env
-    assert _run(params, "build", "--embeddings", str(emb)).exit_code == 0
+    assert _run(params, "build", "--embeddings", str(emb), "--no-catalog").exit_code == 0
     q = world.queries(3, seed=30)
     new = EmbeddingSet(
         np.asarray(["n0", "n1", "n2"], dtype=object),
@@ -94,7 +95,7 @@ def test_bad_input_exits_2(env, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "embeddings folder not found" in res.output
     res = _run(params, "info")
     assert res.exit_code == 2 and "vsearch index build" in res.output
-    assert _run(params, "build", "--embeddings", str(emb)).exit_code == 0
+    assert _run(params, "build", "--embeddings", str(emb), "--no-catalog").exit_code == 0
     (indexes / "v0001" / "codes.npy").write_bytes(b"tampered")
     res = _run(params, "info", "--verify")
     assert res.exit_code == 2 and "failed verification" in res.output
