@@ -75,7 +75,7 @@ def test_every_indexed_item_needs_its_listing(tmp_path: Path, tiny, index_settin
     data = ReleaseData(_catalog(emb.item_ids.tolist()[:4], "t"))
     with pytest.raises(BadInput, match="2 indexed item"):
         build_release(emb, index_settings.model_copy(update={"bits": 16}), tmp_path, data=data)
-    assert not any(tmp_path.iterdir()) or not (tmp_path / "CURRENT").exists()
+    assert list(tmp_path.iterdir()) == []  # refused before any work
 
 
 def test_a_release_without_catalog_is_refused_by_readers(
