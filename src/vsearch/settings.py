@@ -616,7 +616,8 @@ class SearchSettings(_Section):
     )
     product_groups_dir: Path | None = Field(
         Path("runs/mining"),
-        description="mining outputs whose virtual IDs group one product's listings (service, CLI)",
+        description="mining outputs whose virtual IDs group one product's listings: copied "
+        "into each new release (the service reads the release's copy); `vsearch search`",
     )
     group_similarity: float = Field(
         0.995,
