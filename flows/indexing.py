@@ -60,7 +60,8 @@ def publish_release(
     drops: list[str] | None = None,
 ) -> dict[str, Any]:
     """Assemble the built partitions into a checksummed release and switch ``CURRENT``."""
-    from vsearch.registry.promotion import mlflow_lineage, release_data
+    from vsearch.index.release_data import mlflow_lineage
+    from vsearch.registry.promotion import release_data
 
     emb = EmbeddingSet.load(embeddings, mmap=True)
     data = None

@@ -99,7 +99,8 @@ def _release_data(drops: list[Path], embeddings: Path, catalog: bool):  # -> Rel
     if not catalog:
         log.warning("building without a catalog: the service will refuse this release")
         return None
-    from vsearch.registry.promotion import mlflow_lineage, release_data
+    from vsearch.data import dvc
+    from vsearch.index.release_data import mlflow_lineage, release_data_for
 
     settings = get_settings()
     root = Path.cwd()
@@ -111,8 +112,16 @@ def _release_data(drops: list[Path], embeddings: Path, catalog: bool):  # -> Rel
     for d in drops:
         if not d.is_dir():
             raise BadInput(f"--drop {d}: not a folder")
+
+    def dvc_hash(drop: Path) -> str | None:
+        try:
+            return dvc.content_hash(drop)
+        except dvc.DvcError:
+            return None
+
     run = embeddings.resolve().parent  # a training run: RUN/embeddings beside RUN/mlflow_run.json
-    return release_data(settings, root, drops, mlflow_lineage(run))
+    mining = settings.search.product_groups_dir
+    return release_data_for(drops, mining, mlflow_lineage(run), dvc_hash)
 
 
 @app.command()

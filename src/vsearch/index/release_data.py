@@ -18,7 +18,10 @@ Files in ``indexes/<version>/``::
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,7 @@ CATALOG_FILE = "catalog.parquet"
 GROUPS_FILE = "groups.parquet"
 DROP_COLUMN = "drop_id"  # which drop a catalog row came from
 ADMIN_DROP = "admin"  # drop_id of listings added through the admin API
-PRODUCT_GROUP = "product_group"  # vsearch.search.groups.PRODUCT_GROUP (same name, lower layer)
+PRODUCT_GROUP = "product_group"  # the catalog column of product groups (search pipeline, service)
 _EXAMPLES = 5
 
 
@@ -177,3 +180,85 @@ def catalog_from_drops(drops: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
     parts = [df.assign(**{DROP_COLUMN: drop_id}) for drop_id, df in drops]
     merged = pd.concat(parts, ignore_index=True)
     return merged.drop_duplicates("item_id", keep="last").reset_index(drop=True)
+
+
+def groups_from_mining(mining_dir: Path) -> pd.DataFrame:
+    """``item_id → product_group`` for listings in a virtual ID of two or more listings.
+
+    Raises:
+        FileNotFoundError: the folder has no virtual IDs (run ``vsearch mine``).
+    """
+    from vsearch.mined import read_virtual_ids
+
+    vids = read_virtual_ids(mining_dir, columns=["item_id", "virtual_id", "cluster_size"])
+    multi = vids[vids["cluster_size"] >= 2]
+    return pd.DataFrame(
+        {"item_id": multi["item_id"].astype(str), PRODUCT_GROUP: multi["virtual_id"].astype(str)}
+    )
+
+
+def frame_sha256(df: pd.DataFrame) -> str:
+    """A content hash of a table (rows sorted), to tell whether two releases' groups match."""
+    rows = sorted(map(tuple, df.astype(str).itertuples(index=False)))
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def mlflow_lineage(run_folder: Path, version: str | None = None) -> dict[str, Any] | None:
+    """The MLflow run and model version of a training run folder (``None`` if not tracked)."""
+    from vsearch.trained import RUN_INFO_FILE
+
+    path = Path(run_folder) / RUN_INFO_FILE
+    if not path.is_file():
+        return None
+    info = json.loads(path.read_text())
+    return {
+        "run_id": info.get("run_id"),
+        "experiment_id": info.get("experiment_id"),
+        "model_name": info.get("model_name"),
+        "version": version or info.get("version"),
+    }
+
+
+def release_data_for(
+    drops: list[Path],
+    mining_dir: Path | None,
+    mlflow: dict[str, Any] | None,
+    dvc_hash: Callable[[Path], str | None],
+) -> ReleaseData:
+    """What a release built from the window of ``drops`` (oldest first) carries: their merged
+    catalog, the product groups mined in ``mining_dir`` and the lineage (drops with their DVC
+    hashes, the MLflow run and model version when known).
+
+    One implementation for the candidate release, ``vsearch index build`` and the
+    ``index-build`` flow.
+
+    Args:
+        drops: drop folders in the contract format, oldest first.
+        mining_dir: mining outputs (``None`` or without virtual IDs: no groups, a warning).
+        mlflow: :func:`mlflow_lineage` of the training run, or ``None``.
+        dvc_hash: the md5 DVC versions a drop under (``None`` when it is not tracked).
+    """
+    from vsearch.contracts import CATALOG, ContractError, read_table
+    from vsearch.mined import has_virtual_ids
+
+    if not drops:
+        raise BadInput("a release needs the drops its model was trained on (none given)")
+    try:
+        catalog = catalog_from_drops([(d.name, read_table(d, CATALOG)) for d in drops])
+    except ContractError as exc:
+        raise BadInput(f"catalog of the release's drops: {exc}") from None
+    lineage: dict[str, Any] = {
+        "drops": [
+            {"drop_id": d.name, "dvc_hash": dvc_hash(d), "path": str(d.resolve())} for d in drops
+        ],
+        "mlflow": mlflow,
+    }
+    data = ReleaseData(catalog, lineage=lineage)
+    source = None
+    if mining_dir is not None and has_virtual_ids(mining_dir):
+        data.groups = groups_from_mining(mining_dir)
+        source = str(Path(mining_dir).resolve())
+    else:
+        log.warning("no product groups for the release (%s has no virtual IDs)", mining_dir)
+    lineage["groups"] = {"source": source, "sha256": frame_sha256(data.groups)}
+    return data

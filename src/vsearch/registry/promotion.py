@@ -90,71 +90,25 @@ def load_candidate(run_folder: Path, metrics_path: Path) -> Candidate:
     return Candidate(run_folder, fp, str(info["version"]), metrics)
 
 
-def drop_lineage(drop: Path) -> dict[str, Any]:
-    """``{drop_id, dvc_hash, path}`` of a drop folder (``dvc_hash`` None when DVC does not
-    track it: a drop served from outside the project)."""
+def dvc_hash(drop: Path) -> str | None:
+    """The md5 DVC versions a drop folder under (``None``: not tracked, a drop from outside)."""
     from vsearch.data import dvc
 
     try:
-        digest: str | None = dvc.content_hash(drop)
+        return dvc.content_hash(drop)
     except dvc.DvcError:
-        digest = None
-    return {"drop_id": drop.name, "dvc_hash": digest, "path": str(drop.resolve())}
-
-
-def mlflow_lineage(run_folder: Path, version: str | None = None) -> dict[str, Any] | None:
-    """The MLflow run and model version of a training run folder (``None`` if not tracked)."""
-    info = read_run_info(run_folder)
-    if info is None:
         return None
-    return {
-        "run_id": info.get("run_id"),
-        "experiment_id": info.get("experiment_id"),
-        "model_name": info.get("model_name"),
-        "version": version or info.get("version"),
-    }
 
 
 def release_data(
     settings: Settings, root: Path, drops: list[Path], mlflow: dict[str, Any] | None = None
 ) -> ReleaseData:
-    """What a release built from the window of ``drops`` (oldest first) carries: their merged
-    catalog, the mined product groups (``search.product_groups_dir``) and the lineage (drops
-    with DVC hashes, the MLflow run and model version when known).
+    """:func:`~vsearch.index.release_data.release_data_for` with the product groups of
+    ``search.product_groups_dir`` and DVC's hashes of the drops."""
+    from vsearch.index.release_data import release_data_for
 
-    One implementation for the candidate release, ``vsearch index build`` and the
-    ``index-build`` flow.
-    """
-    from vsearch.contracts import CATALOG, ContractError, read_table
-    from vsearch.index.release_data import ReleaseData, catalog_from_drops
-    from vsearch.mined import has_virtual_ids
-    from vsearch.search.groups import load_product_groups
-
-    if not drops:
-        raise BadInput("a candidate release needs the drops its model was trained on")
-    try:
-        catalog = catalog_from_drops([(d.name, read_table(d, CATALOG)) for d in drops])
-    except ContractError as exc:
-        raise BadInput(f"catalog of the candidate's drops: {exc}") from None
-    lineage: dict[str, Any] = {"drops": [drop_lineage(d) for d in drops], "mlflow": mlflow}
     mining = settings.search.product_groups_dir
-    mining = _abs(root, mining) if mining else None
-    data = ReleaseData(catalog, lineage=lineage)
-    if mining is not None and has_virtual_ids(mining):
-        data.groups = load_product_groups(mining)
-        lineage["groups"] = {"source": str(mining.resolve()), "sha256": _frame_sha(data.groups)}
-    else:
-        log.warning("no product groups for the candidate release (%s has no virtual IDs)", mining)
-        lineage["groups"] = {"source": None, "sha256": _frame_sha(data.groups)}
-    return data
-
-
-def _frame_sha(df: Any) -> str:
-    """A content hash of a small table (sorted rows), to tell whether two releases' match."""
-    import hashlib
-
-    rows = sorted(map(tuple, df.astype(str).itertuples(index=False)))
-    return hashlib.sha256(repr(rows).encode()).hexdigest()
+    return release_data_for(drops, _abs(root, mining) if mining else None, mlflow, dvc_hash)
 
 
 def _same_data(m: Any, data: ReleaseData, changes_seq: int) -> bool:
@@ -192,6 +146,8 @@ def candidate_release(
     indexes = _abs(root, settings.project.indexes_dir)
     weight = (cand.metrics.get("model") or {}).get("fusion_weight")
     calibration = {"fusion_weight": weight} if weight is not None else None
+    from vsearch.index.release_data import mlflow_lineage
+
     data = release_data(settings, root, drops, mlflow_lineage(cand.run_folder, cand.version))
     changes = ChangeSet.in_folder(_abs(root, settings.serving.admin_dir))
     seq = changes.last_seq()

@@ -494,6 +494,7 @@ class ServingState:
         """
         with self._writes, self.lease() as served:
             engine = served.pipeline.engine
+            engine.sync()  # writes of the other workers first
             if engine.lookup([item_id])[0] < 0:
                 return 0
             change = self.admin.delete(item_id)
