@@ -142,12 +142,11 @@ def candidate_release(
     from vsearch.index.changeset import ChangeSet
     from vsearch.index.embeddings import EmbeddingSet
     from vsearch.index.manifest import Manifest
+    from vsearch.index.release_data import mlflow_lineage
 
     indexes = _abs(root, settings.project.indexes_dir)
     weight = (cand.metrics.get("model") or {}).get("fusion_weight")
     calibration = {"fusion_weight": weight} if weight is not None else None
-    from vsearch.index.release_data import mlflow_lineage
-
     data = release_data(settings, root, drops, mlflow_lineage(cand.run_folder, cand.version))
     changes = ChangeSet.in_folder(_abs(root, settings.serving.admin_dir))
     seq = changes.last_seq()

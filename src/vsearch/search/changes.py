@@ -48,29 +48,29 @@ def encode_photos(
     """
     if len(photos) != len(boxes):
         raise ValueError(f"{len(photos)} photos but {len(boxes)} boxes")
-    pixels = np.stack(
-        [
-            decode_bytes(
-                p,
-                input_size,
-                settings.max_image_bytes,
-                settings.max_image_pixels,
-                settings.image_formats,
-            )
-            for p in photos
-        ]
-    )
-    box_arr = None
-    if any(b is not None for b in boxes):  # NaN rows: detected (NetEncoder.encode)
-        box_arr = np.asarray(
-            [b if b is not None else [np.nan] * 4 for b in boxes], dtype=np.float32
-        )
     parts = []
     step = max(1, settings.encode_batch)
-    with torch.inference_mode():
-        for i in range(0, len(pixels), step):
-            sub = None if box_arr is None else box_arr[i : i + step]
-            parts.append(encoder.encode(torch.from_numpy(pixels[i : i + step]), sub))
+    for i in range(0, len(photos), step):  # one batch decoded at a time: bounded memory
+        pixels = np.stack(
+            [
+                decode_bytes(
+                    p,
+                    input_size,
+                    settings.max_image_bytes,
+                    settings.max_image_pixels,
+                    settings.image_formats,
+                )
+                for p in photos[i : i + step]
+            ]
+        )
+        sub = list(boxes[i : i + step])
+        box_arr = None
+        if any(b is not None for b in sub):  # NaN rows are detected (NetEncoder.encode)
+            box_arr = np.asarray(
+                [b if b is not None else [np.nan] * 4 for b in sub], dtype=np.float32
+            )
+        with torch.inference_mode():
+            parts.append(encoder.encode(torch.from_numpy(pixels), box_arr))
     return Encoded.concat(parts)
 
 
