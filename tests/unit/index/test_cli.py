@@ -99,3 +99,41 @@ def test_bad_input_exits_2(env, tmp_path: Path) -> None:
     (indexes / "v0001" / "codes.npy").write_bytes(b"tampered")
     res = _run(params, "info", "--verify")
     assert res.exit_code == 2 and "failed verification" in res.output
+
+
+def test_build_carries_the_drops_catalog_and_info_shows_the_lineage(env, world, tmp_path) -> None:
+    import pandas as pd
+
+    from vsearch.contracts import CATALOG, write_table
+
+    params, emb, _ = env
+    n = 1500
+    catalog = pd.DataFrame(
+        {
+            "item_id": world.catalog.item_ids[:n].astype(str),
+            "category": world.catalog.categories[:n].astype(str),
+            "seller_id": "s1",
+            "title": "a listing",
+            "price": 2.5,
+            "image": "images/catalog/x.jpg",
+            "listed_at": pd.Timestamp("2026-11-01", tz="UTC"),
+            "quality": 0.5,
+            "sales": 3,
+        }
+    )
+    drop = tmp_path / "shop-2026-11-01"
+    write_table(catalog, CATALOG, drop)
+    res = _run(params, "build", "--embeddings", str(emb), "--drop", str(drop))
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["data"]["catalog_rows"] == n and out["data"]["rows_per_drop"] == {drop.name: n}
+    info = json.loads(_run(params, "info").stdout)
+    lineage = info["lineage"]
+    assert lineage["drops"] == [{"drop_id": drop.name, "dvc_hash": None, "path": str(drop)}]
+    assert lineage["release"] == info["version"] and lineage["mlflow"] is None
+    assert info["change_set"]["last_seq"] == 0
+
+    small = tmp_path / "too-small"
+    write_table(catalog.head(10), CATALOG, small)  # most indexed listings have no row: refused
+    res = _run(params, "build", "--embeddings", str(emb), "--drop", str(small))
+    assert res.exit_code == 2 and "no catalog row" in res.output
