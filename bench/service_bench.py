@@ -144,12 +144,11 @@ def untrained_model(
     return out
 
 
-def write_params(settings_path: Path, root: Path, drop: Path, model_dir: Path) -> Path:
-    """The project's params with the service pointed at this root's drop, model and indexes."""
+def write_params(settings_path: Path, root: Path, model_dir: Path) -> Path:
+    """The project's params with the service pointed at this root's model and indexes (the
+    release carries the drop's catalog and names the drop whose photos it shows)."""
     raw = yaml.safe_load(settings_path.read_text())
-    raw.setdefault("serving", {}).update(
-        {"model_source": "path", "model_dir": str(model_dir), "drop_dir": str(drop)}
-    )
+    raw.setdefault("serving", {}).update({"model_source": "path", "model_dir": str(model_dir)})
     raw.setdefault("project", {})["indexes_dir"] = "indexes"
     raw["serving"]["admin_dir"] = str(root / "admin")
     out = root / "params.yaml"
@@ -163,6 +162,7 @@ def demo_scale(
     """Demo world, model (given or untrained), release of its catalog, photos to send."""
     from vsearch.contracts import CATALOG, QUERIES, read_table
     from vsearch.index.builder import build_release
+    from vsearch.registry.promotion import release_data
     from vsearch.search.build import encode_catalog
     from vsearch.search.encoder import NetEncoder
     from vsearch.search.images import decode_images
@@ -185,12 +185,15 @@ def demo_scale(
         emb = encode_catalog(encoder, catalog, images)
     encode_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    build_release(emb, settings.index, root / "indexes", threads=settings.project.threads)
+    data = release_data(settings, root, [drop])
+    build_release(
+        emb, settings.index, root / "indexes", threads=settings.project.threads, data=data
+    )
     build_s = time.perf_counter() - t0
     queries = read_table(drop, QUERIES)
     photo_list = base / "photos.txt"  # what both the baseline process and the clients send
     photo_list.write_text("\n".join(str(drop / p) for p in queries["image"].head(PHOTOS)))
-    params = write_params(params_src, root, drop, model_dir)
+    params = write_params(params_src, root, model_dir)
     scale = Scale("demo", root, params, len(catalog), folder_bytes(root / "indexes"), build_s)
     timing = {"world_s": round(world_s, 1), "encode_catalog_s": round(encode_s, 1)}
     return scale, encoder, model_dir, photo_list, timing
@@ -225,6 +228,7 @@ def million_scale(
     from vsearch.index.embeddings import EmbeddingSet
     from vsearch.index.synthetic import SyntheticSpec
     from vsearch.index.synthetic import make_world as synthetic_world
+    from vsearch.registry.promotion import release_data
     from vsearch.search.build import model_info
 
     root = base / "million"
@@ -257,9 +261,12 @@ def million_scale(
     drop.mkdir()
     write_table(million_catalog(emb), CATALOG, drop)
     t0 = time.perf_counter()
-    build_release(emb, settings.index, root / "indexes", threads=settings.project.threads)
+    data = release_data(settings, root, [drop])
+    build_release(
+        emb, settings.index, root / "indexes", threads=settings.project.threads, data=data
+    )
     build_s = time.perf_counter() - t0
-    params = write_params(params_src, root, drop, model_dir)
+    params = write_params(params_src, root, model_dir)
     size = folder_bytes(root / "indexes")
     name = "1m" if n == MILLION else str(n)
     return Scale(name, root, params, n, size, build_s, {"synthetic_s": round(synth_s, 1)})
@@ -275,8 +282,8 @@ def search_in_process(params: Path, photo_list: Path, requests: int, k: int) -> 
     loads (model, release, catalog), so the two differ by the HTTP path alone and not by what
     the bench process did before (world rendering, catalog encoding, thread pools).
     """
-    from vsearch.contracts import CATALOG, read_table
     from vsearch.index.engine import Engine
+    from vsearch.index.release_data import read_catalog
     from vsearch.local.loadrun import percentiles
     from vsearch.search.encoder import NetEncoder
     from vsearch.search.pipeline import SearchPipeline
@@ -285,13 +292,13 @@ def search_in_process(params: Path, photo_list: Path, requests: int, k: int) -> 
     torch.set_num_threads(s.project.threads)
     photos = [Path(line).read_bytes() for line in photo_list.read_text().split()]
     encoder = NetEncoder.load(s.serving.model_dir, s.project.device, s.search.encode_batch)
-    catalog = read_table(Path(s.serving.drop_dir), CATALOG)
     engine = Engine.open_current(
         params.parent / s.project.indexes_dir,
         s.index,
         expected_model=encoder.fingerprint,
         writable=False,
     )
+    catalog = read_catalog(engine.folder, engine.manifest)  # what the service reads
     pipeline = SearchPipeline(encoder, engine, catalog, s)
     try:
         with torch.inference_mode():

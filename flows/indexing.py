@@ -8,6 +8,11 @@ and return the built partition; the flow process then assembles, checksums, publ
 switches ``CURRENT`` atomically. Remote workers therefore need the embeddings folder on shared
 storage (docs/scaling.md). No task retries: a build is deterministic, and a failure must leave
 the old release serving (it does: nothing is published before the last step).
+
+A release the service can serve carries its catalog, product groups and lineage: pass the
+window's ``drops`` (their merged catalog, the mined groups of ``search.product_groups_dir``,
+the MLflow run beside the embeddings; :func:`vsearch.registry.promotion.release_data`).
+Without ``drops`` the release is a bare index (benchmarks), which the service refuses.
 """
 
 from __future__ import annotations
@@ -52,9 +57,17 @@ def publish_release(
     settings: Settings,
     indexes_dir: str,
     version: str | None,
+    drops: list[str] | None = None,
 ) -> dict[str, Any]:
     """Assemble the built partitions into a checksummed release and switch ``CURRENT``."""
+    from vsearch.index.release_data import mlflow_lineage
+    from vsearch.registry.promotion import release_data
+
     emb = EmbeddingSet.load(embeddings, mmap=True)
+    data = None
+    if drops:
+        run = Path(embeddings).resolve().parent
+        data = release_data(settings, Path.cwd(), [Path(d) for d in drops], mlflow_lineage(run))
 
     def already_built(_fn: object, jobs: list[PartitionJob]) -> list[BuiltPartition]:
         if len(jobs) != len(built):
@@ -69,6 +82,7 @@ def publish_release(
         map_fn=already_built,
         threads=settings.index.build_threads or settings.project.threads,
         extra={"source": str(Path(embeddings).resolve())},
+        data=data,
     )
     return {
         "version": manifest.version,
@@ -84,6 +98,7 @@ def index_build_flow(
     params: str = "params.yaml",
     indexes_dir: str | None = None,
     version: str | None = None,
+    drops: list[str] | None = None,
 ) -> dict[str, Any]:
     """Build and activate a release of ``embeddings`` (an EmbeddingSet folder).
 
@@ -92,6 +107,7 @@ def index_build_flow(
         params: the params.yaml to read.
         indexes_dir: where releases live (default ``project.indexes_dir``).
         version: release name (default: the next ``vNNNN``).
+        drops: the drop folders (oldest first) whose catalog the release carries.
     """
     settings = load_settings(Path(params))
     out_dir = indexes_dir or str(settings.project.indexes_dir)
@@ -101,7 +117,7 @@ def index_build_flow(
         build_partition_task.submit(embeddings, job, settings.index, threads) for job in jobs
     ]
     built = [f.result() for f in futures]
-    result = publish_release(embeddings, built, settings, out_dir, version)
+    result = publish_release(embeddings, built, settings, out_dir, version, drops)
     get_run_logger().info("release %s: %d items", result["version"], result["items"])
     return result
 
@@ -127,6 +143,7 @@ def run_index_build(
     params: str | Path = "params.yaml",
     indexes_dir: str | Path | None = None,
     version: str | None = None,
+    drops: list[str | Path] | None = None,
 ) -> dict[str, Any]:
     """Run :func:`index_build_flow` on Dask as configured in ``params`` (CLI and tests)."""
     settings = load_settings(Path(params))
@@ -136,6 +153,7 @@ def run_index_build(
         params=str(params),
         indexes_dir=None if indexes_dir is None else str(indexes_dir),
         version=version,
+        drops=None if drops is None else [str(d) for d in drops],
     )
 
 

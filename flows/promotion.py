@@ -32,9 +32,11 @@ def load_candidate(run_folder: Path, metrics: Path) -> steps.Candidate:
 
 
 @task(name="index-build", cache_policy=NO_CACHE)
-def index_build(settings: Settings, root: Path, cand: steps.Candidate) -> tuple[str, bool]:
-    """The candidate index release (not activated)."""
-    return steps.candidate_release(settings, root, cand)
+def index_build(
+    settings: Settings, root: Path, cand: steps.Candidate, drops: list[Path]
+) -> tuple[str, bool]:
+    """The candidate index release (not activated), carrying the catalog of ``drops``."""
+    return steps.candidate_release(settings, root, cand, drops)
 
 
 @task(name="service-load-run", cache_policy=NO_CACHE)
@@ -73,7 +75,8 @@ def promotion_flow(
     root = Path(repo_root).resolve()
     settings = load_settings(root / "params.yaml")
     cand = load_candidate(root / run_folder, root / metrics)
-    release, reused = index_build(settings, root, cand)
+    drop = resolve_paths(settings, root)["raw"] / current_drop(settings, root)
+    release, reused = index_build(settings, root, cand, [drop])
     if steps.already_shipped(settings, root, cand, release):
         log.info(
             "version %s with index %s is already serving: nothing to ship", cand.version, release
@@ -84,7 +87,6 @@ def promotion_flow(
             "release": release,
             "reason": "already the champion and CURRENT",
         }
-    drop = resolve_paths(settings, root)["raw"] / current_drop(settings, root)
     latency = load_run(settings, root, release, cand, drop)
     report = gates(settings, cand, latency)
     head = (

@@ -483,11 +483,10 @@ class ServingSettings(_Section):
     model_cache_dir: Path = Field(
         Path(".services/serving/models"), description="registry downloads, one folder a version"
     )
-    drop_dir: Path | None = Field(
-        None, description="catalog drop served (null: data/raw/<drop of ingest.current_file>)"
-    )
     admin_dir: Path = Field(
-        Path("data/admin"), description="metadata and photos of items upserted through /admin"
+        Path("data/admin"),
+        description="the project's change set (admin upserts with photos, deletes): "
+        "changes.sqlite, folded into every new release",
     )
     admin_token_env: str = Field(
         "VSEARCH_ADMIN_TOKEN", min_length=1, description="env var holding the admin bearer token"
@@ -629,7 +628,8 @@ class SearchSettings(_Section):
     )
     product_groups_dir: Path | None = Field(
         Path("runs/mining"),
-        description="mining outputs whose virtual IDs group one product's listings (service, CLI)",
+        description="mining outputs whose virtual IDs group one product's listings: copied "
+        "into each new release (the service reads the release's copy); `vsearch search`",
     )
     group_similarity: float = Field(
         0.995,

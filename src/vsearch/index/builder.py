@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from vsearch.errors import BadInput
+from vsearch.index.changeset import ChangeSet
 from vsearch.index.embeddings import EmbeddingSet
 from vsearch.index.engine import CODES_FILE, ITEMS_FILE, Engine
 from vsearch.index.manifest import Manifest, PartitionInfo, SearchDefaults
@@ -38,6 +39,7 @@ from vsearch.index.release import (
     set_current,
     staging_dir,
 )
+from vsearch.index.release_data import ADMIN_DROP, DROP_COLUMN, ReleaseData, has_data
 from vsearch.index.rerank_store import QUANT_FILE, ROWS_FILE, Quantizer, RerankStore
 from vsearch.index.upsert_log import ChangeLog, copy_records
 from vsearch.settings import IndexSettings
@@ -126,6 +128,7 @@ def assemble(
     quantizer: Quantizer | None = None,
     search: SearchDefaults | None = None,
     extra: dict | None = None,
+    data: ReleaseData | None = None,
 ) -> Manifest:
     """Write partitions, id map, codes and re-rank store into ``staging`` and its manifest.
 
@@ -140,6 +143,8 @@ def assemble(
             items keep identical rows); default: fit one on the data.
         search: search defaults to record (default: from params).
         extra: more manifest fields (``parent``, ``folded``, ``source``, ``timings``).
+        data: catalog snapshot, product groups and lineage (already restricted to ``emb``'s
+            items), written into the release.
     """
     t0 = time.perf_counter()
     perm = np.concatenate([job.rows[b.order] for job, b in zip(jobs, built, strict=True)])
@@ -170,6 +175,10 @@ def assemble(
     RerankStore.write(staging, quantizer, rows)
     files += [ITEMS_FILE, CODES_FILE, ROWS_FILE, QUANT_FILE]
     extra = dict(extra or {})
+    if data is not None:
+        files += data.write(staging)
+        extra["data"] = data.summary()
+        extra["lineage"] = data.lineage
     timings = dict(extra.pop("timings", {}))
     timings["assemble_s"] = round(time.perf_counter() - t0, 3)
     manifest = Manifest(
@@ -223,6 +232,8 @@ def build_release(
     search: SearchDefaults | None = None,
     extra: dict | None = None,
     publish_hook: PublishHook | None = None,
+    data: ReleaseData | None = None,
+    require_catalog_rows: bool = True,
 ) -> Manifest:
     """Build, publish and (by default) activate a release of ``emb``.
 
@@ -242,6 +253,11 @@ def build_release(
         quantizer, search, extra: see :func:`assemble`.
         publish_hook: replaces "publish, then set CURRENT" (compaction seals the old log
             between the two).
+        data: the catalog, product groups and lineage the release carries (the service reads
+            the catalog and groups only from the release); ``None`` for a bare index (scratch
+            releases of the evaluation, benchmarks), which the service refuses to serve.
+        require_catalog_rows: refuse items without a catalog row in ``data`` (see
+            :meth:`~vsearch.index.release_data.ReleaseData.restricted_to`).
     """
     t0 = time.perf_counter()
     indexes_dir = Path(indexes_dir)
@@ -252,6 +268,8 @@ def build_release(
             f"the embeddings have {emb.bits}-bit codes but params index.bits is {settings.bits}: "
             "fix params.yaml or re-export the embeddings"
         )
+    if data is not None:  # checked before any work: every indexed item needs its listing
+        data = data.restricted_to(emb.item_ids, emb.categories, require_catalog_rows)
     clean_stale_staging(indexes_dir)  # before numbering: a dead build's folder frees its name
     version = check_version_name(version) if version else next_version(indexes_dir)
     staging = staging_dir(indexes_dir, version)
@@ -266,7 +284,9 @@ def build_release(
         timings = dict(extra.pop("timings", {}))
         timings["partitions_s"] = round(parts_s, 3)
         extra["timings"] = timings
-        manifest = assemble(emb, jobs, built, settings, staging, version, quantizer, search, extra)
+        manifest = assemble(
+            emb, jobs, built, settings, staging, version, quantizer, search, extra, data
+        )
         manifest.timings["total_s"] = round(time.perf_counter() - t0, 3)
         manifest.write(staging)
         if publish_hook is not None:
@@ -290,6 +310,7 @@ def compact(
     map_fn: MapFn = serial_map,
     threads: int = 1,
     source: EmbeddingSet | None = None,
+    changes: ChangeSet | None = None,
 ) -> Manifest:
     """Fold ``CURRENT``'s change log into a new release and make it ``CURRENT``.
 
@@ -306,6 +327,8 @@ def compact(
             exact float vectors are used for the release's items. Without it (or if it does
             not cover them) vectors are decoded from the re-rank store (reference + residual,
             within one int8 step), which drifts slightly with each compaction.
+        changes: the project's change set: the listing fields of admin upserts the log holds
+            go into the new release's catalog (the parent's catalog and groups are carried).
     """
     t0 = time.perf_counter()
     indexes_dir = Path(indexes_dir)
@@ -329,6 +352,7 @@ def compact(
         search = SearchDefaults(
             **{**parent.search.__dict__, "source": f"inherited:{parent.version}"}
         )
+        data = _compacted_data(folder, parent, engine.changeset_seq, changes)
         extra = {
             "parent": parent.version,
             "folded": {"from": parent.version, "seq": folded_seq},
@@ -347,9 +371,41 @@ def compact(
             search=search,
             extra=extra,
             publish_hook=publish_hook,
+            data=data,
+            require_catalog_rows=False,  # `vsearch index upsert` writes carry no listing fields
         )
     finally:
         engine.close()
+
+
+def _compacted_data(
+    folder: Path, parent: Manifest, folded_seq: int, changes: ChangeSet | None
+) -> ReleaseData | None:
+    """The parent's catalog and groups with the admin changes its log holds applied."""
+    import pandas as pd
+
+    if not has_data(parent):
+        log.warning(
+            "compaction: release %s carries no catalog; neither will the new one", parent.version
+        )
+        return None
+    lineage = dict(parent.lineage or {})
+    before = int((lineage.get("changes") or {}).get("seq", 0))
+    catalog = pd.read_parquet(folder / parent.data["catalog"])
+    groups = pd.read_parquet(folder / parent.data["groups"])
+    seq = max(before, folded_seq)
+    if changes is not None and seq > before:
+        latest = changes.latest(after=before, upto=seq)
+        touched = {c.item_id for c in latest}
+        catalog = catalog[~catalog["item_id"].astype(str).isin(touched)]
+        rows = changes.rows(after=before, upto=seq)
+        if len(rows):
+            rows[DROP_COLUMN] = ADMIN_DROP
+            catalog = pd.concat([catalog, rows], ignore_index=True)
+        ups = sum(c.op == "upsert" for c in latest)
+        lineage["changes"] = {"seq": seq, "upserts": ups, "deletes": len(latest) - ups}
+    lineage["compacted_from"] = parent.version
+    return ReleaseData(catalog, groups, lineage)
 
 
 class _ByInternalId:

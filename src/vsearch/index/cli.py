@@ -37,6 +37,12 @@ def _indexes_dir() -> Path:
     return get_settings().project.indexes_dir
 
 
+def _change_set():  # -> ChangeSet
+    from vsearch.index.changeset import ChangeSet
+
+    return ChangeSet.in_folder(get_settings().serving.admin_dir)
+
+
 def _load_embeddings(folder: Path):  # -> EmbeddingSet
     from vsearch.index.embeddings import EmbeddingSet
 
@@ -62,7 +68,60 @@ def _summary(manifest) -> dict:  # manifest: Manifest
         "timings": manifest.timings,
         "parent": manifest.parent,
         "folded": manifest.folded,
+        "data": manifest.data,
+        "lineage": _lineage(manifest),
     }
+
+
+def _lineage(manifest) -> dict:  # manifest: Manifest
+    """drops → MLflow run / model version → release (what ``/info`` shows too)."""
+    lineage = dict(manifest.lineage or {})
+    if not manifest.data:
+        return {
+            "release": manifest.version,
+            "warning": "no catalog inside: built before releases were pinned to their data; "
+            "the service refuses it (rebuild with `vsearch index build --drop ...`)",
+        }
+    return {
+        "drops": lineage.get("drops", []),
+        "mlflow": lineage.get("mlflow"),
+        "release": manifest.version,
+        "model_fingerprint": manifest.model.fingerprint,
+        "groups": lineage.get("groups"),
+        "changes": lineage.get("changes"),
+        "compacted_from": lineage.get("compacted_from"),
+    }
+
+
+def _release_data(drops: list[Path], embeddings: Path, catalog: bool):  # -> ReleaseData | None
+    """The catalog, groups and lineage of a release built from ``embeddings``: ``--drop``
+    folders, else the drop ``ingest.current_file`` selects; ``None`` with ``--no-catalog``."""
+    if not catalog:
+        log.warning("building without a catalog: the service will refuse this release")
+        return None
+    from vsearch.data import dvc
+    from vsearch.index.release_data import mlflow_lineage, release_data_for
+
+    settings = get_settings()
+    root = Path.cwd()
+    if not drops:
+        from vsearch.data.ingest import current_drop, resolve_paths
+
+        drops = [resolve_paths(settings, root)["raw"] / current_drop(settings, root)]
+        log.info("catalog from the selected drop %s", drops[0])
+    for d in drops:
+        if not d.is_dir():
+            raise BadInput(f"--drop {d}: not a folder")
+
+    def dvc_hash(drop: Path) -> str | None:
+        try:
+            return dvc.content_hash(drop)
+        except dvc.DvcError:
+            return None
+
+    run = embeddings.resolve().parent  # a training run: RUN/embeddings beside RUN/mlflow_run.json
+    mining = settings.search.product_groups_dir
+    return release_data_for(drops, mining, mlflow_lineage(run), dvc_hash)
 
 
 @app.command()
@@ -70,6 +129,15 @@ def build(
     embeddings: Path = typer.Option(..., "--embeddings", help="EmbeddingSet folder to index"),
     version: str | None = typer.Option(None, "--version", help="release name (default vNNNN)"),
     activate: bool = typer.Option(True, "--activate/--no-activate", help="point CURRENT at it"),
+    drops: list[Path] = typer.Option(
+        [],
+        "--drop",
+        help="drop folder whose catalog the release carries, oldest first "
+        "(repeat for a window; default: the drop ingest.current_file selects)",
+    ),
+    catalog: bool = typer.Option(
+        True, "--catalog/--no-catalog", help="carry catalog + groups (the service needs them)"
+    ),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Build a release from an embeddings folder and (by default) make it CURRENT."""
@@ -79,6 +147,7 @@ def build(
 
         settings = get_settings()
         emb = _load_embeddings(embeddings)
+        data = _release_data(drops, embeddings, catalog)
         manifest = build_release(
             emb,
             settings.index,
@@ -87,6 +156,7 @@ def build(
             threads=_threads(),
             activate=activate,
             extra={"source": str(embeddings.resolve())},
+            data=data,
         )
         emit(_summary(manifest), as_json)
 
@@ -157,7 +227,9 @@ def info(
                 "sealed_into": engine.sealed_into,
                 "partitions": engine.partition_sizes(),
                 "memory_bytes": engine.memory_bytes(),
+                "admin_changes_applied_up_to": engine.changeset_seq,
             }
+        out["change_set"] = _change_set().counts()
         emit(out, as_json)
 
     run_guarded(body)
@@ -180,7 +252,12 @@ def compact(
         src = Path(current.source) if current.source else None
         source = _load_embeddings(src) if src is not None and src.is_dir() else None
         manifest = compact_release(
-            _indexes_dir(), settings.index, version, threads=_threads(), source=source
+            _indexes_dir(),
+            settings.index,
+            version,
+            threads=_threads(),
+            source=source,
+            changes=_change_set(),
         )
         emit(_summary(manifest), as_json)
 

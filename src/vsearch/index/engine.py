@@ -200,6 +200,8 @@ class Engine:
         self.filter_knobs = FilterKnobs.from_settings(IndexSettings())
         self.log = change_log
         self.sealed_into: str | None = None
+        # The newest change-set entry (vsearch.index.changeset) this release's log carries out.
+        self.changeset_seq = 0
         s = manifest.search
         self.knobs = SearchKnobs(s.nprobe, s.ef_search, s.quantizer_ef)
         self.rerank_depth = s.rerank_depth
@@ -786,8 +788,12 @@ class Engine:
             raise BadInput(f"release {self.version} was opened read-only; writes are refused")
         return self.log
 
-    def upsert(self, items: EmbeddingSet) -> int:
+    def upsert(self, items: EmbeddingSet, ref: int | None = None) -> int:
         """Insert or replace items; durable (fsync'd) when this returns.
+
+        Args:
+            items: the items (same bits and dimension as the release).
+            ref: the change-set sequence number this write carries out (admin writes).
 
         Returns:
             The change log sequence number of the write.
@@ -808,13 +814,15 @@ class Engine:
             self._apply(change_log.read_new(repair=True))
             self._refuse_if_sealed()
             change = change_log.append_upsert(
-                items.item_ids, items.categories, items.codes, items.vectors
+                items.item_ids, items.categories, items.codes, items.vectors, ref
             )
             self._apply([change])
             return change.seq
 
-    def delete(self, item_ids: Sequence[str]) -> int:
+    def delete(self, item_ids: Sequence[str], ref: int | None = None) -> int:
         """Tombstone items (unknown ids are ignored); durable when this returns.
+
+        ``ref``: the change-set sequence number this write carries out (admin writes).
 
         Returns:
             How many live items were deleted.
@@ -826,7 +834,7 @@ class Engine:
             self._refuse_if_sealed()
             found = int((self.lookup(ids) >= 0).sum())
             if len(ids):
-                self._apply([change_log.append_delete(ids)])
+                self._apply([change_log.append_delete(ids, ref)])
             return found
 
     def _refuse_if_sealed(self) -> None:
@@ -849,6 +857,8 @@ class Engine:
         if changes:
             self.generation += 1
         for ch in changes:
+            if ch.ref is not None:
+                self.changeset_seq = max(self.changeset_seq, int(ch.ref))
             if ch.op == "upsert":
                 self._apply_upsert(ch)
             elif ch.op == "delete":

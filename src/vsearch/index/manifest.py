@@ -19,7 +19,10 @@ from vsearch.fsio import atomic_write_json
 from vsearch.index.embeddings import ModelInfo
 
 MANIFEST_FILE = "manifest.json"
-FORMAT_VERSION = 1
+# 2: releases carry their catalog, product groups and lineage (``data``, ``lineage``); format 1
+# releases are still read (``vsearch index info``, rollback), but the service refuses them.
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 _HASH_CHUNK = 1 << 20
 
 
@@ -81,6 +84,13 @@ class Manifest:
     # Settings of the search pipeline calibrated for this release's model (``fusion_weight``,
     # chosen on click-labelled training queries by the evaluation); they override params.
     calibration: dict[str, Any] | None = None
+    # The catalog snapshot and product groups inside the release (file names and counts:
+    # ``vsearch.index.release_data``); ``None`` for a release built without them.
+    data: dict[str, Any] | None = None
+    # Where the release comes from: ``drops`` (drop_id, dvc_hash, path of each drop of the
+    # window), ``mlflow`` (run_id, model_name, version), ``changes`` (the last change-set
+    # sequence number folded in, upserts and deletes applied).
+    lineage: dict[str, Any] | None = None
     format: int = FORMAT_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -90,7 +100,7 @@ class Manifest:
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Manifest:
-        if raw.get("format") != FORMAT_VERSION:
+        if raw.get("format") not in READABLE_FORMATS:
             raise ValueError(f"unsupported manifest format {raw.get('format')!r}")
         data = dict(raw)
         data["model"] = ModelInfo.from_dict(raw["model"])

@@ -17,6 +17,8 @@ Layout::
         codes.npy             internal id -> binary code (read by compaction only)
         rerank.npy            internal id -> re-rank row (memory-mapped), rerank_quant.json
         partitions/p000/      binary.faissbin (+ quantizer.faiss), partition.json
+        catalog.parquet       the indexed listings' catalog rows (vsearch.index.release_data)
+        groups.parquet        item_id -> product_group
         changes.log           the only mutable file: upserts/deletes since the build
       .staging-v0008-<pid>/   a build in progress (or killed)
 """

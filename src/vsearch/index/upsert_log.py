@@ -15,6 +15,10 @@ Record layout (little-endian)::
     magic "VSLG" | version u8 | op u8 | reserved u16 | seq u64 | payload_len u32 | crc32 u32
     payload (op-specific, see ``_encode_upsert``)
 
+An upsert or delete made for an entry of the project's change set
+(:mod:`vsearch.index.changeset`) carries that entry's sequence number (``ref``), so a release
+knows which admin changes it already holds and a reload never applies one twice.
+
 ``seal`` marks the log closed because compaction folded it into a newer release; ``unseal``
 re-opens it after a rollback to this release.
 """
@@ -61,6 +65,7 @@ class Change:
         codes: ``uint8[n, bits/8]`` (upsert).
         vectors: ``float32[n, d]`` (upsert).
         target: the release this log was sealed into (seal).
+        ref: the change-set sequence number this write carries out (admin writes), else None.
     """
 
     seq: int
@@ -70,12 +75,20 @@ class Change:
     codes: np.ndarray | None = None
     vectors: np.ndarray | None = None
     target: str | None = None
+    ref: int | None = None
 
 
 def _encode_upsert(
-    item_ids: np.ndarray, categories: np.ndarray, codes: np.ndarray, vectors: np.ndarray
+    item_ids: np.ndarray,
+    categories: np.ndarray,
+    codes: np.ndarray,
+    vectors: np.ndarray,
+    ref: int | None = None,
 ) -> bytes:
-    names = json.dumps({"ids": list(item_ids), "categories": list(categories)}).encode()
+    body = {"ids": list(item_ids), "categories": list(categories)}
+    if ref is not None:
+        body["ref"] = int(ref)
+    names = json.dumps(body).encode()
     head = _UPSERT_HEAD.pack(len(item_ids), codes.shape[1], vectors.shape[1], len(names))
     return head + names + codes.tobytes() + vectors.astype("<f4").tobytes()
 
@@ -96,10 +109,11 @@ def _decode(seq: int, op: Op, payload: bytes) -> Change:
             np.asarray(names["categories"], dtype=object),
             codes.copy(),
             vectors.astype(np.float32),
+            ref=names.get("ref"),
         )
     body = json.loads(payload) if payload else {}
     ids = np.asarray(body.get("ids", []), dtype=object)
-    return Change(seq, op, ids, target=body.get("target"))
+    return Change(seq, op, ids, target=body.get("target"), ref=body.get("ref"))
 
 
 class ChangeLog:
@@ -228,16 +242,20 @@ class ChangeLog:
         categories: np.ndarray,
         codes: np.ndarray,
         vectors: np.ndarray,
+        ref: int | None = None,
     ) -> Change:
         """Durably record an upsert batch (call under :meth:`locked`, after :meth:`read_new`)."""
-        payload = _encode_upsert(item_ids, categories, codes, vectors)
+        payload = _encode_upsert(item_ids, categories, codes, vectors, ref)
         seq = self._append("upsert", payload)
-        return Change(seq, "upsert", item_ids, categories, codes, vectors)
+        return Change(seq, "upsert", item_ids, categories, codes, vectors, ref=ref)
 
-    def append_delete(self, item_ids: np.ndarray) -> Change:
+    def append_delete(self, item_ids: np.ndarray, ref: int | None = None) -> Change:
         """Durably record deletes (call under :meth:`locked`, after :meth:`read_new`)."""
-        seq = self._append("delete", json.dumps({"ids": list(item_ids)}).encode())
-        return Change(seq, "delete", item_ids)
+        body: dict = {"ids": list(item_ids)}
+        if ref is not None:
+            body["ref"] = int(ref)
+        seq = self._append("delete", json.dumps(body).encode())
+        return Change(seq, "delete", item_ids, ref=ref)
 
     def append_marker(self, op: Literal["seal", "unseal"], target: str | None = None) -> Change:
         """Seal (compaction folded this log into ``target``) or unseal (rollback)."""
@@ -251,6 +269,6 @@ def copy_records(changes: list[Change], dest: ChangeLog) -> None:
         dest.read_new(repair=True)
         for ch in changes:
             if ch.op == "upsert":
-                dest.append_upsert(ch.item_ids, ch.categories, ch.codes, ch.vectors)
+                dest.append_upsert(ch.item_ids, ch.categories, ch.codes, ch.vectors, ch.ref)
             elif ch.op == "delete":
-                dest.append_delete(ch.item_ids)
+                dest.append_delete(ch.item_ids, ch.ref)

@@ -27,6 +27,7 @@ import httpx
 
 from vsearch.errors import BadInput, GateFailed
 from vsearch.index.release import current_version, list_versions, set_current
+from vsearch.index.release_data import ReleaseData
 from vsearch.registry.gates import GateReport, evaluate_promotion_gates
 from vsearch.settings import Settings
 from vsearch.tracking.tracker import read_run_info
@@ -89,26 +90,87 @@ def load_candidate(run_folder: Path, metrics_path: Path) -> Candidate:
     return Candidate(run_folder, fp, str(info["version"]), metrics)
 
 
-def candidate_release(settings: Settings, root: Path, cand: Candidate) -> tuple[str, bool]:
+def dvc_hash(drop: Path) -> str | None:
+    """The md5 DVC versions a drop folder under (``None``: not tracked, a drop from outside)."""
+    from vsearch.data import dvc
+
+    try:
+        return dvc.content_hash(drop)
+    except dvc.DvcError:
+        return None
+
+
+def release_data(
+    settings: Settings, root: Path, drops: list[Path], mlflow: dict[str, Any] | None = None
+) -> ReleaseData:
+    """:func:`~vsearch.index.release_data.release_data_for` with the product groups of
+    ``search.product_groups_dir`` and DVC's hashes of the drops."""
+    from vsearch.index.release_data import release_data_for
+
+    mining = settings.search.product_groups_dir
+    return release_data_for(drops, _abs(root, mining) if mining else None, mlflow, dvc_hash)
+
+
+def _same_data(m: Any, data: ReleaseData, changes_seq: int) -> bool:
+    """A published release was built from the same drops, groups and admin changes."""
+    lineage = m.lineage or {}
+    return (
+        m.data is not None
+        and lineage.get("drops") is not None
+        and [(d["drop_id"], d["dvc_hash"]) for d in lineage["drops"]]
+        == [(d["drop_id"], d["dvc_hash"]) for d in data.lineage["drops"]]
+        and (lineage.get("groups") or {}).get("sha256") == data.lineage["groups"]["sha256"]
+        and int((lineage.get("changes") or {}).get("seq", 0)) == changes_seq
+    )
+
+
+def candidate_release(
+    settings: Settings, root: Path, cand: Candidate, drops: list[Path]
+) -> tuple[str, bool]:
     """An index release of the candidate's catalog embeddings, built without activating it.
 
+    The release carries the catalog of ``drops`` (the window the model was trained on), the
+    mined product groups and the lineage, and folds in the project's change set (admin
+    upserts re-encoded from their photos by the candidate model, deletes kept deleted).
+
     Returns:
-        ``(version, reused)``: a published release already built by this model is reused
-        (the nightly run on unchanged data rebuilds nothing).
+        ``(version, reused)``: a published release already built by this model from the same
+        data (drops, groups, admin changes) is reused (the nightly run on unchanged data
+        rebuilds nothing).
     """
     from vsearch.index.builder import build_release
+    from vsearch.index.changeset import ChangeSet
     from vsearch.index.embeddings import EmbeddingSet
     from vsearch.index.manifest import Manifest
+    from vsearch.index.release_data import mlflow_lineage
 
     indexes = _abs(root, settings.project.indexes_dir)
     weight = (cand.metrics.get("model") or {}).get("fusion_weight")
     calibration = {"fusion_weight": weight} if weight is not None else None
+    data = release_data(settings, root, drops, mlflow_lineage(cand.run_folder, cand.version))
+    changes = ChangeSet.in_folder(_abs(root, settings.serving.admin_dir))
+    seq = changes.last_seq()
     for v in reversed(list_versions(indexes)):
         m = Manifest.read(indexes / v)
-        if m.model.fingerprint == cand.fingerprint and m.calibration == calibration:
+        if (
+            m.model.fingerprint == cand.fingerprint
+            and m.calibration == calibration
+            and _same_data(m, data, seq)
+        ):
             log.info("release %s was already built by model %s: reusing", v, cand.fingerprint[:12])
             return v, True
     emb = EmbeddingSet.load(cand.run_folder / EMBEDDINGS_DIR, mmap=True)
+    latest = changes.latest(upto=seq)
+    if latest:
+        from vsearch.search.changes import fold_changes
+        from vsearch.search.encoder import NetEncoder
+
+        encoder = NetEncoder.load(
+            cand.model_dir, settings.project.device, batch_size=settings.search.encode_batch
+        )
+        emb, data = fold_changes(emb, data, latest, encoder, settings.search, encoder.input_size)
+    ups = sum(c.op == "upsert" for c in latest)
+    data.lineage["changes"] = {"seq": seq, "upserts": ups, "deletes": len(latest) - ups}
     manifest = build_release(
         emb,
         settings.index,
@@ -119,6 +181,7 @@ def candidate_release(settings: Settings, root: Path, cand: Candidate) -> tuple[
             "source": str((cand.run_folder / EMBEDDINGS_DIR).resolve()),
             "calibration": calibration,  # the fusion weight evaluation calibrated, for serving
         },
+        data=data,
     )
     return manifest.version, False
 
@@ -165,7 +228,7 @@ def service_latency(
             "VSEARCH__PROJECT__INDEXES_DIR": str(private),
             "VSEARCH__SERVING__MODEL_SOURCE": "path",
             "VSEARCH__SERVING__MODEL_DIR": str(cand.model_dir.resolve()),
-            "VSEARCH__SERVING__DROP_DIR": str(drop.resolve()),
+            # the candidate already holds the change set's changes: none to apply at load
             "VSEARCH__SERVING__ADMIN_DIR": str(Path(tmp) / "admin"),
         }
         host = settings.serving.host

@@ -15,24 +15,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from vsearch.mined import VIRTUAL_IDS_FILE, has_virtual_ids, read_virtual_ids
+from vsearch.index.release_data import PRODUCT_GROUP, groups_from_mining
+from vsearch.mined import VIRTUAL_IDS_FILE, has_virtual_ids
 
 log = logging.getLogger(__name__)
 
-PRODUCT_GROUP = "product_group"  # optional catalog column read by the search pipeline
+__all__ = ["PRODUCT_GROUP", "load_product_groups", "with_product_groups"]
 
 
 def load_product_groups(mining_dir: Path) -> pd.DataFrame:
-    """``item_id → product_group`` for listings in a virtual ID of two or more listings.
+    """``item_id → product_group`` for listings in a virtual ID of two or more listings (the
+    groups an index release carries: :func:`vsearch.index.release_data.groups_from_mining`).
 
     Raises:
         FileNotFoundError: the folder has no virtual IDs (run ``vsearch mine``).
     """
-    vids = read_virtual_ids(mining_dir, columns=["item_id", "virtual_id", "cluster_size"])
-    multi = vids[vids["cluster_size"] >= 2]
-    return pd.DataFrame(
-        {"item_id": multi["item_id"].astype(str), PRODUCT_GROUP: multi["virtual_id"].astype(str)}
-    )
+    return groups_from_mining(Path(mining_dir))
 
 
 def with_product_groups(catalog: pd.DataFrame, mining_dir: Path | None) -> pd.DataFrame:

@@ -1,105 +1,108 @@
-"""Durable metadata and photos of listings added through the admin API.
+"""The service's side of the project's change set: admin upserts and deletes, and their photos.
 
 Why a store of its own: the index release's change log (``Engine.upsert``) keeps an item's code
 and vector durably, but not what the result page shows (title, seller, price, photo), and the
-drop under ``data/raw`` is a DVC-versioned snapshot the service must never write into. So each
-admin upsert first writes the photo and appends one JSON line here (both fsync'd), and only
-then upserts the vectors: after a crash an item is either fully searchable or merely has
-metadata nobody can reach. Every (re)load folds these rows over the drop's catalog.
+vectors only mean something to the model that served the upload. So each admin write is first
+recorded in the project's change set (:class:`vsearch.index.changeset.ChangeSet`: SQLite in WAL
+mode, the row and its photo in one committed transaction), and only then applied to the serving
+release with the change's sequence number. After a crash in between, the next load of a release
+applies the change (it is newer than what the release holds); the next release folds it in,
+re-encoding the photo with its own model.
 
 Layout::
 
     ADMIN_DIR/
-      catalog.jsonl      one listing per line (contracts.CATALOG columns); the last line of an
-                         item_id wins
-      images/<file>      uploaded photos, named from the item id (safe characters only)
+      changes.sqlite     the change set (the photos live inside it)
+      images/<file>      photos written out for ``/uploads/<file>`` (a cache, rebuilt from the
+                         change set when missing)
+      catalog.jsonl      the store of older versions: imported into the change set once
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import re
+import logging
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from vsearch.errors import BadInput
-from vsearch.fsio import atomic_write_bytes, fsync_dir
+from vsearch.fsio import atomic_write_bytes
+from vsearch.index.changeset import IMAGE_PREFIX, ChangeSet, photo_name
 
-CATALOG_FILE = "catalog.jsonl"
+log = logging.getLogger(__name__)
+
+__all__ = ["IMAGE_PREFIX", "AdminStore", "photo_name"]
+
 IMAGES_DIR = "images"
-IMAGE_PREFIX = "admin/"  # catalog ``image`` values of admin photos (served at /uploads/)
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_NAME_HASH_CHARS = 10  # disambiguates item ids that sanitise to the same file name
-EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif"}
-
-
-def photo_name(item_id: str, fmt: str) -> str:
-    """A file name for an item's photo: readable, collision-free, no path characters."""
-    stem = _SAFE.sub("_", item_id).strip("._")[:64] or "item"
-    digest = hashlib.sha256(item_id.encode()).hexdigest()[:_NAME_HASH_CHARS]
-    return f"{stem}-{digest}{EXTENSIONS.get(fmt.upper(), '.img')}"
+LEGACY_CATALOG = "catalog.jsonl"  # the appendable JSON-lines store this one replaces
 
 
 class AdminStore:
-    """Append-only metadata log plus photo folder (thread-safe within one process)."""
+    """The change set of ``serving.admin_dir`` plus its photo cache."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.images = folder / IMAGES_DIR
+        self.changes = ChangeSet.in_folder(folder)
         self._lock = threading.Lock()
+        self._import_legacy()
 
-    def add(self, row: dict[str, Any], photo: bytes, fmt: str) -> dict[str, Any]:
-        """Store the photo and append the row (``image`` is set here); durable on return."""
+    def add(
+        self, row: dict[str, Any], photo: bytes, fmt: str, box: np.ndarray | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """Record an upsert (row and photo, durable on return); returns ``(seq, stored row)``."""
         with self._lock:
-            self.images.mkdir(parents=True, exist_ok=True)
-            name = photo_name(str(row["item_id"]), fmt)
-            atomic_write_bytes(self.images / name, photo)
-            stored = {
-                **row,
-                "image": IMAGE_PREFIX + name,
-                "listed_at": row.get("listed_at") or datetime.now(UTC).isoformat(),
-            }
-            line = (json.dumps(stored, default=str) + "\n").encode()
-            with open(self.folder / CATALOG_FILE, "ab") as fh:
-                fh.write(line)
-                fh.flush()
-                os.fsync(fh.fileno())
-            fsync_dir(self.folder)
-            return stored
+            seq, stored = self.changes.record_upsert(row, photo, fmt, box)
+            return seq, stored
 
-    def rows(self) -> pd.DataFrame:
-        """Every stored listing, the last line of each item id winning (may be empty).
+    def delete(self, item_id: str) -> int:
+        """Record a delete (durable on return); returns its sequence number."""
+        return self.changes.record_delete(item_id)
 
-        A torn last line (a crash mid-append, before the write was acknowledged) is skipped.
-        """
-        path = self.folder / CATALOG_FILE
-        if not path.is_file():
-            return pd.DataFrame()
-        records = []
-        for line in path.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        if not records:
-            return pd.DataFrame()
-        return pd.DataFrame.from_records(records).drop_duplicates("item_id", keep="last")
+    def rows(self, after: int = 0) -> pd.DataFrame:
+        """Catalog rows of items upserted after change ``after`` and not deleted since."""
+        return self.changes.rows(after=after)
 
     def photo(self, name: str) -> Path:
-        """The file of an uploaded photo, refusing anything but a plain file name in ``images``.
+        """The file of an uploaded photo (written from the change set on first use).
 
         Raises:
             BadInput: the name has path characters or no such photo exists.
         """
-        if not name or _SAFE.search(name) or name.startswith("."):
-            raise BadInput(f"bad photo name {name!r}")
+        data, _ = self.changes.photo(name)  # checks the name; raises when unknown
         path = self.images / name
-        if not path.is_file():
-            raise BadInput(f"no uploaded photo {name!r}")
+        with self._lock:
+            if not path.is_file() or path.stat().st_size != len(data):
+                self.images.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(path, data)
         return path
+
+    def _import_legacy(self) -> None:
+        """Move the rows of an older ``catalog.jsonl`` (and their photos) into the change set,
+        once: only while the change set is still empty."""
+        legacy = self.folder / LEGACY_CATALOG
+        if not legacy.is_file() or self.changes.last_seq() > 0:
+            return
+        records = []
+        for line in legacy.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a torn last line was never acknowledged
+        moved = 0
+        for rec in {str(r["item_id"]): r for r in records if r.get("item_id")}.values():
+            name = str(rec.get("image", "")).removeprefix(IMAGE_PREFIX)
+            path = self.images / name
+            if not name or not path.is_file():
+                log.warning("admin listing %s: no photo %s; not imported", rec["item_id"], name)
+                continue
+            fmt = {".jpg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".gif": "GIF"}.get(
+                path.suffix.lower(), ""
+            )
+            self.changes.record_upsert(rec, path.read_bytes(), fmt)
+            moved += 1
+        legacy.rename(legacy.with_name(LEGACY_CATALOG + ".imported"))
+        log.info("imported %d admin listings from %s into the change set", moved, legacy)

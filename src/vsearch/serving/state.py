@@ -13,8 +13,19 @@ Which model: the registry's ``serving.model_alias`` (``champion``) when MLflow i
 release's embeddings (``<run>/embeddings`` → ``<run>/model``) when only that one matches the
 release's fingerprint. The engine refuses a release built by another model either way.
 
-Admin writes (:meth:`ServingState.upsert`, :meth:`ServingState.delete`) and reloads are
-serialised by one lock, so a write always lands in the release that serves after it.
+What the results show comes only from the release served: its catalog snapshot and product
+groups (``catalog.parquet``, ``groups.parquet``: :mod:`vsearch.index.release_data`), plus the
+admin changes made after it was built (the project's change set,
+:mod:`vsearch.index.changeset`). Nothing is read from ``data/current.yaml`` or ``runs/mining``,
+so a restart, a reload or a rollback always pairs an index with its own catalog. A release built
+before releases carried their catalog is refused with the way out (rebuild it): serving it with
+today's catalog is the very mismatch this prevents.
+
+Admin writes (:meth:`ServingState.upsert`, :meth:`ServingState.delete`) are recorded in the
+change set first, then applied to the serving release with the change's sequence number; a
+loaded release applies the changes it does not hold yet (photos re-encoded by the served model).
+Writes and reloads are serialised by one lock, so a write always lands in the release that
+serves after it.
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ from vsearch.index.embeddings import EmbeddingSet, ModelInfo
 from vsearch.index.engine import Engine
 from vsearch.index.manifest import Manifest
 from vsearch.index.release import current_version, resolve
+from vsearch.index.release_data import read_catalog, require_data
 from vsearch.search.pipeline import CATALOG_FIELDS, CATALOG_OPTIONAL_FIELDS
 from vsearch.serving.admin_store import AdminStore
 from vsearch.settings import Settings
@@ -69,22 +81,31 @@ class Served:
     pipeline: Any  # vsearch.search.pipeline.SearchPipeline
     release: str
     model: dict[str, Any]
-    drop: str
+    drops: list[Path]  # folders of the release's drops, newest last (their photos)
     loaded_at: str
     load_s: float
+    changes_applied: int = 0  # admin changes newer than the release, applied at load
     _leases: int = 0
     _retired: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def describe(self) -> dict[str, Any]:
+        engine = self.pipeline.engine
+        manifest = engine.manifest
         return {
             "release": self.release,
             "model": self.model,
-            "drop": self.drop,
+            "lineage": lineage_of(manifest),
+            "catalog_rows": (manifest.data or {}).get("catalog_rows"),
+            "admin_changes": {
+                "in_release": int(((manifest.lineage or {}).get("changes") or {}).get("seq", 0)),
+                "applied_up_to": engine.changeset_seq,
+                "applied_at_load": self.changes_applied,
+            },
             "loaded_at": self.loaded_at,
             "load_s": round(self.load_s, 3),
-            "items": len(self.pipeline.engine),
-            "categories": sorted(self.pipeline.engine.categories),
+            "items": len(engine),
+            "categories": sorted(engine.categories),
         }
 
     def _acquire(self) -> None:
@@ -109,6 +130,20 @@ class Served:
     def _close(self) -> None:
         log.info("closing release %s (retired, no request in flight)", self.release)
         self.pipeline.close()
+
+
+def lineage_of(manifest: Manifest) -> dict[str, Any]:
+    """drops → MLflow run / model version → release, as ``/info`` and ``vsearch index info``
+    show it."""
+    lineage = dict(manifest.lineage or {})
+    return {
+        "drops": lineage.get("drops", []),
+        "mlflow": lineage.get("mlflow"),
+        "release": manifest.version,
+        "model_fingerprint": manifest.model.fingerprint,
+        "changes": lineage.get("changes"),
+        "compacted_from": lineage.get("compacted_from"),
+    }
 
 
 def _read_fingerprint(model_dir: Path) -> str | None:
@@ -177,16 +212,39 @@ class ServingState:
             "flow), then POST /admin/reload"
         )
 
-    # -- drop and model ------------------------------------------------------------------------
+    # -- drops and model -----------------------------------------------------------------------
+
+    def release_drops(self, manifest: Manifest) -> list[Path]:
+        """The folders of the drops a release was built from, oldest first: the versioned copy
+        under ``ingest.raw_dir`` when it is there, else the path recorded at build time."""
+        out = []
+        raw = self.abs(self.settings.ingest.raw_dir)
+        for drop in (manifest.lineage or {}).get("drops", []):
+            for cand in (raw / str(drop.get("drop_id", "")), Path(str(drop.get("path") or ""))):
+                if str(cand) not in ("", ".") and cand.is_dir():
+                    out.append(cand)
+                    break
+            else:
+                log.warning("release %s: drop %s not found", manifest.version, drop)
+        return out
 
     def drop_dir(self) -> Path:
-        """``serving.drop_dir``, else ``data/raw/<drop named by ingest.current_file>``."""
-        from vsearch.data.ingest import current_drop
+        """The newest drop of the served release (held-out sample photos come from it)."""
+        served = self._current
+        if served is None or not served.drops:
+            raise BadInput("no drop: the served release names none (or nothing is served)")
+        return served.drops[-1]
 
-        s = self.settings
-        if s.serving.drop_dir is not None:
-            return self.abs(s.serving.drop_dir)
-        return self.abs(s.ingest.raw_dir) / current_drop(s, self.root)
+    def drop_image(self, rel: str) -> Path | None:
+        """The photo ``images/<rel>`` of the served release's drops (newest drop first), or
+        ``None``; never a path outside a drop's ``images/`` folder."""
+        served = self._current
+        for drop in reversed(served.drops if served else []):
+            base = (drop / "images").resolve()
+            path = (base / rel).resolve()
+            if path.is_relative_to(base) and path.is_file():
+                return path
+        return None
 
     def _registry_model(self) -> tuple[Path, dict[str, Any]]:
         from vsearch.registry.registry import ModelRegistry
@@ -234,23 +292,45 @@ class ServingState:
 
     # -- loading -------------------------------------------------------------------------------
 
-    def _catalog(self, drop: Path) -> pd.DataFrame:
-        from vsearch.contracts import CATALOG, ContractError, read_table
+    def _catalog(self, engine: Engine, pending: list[Any]) -> pd.DataFrame:
+        """The release's catalog and groups, with admin changes newer than the release."""
+        from vsearch.search.changes import change_rows
 
-        try:
-            base = read_table(drop, CATALOG)
-        except ContractError as exc:
-            raise BadInput(f"catalog of drop {drop}: {exc}") from None
-        from vsearch.search.groups import with_product_groups
+        catalog = read_catalog(engine.folder, engine.manifest)
+        if pending:
+            touched = {c.item_id for c in pending}
+            catalog = catalog[~catalog["item_id"].astype(str).isin(touched)]
+            rows = change_rows(pending)
+            if len(rows):
+                catalog = pd.concat([catalog, rows], ignore_index=True)
+        return catalog
 
-        extra = self.admin.rows()
-        if not extra.empty:
-            cols = CATALOG_COLUMNS
-            base = pd.concat(
-                [base.reindex(columns=cols), extra.reindex(columns=cols)], ignore_index=True
-            )
-        groups = self.settings.search.product_groups_dir
-        return with_product_groups(base, self.abs(groups) if groups else None)
+    def _catch_up(self, pipeline: Any, pending: list[Any]) -> int:
+        """Apply to the release the admin changes its log does not hold yet (photos encoded by
+        the served model); returns how many. Deletes first, then upserts carrying the newest
+        sequence number: a crash in between only repeats idempotent work next time."""
+        from vsearch.search.changes import upserts_as_embeddings
+
+        engine = pipeline.engine
+        todo = [c for c in pending if c.seq > engine.changeset_seq]
+        if not todo:
+            return 0
+        last = max(c.seq for c in todo)
+        deletes = [c.item_id for c in todo if c.op == "delete"]
+        ups = upserts_as_embeddings(
+            todo, pipeline.encoder, self.settings.search, pipeline.input_size
+        )
+        if deletes:
+            engine.delete(deletes, ref=None if len(ups) else last)
+        if len(ups):
+            engine.upsert(ups, ref=last)
+        log.info(
+            "release %s: applied %d admin changes made after it was built (up to #%d)",
+            engine.version,
+            len(todo),
+            last,
+        )
+        return len(todo)
 
     def _build(self) -> Served:
         from vsearch.search.encoder import NetEncoder
@@ -259,6 +339,7 @@ class ServingState:
         t0 = time.perf_counter()
         s = self.settings
         manifest = Manifest.read(resolve(self.indexes_dir))
+        require_data(manifest)  # refuse a release without its catalog before any work
         model_dir, model_meta = self.resolve_model(manifest)
         if not model_dir.is_dir():
             raise BadInput(
@@ -269,13 +350,14 @@ class ServingState:
             encoder = NetEncoder.load(model_dir, s.project.device, batch_size=s.search.encode_batch)
         except ValueError as exc:
             raise BadInput(f"model {model_dir}: {exc}") from None
-        drop = self.drop_dir()
-        catalog = self._catalog(drop)
         engine = Engine.open_current(
             self.indexes_dir, s.index, expected_model=encoder.fingerprint, writable=True
         )
         try:
-            pipeline = SearchPipeline(encoder, engine, catalog, s)
+            folded = int(((engine.manifest.lineage or {}).get("changes") or {}).get("seq", 0))
+            pending = self.admin.changes.latest(after=folded)
+            pipeline = SearchPipeline(encoder, engine, self._catalog(engine, pending), s)
+            applied = self._catch_up(pipeline, pending)
             self._smoke(pipeline)
         except BaseException:
             engine.close()
@@ -289,7 +371,8 @@ class ServingState:
             pipeline=pipeline,
             release=engine.version,
             model=model_meta,
-            drop=str(drop),
+            drops=self.release_drops(engine.manifest),
+            changes_applied=applied,
             loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
             load_s=time.perf_counter() - t0,
         )
@@ -372,16 +455,20 @@ class ServingState:
         """
         from PIL import Image
 
+        from vsearch.search.changes import encode_photos
+
         with self._writes, self.lease() as served:
             pipeline = served.pipeline
             category = pipeline.check_category(row["category"])
-            pixels = pipeline.decode(photo)
-            boxes = None if box is None else np.asarray([box], dtype=np.float32)
-            with torch.inference_mode():
-                enc = pipeline.encoder.encode(torch.from_numpy(pixels[None]), boxes)
+            pipeline.decode(photo)  # the checks of a search upload, before anything is stored
+            box_list = None if box is None else [float(x) for x in np.ravel(box)]
+            enc = encode_photos(
+                pipeline.encoder, [photo], [box_list], self.settings.search, pipeline.input_size
+            )
             with Image.open(io.BytesIO(photo)) as img:  # decoded above: the format is known
                 fmt = img.format or ""
-            stored = self.admin.add({**row, "category": category}, photo, fmt)
+            # The change set first (durable, with the photo), then the serving release.
+            change, stored = self.admin.add({**row, "category": category}, photo, fmt, box_list)
             model = served.pipeline.engine.manifest.model
             items = EmbeddingSet(
                 np.asarray([row["item_id"]], dtype=object),
@@ -390,7 +477,7 @@ class ServingState:
                 enc.embeddings,
                 ModelInfo(model.name, model.version, model.fingerprint),
             )
-            seq = pipeline.engine.upsert(items)
+            seq = pipeline.engine.upsert(items, ref=change)
             pipeline.update_catalog(pd.DataFrame([stored]).reindex(columns=CATALOG_COLUMNS))
             return {
                 "item_id": row["item_id"],
@@ -399,9 +486,18 @@ class ServingState:
                 "image": stored["image"],
                 "release": served.release,
                 "seq": seq,
+                "change": change,
             }
 
     def delete(self, item_id: str) -> int:
-        """Tombstone a listing durably; returns how many live items were deleted (0 or 1)."""
+        """Tombstone a listing durably; returns how many live items were deleted (0 or 1).
+
+        Recorded in the change set first, so the next release keeps it deleted.
+        """
         with self._writes, self.lease() as served:
-            return served.pipeline.engine.delete([item_id])
+            engine = served.pipeline.engine
+            engine.sync()  # writes of the other workers first
+            if engine.lookup([item_id])[0] < 0:
+                return 0
+            change = self.admin.delete(item_id)
+            return engine.delete([item_id], ref=change)

@@ -190,20 +190,15 @@ class WebApp:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
     async def drop_image(self, request: Request) -> Response:
-        """A photo of the served drop, only from under its ``images/`` folder."""
-        state = self.state
+        """A photo of the served release's drops, only from under their ``images/`` folders."""
         rel = request.path_params["path"]
         parts = Path(rel).parts
         if not rel or rel.startswith("/") or ".." in parts or "\x00" in rel:
             return error_response(400, f"bad image path {rel!r}")
-        try:
-            base = (state.drop_dir() / DROP_IMAGES).resolve()
-        except BadInput as exc:
-            return error_response(404, str(exc))
-        path = (base / rel).resolve()
-        if not path.is_relative_to(base) or path.suffix.lower() not in IMAGE_SUFFIXES:
+        if Path(rel).suffix.lower() not in IMAGE_SUFFIXES:
             return error_response(400, f"bad image path {rel!r}")
-        if not path.is_file():
+        path = self.state.drop_image(rel)
+        if path is None:
             return error_response(404, f"no image {rel!r}")
         return FileResponse(path, headers={"Cache-Control": IMAGE_CACHE})
 

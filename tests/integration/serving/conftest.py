@@ -1,5 +1,6 @@
 """A servable project in a temporary root: the tiny demo drop, two tiny untrained models and
-three index releases (two built by model A, one by model B), plus a raw-HTTP helper.
+three index releases (two built by model A, one by model B), each carrying the drop's catalog
+and lineage as the nightly's releases do, plus a raw-HTTP helper.
 
 Why the untrained models get their embedding BatchNorm calibrated on the catalog: a freshly
 initialised network maps every photo to nearly the same direction (cosine ~0.998), so nothing
@@ -24,6 +25,7 @@ from vsearch.contracts import CATALOG, read_table
 from vsearch.index.builder import build_release
 from vsearch.model.export import save_model, to_float
 from vsearch.model.net import pool
+from vsearch.registry.promotion import release_data
 from vsearch.search.build import encode_catalog
 from vsearch.search.encoder import NetEncoder
 from vsearch.search.images import decode_images
@@ -64,11 +66,10 @@ class ServedProject:
         return self.root / "indexes"
 
 
-def _write_params(src: Path, dst: Path, drop: Path) -> Path:
+def _write_params(src: Path, dst: Path) -> Path:
     raw = yaml.safe_load(src.read_text())
     for section, values in OVERRIDES.items():
         raw.setdefault(section, {}).update(values)
-    raw["serving"]["drop_dir"] = str(drop)
     dst.write_text(yaml.safe_dump(raw, sort_keys=False))
     return dst
 
@@ -93,7 +94,7 @@ def served_project(
     and vbad (model B)."""
     drop = tiny_world[0]
     root = tmp_path_factory.mktemp("served")
-    params = _write_params(params_path, root / "params.yaml", drop)
+    params = _write_params(params_path, root / "params.yaml")
     settings = load_settings(params)
     catalog = read_table(drop, CATALOG)
     categories = tuple(sorted(catalog["category"].astype(str).unique()))
@@ -106,9 +107,14 @@ def served_project(
         fingerprints[name] = encoder.fingerprint
         embeddings[name] = encode_catalog(encoder, catalog, images)
     indexes = root / "indexes"
-    build_release(embeddings["a"], settings.index, indexes, version="v0001")
-    build_release(embeddings["a"], settings.index, indexes, version="v0002", activate=False)
-    build_release(embeddings["b"], settings.index, indexes, version="vbad", activate=False)
+    data = release_data(settings, root, [drop])  # the drop's catalog, its path, no groups
+    build_release(embeddings["a"], settings.index, indexes, version="v0001", data=data)
+    build_release(
+        embeddings["a"], settings.index, indexes, version="v0002", activate=False, data=data
+    )
+    build_release(
+        embeddings["b"], settings.index, indexes, version="vbad", activate=False, data=data
+    )
     return ServedProject(root, params, drop, settings, catalog, fingerprints)
 
 

@@ -93,6 +93,10 @@ def test_ready_and_info(client: httpx.Client, served_project) -> None:
     assert serving["release"] == "v0001" and serving["items"] == len(served_project.catalog)
     assert serving["model"]["fingerprint"] == served_project.fingerprints["a"]
     assert info["admin_enabled"] is True
+    lineage = serving["lineage"]  # drops -> (MLflow run: none here) -> release
+    assert [d["drop_id"] for d in lineage["drops"]] == [served_project.drop.name]
+    assert lineage["release"] == "v0001" and lineage["mlflow"] is None
+    assert serving["catalog_rows"] == len(served_project.catalog)
 
 
 def test_catalog_photo_finds_its_own_listing_first(client: httpx.Client, served_project) -> None:
@@ -426,7 +430,7 @@ def test_admin_upsert_then_search_then_delete(
     r = client.post("/admin/items", headers=ADMIN, files=files, data=item)
     assert r.status_code == 200, r.text
     assert r.json()["item_id"] == item["item_id"] and r.json()["release"] == "v0001"
-    assert (served_project.root / "data" / "admin" / "catalog.jsonl").is_file()
+    assert (served_project.root / "data" / "admin" / "changes.sqlite").is_file()
 
     body = search(client, new_photo, category=category).json()
     top = body["results"][0]

@@ -42,7 +42,7 @@ def _run(params: Path, *args: str):
 
 def test_build_info_tune_rollback(env) -> None:
     params, emb, indexes = env
-    res = _run(params, "build", "--embeddings", str(emb))
+    res = _run(params, "build", "--embeddings", str(emb), "--no-catalog")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["version"] == "v0001" and out["items"] == 1500
@@ -57,14 +57,15 @@ def test_build_info_tune_rollback(env) -> None:
     assert res.exit_code == 0 and info["search"]["source"] == "tune" and info["verified"]
     assert info["live"]["items"] == 1500 and info["releases"] == ["v0001"]
 
-    assert _run(params, "build", "--embeddings", str(emb), "--version", "b").exit_code == 0
+    res = _run(params, "build", "--embeddings", str(emb), "--no-catalog", "--version", "b")
+    assert res.exit_code == 0
     res = _run(params, "rollback")
     assert res.exit_code == 0 and json.loads(res.stdout)["current"] == "v0001"
 
 
 def test_upsert_delete_compact(env, world, tmp_path: Path) -> None:
     params, emb, _ = env
-    assert _run(params, "build", "--embeddings", str(emb)).exit_code == 0
+    assert _run(params, "build", "--embeddings", str(emb), "--no-catalog").exit_code == 0
     q = world.queries(3, seed=30)
     new = EmbeddingSet(
         np.asarray(["n0", "n1", "n2"], dtype=object),
@@ -94,7 +95,45 @@ def test_bad_input_exits_2(env, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "embeddings folder not found" in res.output
     res = _run(params, "info")
     assert res.exit_code == 2 and "vsearch index build" in res.output
-    assert _run(params, "build", "--embeddings", str(emb)).exit_code == 0
+    assert _run(params, "build", "--embeddings", str(emb), "--no-catalog").exit_code == 0
     (indexes / "v0001" / "codes.npy").write_bytes(b"tampered")
     res = _run(params, "info", "--verify")
     assert res.exit_code == 2 and "failed verification" in res.output
+
+
+def test_build_carries_the_drops_catalog_and_info_shows_the_lineage(env, world, tmp_path) -> None:
+    import pandas as pd
+
+    from vsearch.contracts import CATALOG, write_table
+
+    params, emb, _ = env
+    n = 1500
+    catalog = pd.DataFrame(
+        {
+            "item_id": world.catalog.item_ids[:n].astype(str),
+            "category": world.catalog.categories[:n].astype(str),
+            "seller_id": "s1",
+            "title": "a listing",
+            "price": 2.5,
+            "image": "images/catalog/x.jpg",
+            "listed_at": pd.Timestamp("2026-11-01", tz="UTC"),
+            "quality": 0.5,
+            "sales": 3,
+        }
+    )
+    drop = tmp_path / "shop-2026-11-01"
+    write_table(catalog, CATALOG, drop)
+    res = _run(params, "build", "--embeddings", str(emb), "--drop", str(drop))
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["data"]["catalog_rows"] == n and out["data"]["rows_per_drop"] == {drop.name: n}
+    info = json.loads(_run(params, "info").stdout)
+    lineage = info["lineage"]
+    assert lineage["drops"] == [{"drop_id": drop.name, "dvc_hash": None, "path": str(drop)}]
+    assert lineage["release"] == info["version"] and lineage["mlflow"] is None
+    assert info["change_set"]["last_seq"] == 0
+
+    small = tmp_path / "too-small"
+    write_table(catalog.head(10), CATALOG, small)  # most indexed listings have no row: refused
+    res = _run(params, "build", "--embeddings", str(emb), "--drop", str(small))
+    assert res.exit_code == 2 and "no catalog row" in res.output
