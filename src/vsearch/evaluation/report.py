@@ -151,7 +151,7 @@ def write_report(
         "per_query": out / PER_QUERY_FILE,
     }
     atomic_write_text(paths["metrics"], json.dumps(report, indent=2, allow_nan=False) + "\n")
-    atomic_write_text(paths["curve"], curves.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(paths["curve"], curves.to_csv(index=False, float_format="%.10g"))
     atomic_write_text(paths["per_query"], per_query.to_csv(index=False, float_format="%.6g"))
     return paths
 
