@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from vsearch.contracts import DROP_MANIFEST, DROP_TABLES, NO_TRUTH_FILE, write_table
+from vsearch.contracts import DROP_MANIFEST, DROP_TABLES, NO_TRUTH_FILE, has_truth, write_table
 from vsearch.data import dvc
 from vsearch.errors import BadInput, GateFailed
 from vsearch.fsio import atomic_write_json, atomic_write_text
@@ -356,6 +356,8 @@ def ingest_markdown(res: IngestResult, reused: bool = False) -> str:
     ]
     if res.docs_path:
         lines.append(f"- Data Docs: `{res.docs_path}`")
-    if res.truth_path:
+    if res.truth_path and has_truth(Path(res.truth_path)):
         lines.append(f"- ground truth (evaluation only): `{res.truth_path}`")
+    elif res.truth_path:
+        lines.append(f"- no ground truth (click metrics only): `{res.truth_path}`")
     return "\n".join(lines) + "\n"
