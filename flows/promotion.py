@@ -2,9 +2,11 @@
 
 Thin wiring over :mod:`vsearch.registry.promotion`: candidate index (built without touching
 ``CURRENT``, reused when this model already has one) → a short load run of the real service
-serving it → gates (floors, no regression vs the champion) → on pass: ``CURRENT``, the
-``champion`` alias, the Bento, a reload of the running service. On fail the flow publishes
-which gate failed by how much and ends Failed; champion, ``CURRENT`` and the serving index
+serving it → the champion re-scored on the candidate's eval set (same queries, same code) →
+gates (floors, no regression vs that champion; a champion that cannot be read or scored
+fails them) → on pass: ``CURRENT``, the ``champion`` alias, the Bento, a reload of the
+running service. On fail the flow publishes which gate failed by how much, each figure with
+the eval set it was measured on, and ends Failed; champion, ``CURRENT`` and the serving index
 are untouched. Only the reload retries: it is the one step talking to another process.
 """
 
@@ -49,10 +51,22 @@ def load_run(
     return steps.service_latency(settings, root, release, cand, drop, port)
 
 
+@task(name="champion-rescore", cache_policy=NO_CACHE)
+def champion_rescore(
+    settings: Settings, root: Path, cand: steps.Candidate, first_release: bool | None
+) -> steps.ChampionReference:
+    """The champion re-scored on the candidate's eval set (or why it could not be)."""
+    return steps.champion_reference(settings, root, cand, first_release=first_release)
+
+
 @task(name="gates", cache_policy=NO_CACHE)
-def gates(settings: Settings, cand: steps.Candidate, latency: dict[str, Any]) -> Any:
-    report, _ = steps.run_gates(settings, cand, latency)
-    return report
+def gates(
+    settings: Settings,
+    cand: steps.Candidate,
+    latency: dict[str, Any],
+    champion: steps.ChampionReference,
+) -> Any:
+    return steps.run_gates(settings, cand, latency, champion)
 
 
 @task(name="ship", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
@@ -64,9 +78,17 @@ def ship(
 
 @flow(name="promotion")
 def promotion_flow(
-    repo_root: str = ".", run_folder: str = "runs/train", metrics: str = "reports/metrics.json"
+    repo_root: str = ".",
+    run_folder: str = "runs/train",
+    metrics: str = "reports/metrics.json",
+    first_release: bool | None = None,
 ) -> dict[str, Any]:
     """Gate the model trained in ``run_folder`` (evaluated in ``metrics``) and ship it on pass.
+
+    Args:
+        first_release: ``None``: a missing champion alias is the first release (floors only);
+            ``True`` (``--first-release``): assert that there is no champion yet; ``False``:
+            require a champion. An *unreadable* champion always fails the gate.
 
     Raises:
         GateFailed: a gate failed (the artifact ``promotion-gate`` says which, by how much).
@@ -88,7 +110,8 @@ def promotion_flow(
             "reason": "already the champion and CURRENT",
         }
     latency = load_run(settings, root, release, cand, drop)
-    report = gates(settings, cand, latency)
+    champion = champion_rescore(settings, root, cand, first_release)
+    report = gates(settings, cand, latency, champion)
     head = (
         f"# Promotion gate: model version {cand.version} with index {release}"
         f"{' (reused)' if reused else ''}\n\n"
@@ -102,6 +125,7 @@ def promotion_flow(
             description=f"gate failed for version {cand.version}",
         )
         raise GateFailed(f"promotion gate failed for version {cand.version}: {report.summary()}")
+    log.info(report.summary())
     shipped = ship(settings, root, cand, release, latency)
     create_markdown_artifact(
         key=ARTIFACT_KEY,
@@ -112,4 +136,10 @@ def promotion_flow(
         description=f"version {cand.version} shipped",
     )
     log.info("shipped version %s with index %s", cand.version, release)
-    return {"shipped": True, "version": cand.version, "latency": latency, **shipped}
+    return {
+        "shipped": True,
+        "version": cand.version,
+        "latency": latency,
+        "gate": report.to_dict(),
+        **shipped,
+    }

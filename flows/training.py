@@ -10,6 +10,11 @@ What the flow adds: run history and logs in the Prefect UI, the flow run id pass
 training command (``VSEARCH_FLOW_RUN_ID``, recorded as a tag on the MLflow run), and a metrics
 table as a Prefect artifact. Stages run one at a time: DVC holds a repo lock. No retries: a
 failed training or evaluation is deterministic and retrying would only hide it.
+
+Drops without ground truth (every real shop's) run the same stages: their truth folder holds
+only ``no_truth.json``, so ``train_oracle`` records why it was skipped (``runs/oracle/
+skipped.json``) and ``evaluate`` reports click metrics only, the oracle baseline skipped with
+that note.
 """
 
 from __future__ import annotations

@@ -291,3 +291,21 @@ def contracts_markdown() -> str:
             )
         out.append("")
     return "\n".join(out)
+
+
+NO_TRUTH_FILE = "no_truth.json"  # marks a drop's truth folder as empty: the drop came without
+
+
+def has_truth(folder: Path | None) -> bool:
+    """Whether ``folder`` holds every ground-truth table (demo worlds; real shops have none).
+
+    A drop ingested without truth gets a truth folder holding only :data:`NO_TRUTH_FILE`
+    (written by ingest), so pipeline stages can depend on ``data/truth/<drop>`` always and
+    decide from its content: oracle skipped, evaluation on click metrics only.
+    """
+    if folder is None or not Path(folder).is_dir():
+        return False
+    return all(
+        any((Path(folder) / f"{t.name}{ext}").is_file() for ext in (".parquet", ".csv"))
+        for t in TRUTH_TABLES
+    )

@@ -411,12 +411,19 @@ class LossSettings(_Section):
 
 
 class SplitSettings(_Section):
-    """The held-out split (vsearch.split): queries never mined or trained on, for evaluation."""
+    """The held-out split (vsearch.split): queries never mined or trained on, for evaluation.
 
-    holdout_share: float = Field(
-        0.2, ge=0, lt=1, description="queries held out for evaluation (hash split by query_id)"
+    ``time``: the newest ``eval_share`` of queries by ``ts`` (ties by ``query_id``), the future
+    the model must serve (works on any shop's click logs); ``hash``: a hash of the query id.
+    """
+
+    method: Literal["time", "hash"] = Field(
+        "time", description="time: the newest queries by ts; hash: a hash of query_id"
     )
-    salt: str = Field("holdout", min_length=1, description="hash salt: a new salt, a new split")
+    eval_share: float = Field(
+        0.2, ge=0, lt=1, description="share of queries held out for evaluation"
+    )
+    salt: str = Field("holdout", min_length=1, description="hash split: a new salt, a new split")
     hash_buckets: int = Field(10_000, ge=100, description="resolution of the hash split")
 
 
@@ -569,16 +576,25 @@ class EvaluationSettings(_Section):
             raise ValueError("evaluation.recall_ks must be a non-empty list of K >= 1")
         if max(self.recall_ks) > self.curve_max_k or self.headline_k > self.curve_max_k:
             raise ValueError("evaluation.recall_ks and headline_k must be <= curve_max_k")
-        known = {f"identical_recall@{k}" for k in self.recall_ks} | {
-            "map@r",
-            "category_acc_model",
-            "category_acc_search",
-            "category_acc_fused",
-            "box_iou_mean",
-            f"binary_retention@{self.headline_k}",
-            f"identical_recall@{self.headline_k}_true_box",
-            "oracle_ratio",
-        }
+        known = (
+            {f"identical_recall@{k}" for k in self.recall_ks}
+            | {
+                "map@r",
+                "category_acc_model",
+                "category_acc_search",
+                "category_acc_fused",
+                "box_iou_mean",
+                f"binary_retention@{self.headline_k}",
+                f"identical_recall@{self.headline_k}_true_box",
+                "oracle_ratio",
+            }
+            | {f"click_recall@{k}" for k in self.recall_ks}
+            | {
+                "click_mrr",
+                "click_category_acc_model",
+                "click_category_acc_fused",
+            }
+        )
         unknown = sorted(set(self.targets) - known)
         if unknown:
             raise ValueError(
@@ -657,6 +673,14 @@ def _default_gate_tolerances() -> dict[str, float]:
     return {"identical_recall@10": 0.03, "category_acc_fused": 0.02, "latency_p95_ms": 0.5}
 
 
+def _default_click_floors() -> dict[str, float]:
+    return {"click_recall@10": 0.25, "click_category_acc_fused": 0.50, "latency_p95_ms": 500.0}
+
+
+def _default_click_tolerances() -> dict[str, float]:
+    return {"click_recall@10": 0.03, "click_category_acc_fused": 0.02, "latency_p95_ms": 0.5}
+
+
 class GatesSettings(_Section):
     """The promotion gate: absolute floors plus no regression beyond a tolerance vs the champion.
 
@@ -665,29 +689,62 @@ class GatesSettings(_Section):
     a metric in ``lower_is_better`` (latency) has its floor read as a ceiling, and a metric in
     ``relative`` has its tolerance read as a share of the champion's value (timings on a shared
     machine vary by a fraction, not by a fixed number of ms).
+
+    Two families: ``floors``/``tolerances`` gate the ground-truth metrics (demo worlds);
+    ``click_floors``/``click_tolerances`` gate the click metrics, what every shop's data
+    has. ``family: auto`` picks the truth family when the evaluation had truth, else clicks.
     """
 
+    family: Literal["auto", "truth", "click"] = Field(
+        "auto", description="which gates apply: auto = truth when evaluated with truth, else click"
+    )
     floors: dict[str, float] = Field(
         default_factory=_default_gate_floors,
-        description="challenger must reach these (lower_is_better: stay below)",
+        description="truth family: challenger must reach these (lower_is_better: stay below)",
     )
     tolerances: dict[str, float] = Field(
         default_factory=_default_gate_tolerances,
-        description="allowed regression vs the champion, in the metric's unit (or relative)",
+        description="truth family: allowed regression vs the champion (metric's unit or relative)",
+    )
+    click_floors: dict[str, float] = Field(
+        default_factory=_default_click_floors,
+        description="click family: challenger must reach these (lower_is_better: stay below)",
+    )
+    click_tolerances: dict[str, float] = Field(
+        default_factory=_default_click_tolerances,
+        description="click family: allowed regression vs the champion",
     )
     lower_is_better: list[str] = Field(default_factory=lambda: ["latency_p95_ms"])
     relative: list[str] = Field(default_factory=lambda: ["latency_p95_ms"])
 
     @model_validator(mode="after")
     def _consistent(self) -> GatesSettings:
-        gated = set(self.floors) | set(self.tolerances)
+        gated = (
+            set(self.floors)
+            | set(self.tolerances)
+            | set(self.click_floors)
+            | set(self.click_tolerances)
+        )
         stray = sorted((set(self.lower_is_better) | set(self.relative)) - gated)
         if stray:
             raise ValueError(f"registry.gates: {stray} named but neither a floor nor a tolerance")
-        negative = sorted(k for k, v in self.tolerances.items() if v < 0)
+        tolerances = {**self.tolerances, **self.click_tolerances}
+        negative = sorted(k for k, v in tolerances.items() if v < 0)
         if negative:
             raise ValueError(f"registry.gates.tolerances must be >= 0 ({negative})")
         return self
+
+    def family_for(self, has_truth: bool) -> str:
+        """The gate family that applies to an evaluation with (or without) ground truth."""
+        if self.family == "auto":
+            return "truth" if has_truth else "click"
+        return self.family
+
+    def thresholds(self, family: str) -> tuple[dict[str, float], dict[str, float]]:
+        """``(floors, tolerances)`` of a family (``truth`` or ``click``)."""
+        if family == "click":
+            return self.click_floors, self.click_tolerances
+        return self.floors, self.tolerances
 
 
 class RegistrySettings(_Section):

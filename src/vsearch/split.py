@@ -1,8 +1,14 @@
 """The held-out split: which logged queries training never sees, so evaluation can trust them.
 
-Why a hash of the query id: the same query is always on the same side, whatever the drop's row
-order or size, so mining, training, evaluation, the release's load run and the service's sample
-photos all recompute the same split from settings alone, with no file handed between them.
+Why by time (``split.method: time``, the default): a shop's data has no ground truth, so the
+evaluation replays the **newest** ``split.eval_share`` of logged queries (by ``ts``, ties broken
+by ``query_id``) with their clicks, as the future the model must serve; mining and training see
+only the older queries. Every user of the split (mining, training, evaluation, the promotion's
+load run, the service's sample photos) recomputes it from the queries table and the settings
+alone, here, with no file handed between them.
+
+``split.method: hash`` keeps the older split by a hash of the query id (the same query always
+on the same side, whatever the table's order or size); it needs no timestamps.
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ import numpy as np
 import pandas as pd
 
 from vsearch.settings import SplitSettings
+
+TIME = "time"
+HASH = "hash"
 
 
 def holdout_mask(
@@ -30,9 +39,40 @@ def holdout_mask(
     return (hashed % buckets) < round(share * buckets)
 
 
-def is_held_out(query_ids: pd.Series | list[str], split: SplitSettings) -> np.ndarray:
-    """:func:`holdout_mask` with the project's split settings."""
-    return holdout_mask(query_ids, split.holdout_share, salt=split.salt, buckets=split.hash_buckets)
+def newest_mask(queries: pd.DataFrame, share: float) -> np.ndarray:
+    """True for the newest ``round(share * n)`` rows by ``ts``, ties broken by ``query_id``.
+
+    Raises:
+        ValueError: ``share`` outside ``[0, 1)`` or the frame lacks ``query_id`` / ``ts``.
+    """
+    if not 0 <= share < 1:
+        raise ValueError(f"split.eval_share must be in [0, 1), got {share}")
+    missing = {"query_id", "ts"} - set(queries.columns)
+    if missing:
+        raise ValueError(f"the time split needs the queries' {sorted(missing)} columns")
+    n = len(queries)
+    held = round(share * n)
+    mask = np.zeros(n, dtype=bool)
+    if held:
+        ts = pd.to_datetime(queries["ts"], utc=True).to_numpy()
+        ids = queries["query_id"].astype(str).to_numpy()
+        order = np.lexsort((ids, ts))  # the last key sorts first: by ts, then by query_id
+        mask[order[n - held :]] = True
+    return mask
+
+
+def is_held_out(queries: pd.DataFrame, split: SplitSettings) -> np.ndarray:
+    """``bool[len(queries)]``: the rows of a queries table held out of mining and training."""
+    if split.method == HASH:
+        return holdout_mask(
+            queries["query_id"], split.eval_share, salt=split.salt, buckets=split.hash_buckets
+        )
+    return newest_mask(queries, split.eval_share)
+
+
+def held_out_ids(queries: pd.DataFrame, split: SplitSettings) -> set[str]:
+    """The held-out query ids of a queries table (to filter impressions, clicks, pairs)."""
+    return set(queries["query_id"].astype(str)[is_held_out(queries, split)])
 
 
 def heldout_queries(drop: Path, split: SplitSettings, n: int | None = None) -> pd.DataFrame:
@@ -44,5 +84,5 @@ def heldout_queries(drop: Path, split: SplitSettings, n: int | None = None) -> p
     from vsearch.contracts import QUERIES, read_table
 
     queries = read_table(drop, QUERIES)
-    held = queries[is_held_out(queries["query_id"], split)].sort_values("query_id")
+    held = queries[is_held_out(queries, split)].sort_values("query_id")
     return held if n is None else held.head(n)

@@ -156,3 +156,41 @@ def test_offline_loop_trains_gates_ships_and_stops_on_bad_clicks(
             out = None
     assert not isinstance(out, dict)
     assert nightly_lock(scratch_repo) is not None  # released again
+
+
+def test_training_flow_without_truth_skips_the_oracle_and_evaluates_clicks(
+    prefect_server: str,
+    mlflow_server: str,
+    live_services: ServicesSettings,
+    tiny_world: tuple[Path, Path],
+    scratch_repo: Path,
+) -> None:
+    """A shop's drop has no ground truth: every stage still runs (DVC deps intact), the oracle
+    records why it was skipped, the evaluation reports click metrics only; a second run on the
+    same inputs skips every stage."""
+    from flows.training import training_flow
+    from vsearch.contracts import NO_TRUTH_FILE
+    from vsearch.trained import read_skipped
+
+    s = _tiny(load_settings(REPO_ROOT / "params.yaml"), live_services)
+    _scratch_project(scratch_repo, s)
+    drop, _ = tiny_world
+    res = ingest_drop(drop, s, scratch_repo, truth=None)
+    truth = scratch_repo / s.ingest.truth_dir / res.drop_id
+    assert [p.name for p in truth.iterdir()] == [NO_TRUTH_FILE]
+
+    first = training_flow(repo_root=str(scratch_repo))
+    assert first["stages"] == dict.fromkeys(LEARNING_STAGES, True)
+    assert "no ground truth" in str(read_skipped(scratch_repo / "runs" / "oracle"))
+    metrics = json.loads(Path(first["metrics_path"]).read_text())
+    assert metrics["families"] == ["click"] and metrics["eval_set"]["truth"] is False
+    assert {"click_recall@1", "click_recall@10", "click_mrr", "click_category_acc_fused"} <= (
+        metrics.keys()
+    )
+    assert "identical_recall@10" not in metrics
+    assert "ground truth" in metrics["baselines"]["oracle"]["skipped"]
+    assert "skipped" not in metrics["baselines"]["category_only"]
+    assert metrics["inputs"]["drop"] == f"data/raw/{res.drop_id}"
+
+    second = training_flow(repo_root=str(scratch_repo))
+    assert second["stages"] == dict.fromkeys(LEARNING_STAGES, False)

@@ -21,10 +21,10 @@ from typing import Any
 
 import pandas as pd
 
-from vsearch.contracts import DROP_MANIFEST, DROP_TABLES, write_table
+from vsearch.contracts import DROP_MANIFEST, DROP_TABLES, NO_TRUTH_FILE, has_truth, write_table
 from vsearch.data import dvc
 from vsearch.errors import BadInput, GateFailed
-from vsearch.fsio import atomic_write_text
+from vsearch.fsio import atomic_write_json, atomic_write_text
 from vsearch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,25 @@ def copy_truth(truth: Path, truth_dir: Path, drop_id: str) -> Path:
     return target
 
 
+def write_no_truth(truth_dir: Path, drop_id: str) -> Path:
+    """A drop without ground truth (every real shop's): its truth folder holds only a marker.
+
+    Why a folder at all: the learning stages of ``dvc.yaml`` depend on ``data/truth/<drop>``
+    (a DVC dependency must exist); its content says whether there is truth
+    (:func:`vsearch.contracts.has_truth`): without, the oracle is skipped and evaluation reports
+    click metrics only.
+    """
+    target = truth_dir / drop_id
+    if target.exists():
+        raise BadInput(f"a truth folder for {drop_id!r} already exists at {target}")
+    target.mkdir(parents=True)
+    atomic_write_json(
+        target / NO_TRUTH_FILE,
+        {"drop_id": drop_id, "truth": False, "why": "the drop came without ground truth"},
+    )
+    return target
+
+
 def version(path: Path, repo_root: Path, remote: str, push: bool) -> str:
     """``dvc add`` (and push) a folder; returns its DVC content hash."""
     dvc.ensure_repo(repo_root, remote)
@@ -178,7 +197,11 @@ def stage_step(
         "validation_report": str(report_path),
     }
     raw_path = stage_drop(drop.resolve(), drop_id, result.clean, paths["raw"], manifest)
-    truth_path = copy_truth(truth, paths["truth"], drop_id) if truth else None
+    truth_path = (
+        copy_truth(truth, paths["truth"], drop_id)
+        if truth
+        else write_no_truth(paths["truth"], drop_id)
+    )
     return IngestResult(
         drop_id=drop_id,
         raw_path=str(raw_path),
@@ -333,6 +356,8 @@ def ingest_markdown(res: IngestResult, reused: bool = False) -> str:
     ]
     if res.docs_path:
         lines.append(f"- Data Docs: `{res.docs_path}`")
-    if res.truth_path:
+    if res.truth_path and has_truth(Path(res.truth_path)):
         lines.append(f"- ground truth (evaluation only): `{res.truth_path}`")
+    elif res.truth_path:
+        lines.append(f"- no ground truth (click metrics only): `{res.truth_path}`")
     return "\n".join(lines) + "\n"

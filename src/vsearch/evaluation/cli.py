@@ -36,7 +36,12 @@ def parse_baselines(specs: list[str]) -> dict[str, Path]:
 
 def evaluate_command(
     drop: Path = typer.Option(..., "--drop", help="drop folder (catalog, queries, images)"),
-    truth: Path = typer.Option(..., "--truth", help="the drop's ground-truth folder (demo world)"),
+    truth: Path | None = typer.Option(
+        None,
+        "--truth",
+        help="the drop's ground-truth folder (demo worlds); without truth tables in it, or "
+        "without the option: click metrics only, the oracle baseline skipped",
+    ),
     model: Path = typer.Option(..., "--model", help="model folder (or a training run folder)"),
     baseline: list[str] = typer.Option(
         [],
@@ -60,7 +65,11 @@ def evaluate_command(
     ),
     json_out: bool = typer.Option(False, "--json", help="print the whole report as JSON"),
 ) -> None:
-    """Evaluate the model and its baselines on held-out queries through the search pipeline."""
+    """Evaluate the model and its baselines on held-out queries through the search pipeline.
+
+    Click metrics always (held-out queries with a click); truth metrics too when the truth
+    folder has ground truth.
+    """
 
     def body() -> None:
         from vsearch.evaluation.report import report_markdown

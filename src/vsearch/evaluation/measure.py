@@ -9,7 +9,12 @@ an :class:`~vsearch.evaluation.evalset.EvalSet`:
 * binary retention: recall of the binary index (Hamming shortlist + float re-rank) over recall
   of an exact float search of the whole catalog with the same embeddings;
 * recall with the true box given to the encoder (what a perfect detector would reach);
-* for the model, single-query latency of the service path (``latency_p50_ms``/``p95``).
+* for the model, single-query latency of the service path (``latency_p50_ms``/``p95``);
+* from clicks (every drop, truth or not): ``click_recall@K``, ``click_mrr``,
+  ``click_category_acc_*`` on the held-out queries with a click (a hit is the clicked listing
+  or a listing of its virtual ID, mined from training clicks), ``click_queries``.
+
+Without ground truth only the click metrics (and latency, grouping size) are measured.
 
 A result that groups listings (``more_sellers``) is a hit when any of its listings shows the
 true product. Because grouping is by embedding similarity, a degenerate embedding can lump
@@ -43,6 +48,7 @@ from vsearch.evaluation.metrics import (
     exact_top_k,
     first_hit_rank,
     map_at_r,
+    mean_reciprocal_rank,
     ratio,
     recall_at_k,
     recall_curve,
@@ -129,27 +135,92 @@ def _search_metrics(
     catalog_emb: np.ndarray,
     settings: Settings,
 ) -> tuple[dict[str, float | int | None], np.ndarray, list[SearchResponse], pd.DataFrame]:
-    """The three searches of one system and the metrics of each (see :func:`evaluate_system`)."""
+    """The searches of one system and the metrics of each (see :func:`evaluate_system`)."""
     e = settings.evaluation
-    hk, kmax = e.headline_k, e.curve_max_k
+    kmax = e.curve_max_k
     enc = encoder.encode(query_images)
-    found = ev.findable
-    sku = ev.query_sku
 
     # 1. The service's answer (fused category, routed binary search, final ranking, grouping).
     ranked = pipeline.search_encoded(enc, k=kmax, rank=True)
+    out: dict[str, float | int | None] = {}
+    per_query = pd.DataFrame({"query_id": ev.query_ids})
+    curve = np.full(kmax, np.nan)
+    if ev.has_truth:
+        curve = _truth_metrics(
+            pipeline, encoder, ev, query_images, enc, ranked, catalog_emb, e, out, per_query
+        )
+    click_curve = _click_metrics(ev, ranked, encoder.has_classifier, e, out, per_query)
+    shown = [h for r in ranked for h in r.results[: e.headline_k]]
+    out["group_size_mean"] = _mean_or_none(np.array([1 + len(h.more_sellers) for h in shown]))
+    out["queries"] = len(ev)
+    per_query["fused_category"] = [r.category for r in ranked]
+    per_query["vote_category"] = [r.vote_category for r in ranked]
+    per_query["model_category"] = [r.model_category for r in ranked]
+    return out, (curve if ev.has_truth else click_curve), ranked, per_query
+
+
+def _click_metrics(
+    ev: EvalSet,
+    ranked: list[SearchResponse],
+    has_classifier: bool,
+    e: Any,
+    out: dict[str, float | int | None],
+    per_query: pd.DataFrame,
+) -> np.ndarray:
+    """Click metrics on the queries with a click: recall@K and MRR (a hit is the clicked
+    listing or a listing of its virtual ID), category accuracy vs the clicked listing's."""
+    kmax = e.curve_max_k
+    rows = np.flatnonzero(ev.clicked)
+    groups = _groups([ranked[i] for i in rows], grouped=True)
+    rel = relevance_matrix(groups, ev.click_label[rows], ev.label_of, kmax)
+    curve = recall_curve(rel, kmax)
+    for k in sorted(set(e.recall_ks)):
+        out[f"click_recall@{k}"] = _finite(curve[k - 1])
+    out["click_mrr"] = _finite(mean_reciprocal_rank(rel))
+    truth = ev.click_category[rows].tolist()
+    out["click_category_acc_model"] = (
+        _finite(category_accuracy([ranked[i].model_category for i in rows], truth))
+        if has_classifier
+        else None
+    )
+    out["click_category_acc_fused"] = _finite(
+        category_accuracy([ranked[i].category for i in rows], truth)
+    )
+    out["click_queries"] = len(rows)
+    first = np.full(len(ev), np.nan)
+    hit = first_hit_rank(rel)
+    first[rows] = np.where(np.isfinite(hit), hit + 1, np.nan)
+    per_query["click_item"] = ev.click_item if len(ev.click_item) == len(ev) else ""
+    per_query["click_first_hit"] = first
+    return curve
+
+
+def _truth_metrics(
+    pipeline: SearchPipeline,
+    encoder: Encoder,
+    ev: EvalSet,
+    query_images: torch.Tensor,
+    enc: Any,
+    ranked: list[SearchResponse],
+    catalog_emb: np.ndarray,
+    e: Any,
+    out: dict[str, float | int | None],
+    per_query: pd.DataFrame,
+) -> np.ndarray:
+    """The ground-truth family (demo worlds): identical recall, MAP@R, retention, category
+    accuracy, box IoU, recall with the true box. Returns the identical recall@K curve."""
+    hk, kmax = e.headline_k, e.curve_max_k
+    found = ev.findable
+    sku = ev.query_sku
     rel = relevance_matrix(_groups(ranked, grouped=True), sku, ev.product_of, kmax)
     curve = recall_curve(rel[found], kmax)
-    out: dict[str, float | int | None] = {
-        f"identical_recall@{k}": _finite(curve[k - 1]) for k in sorted(set(e.recall_ks))
-    }
+    out.update({f"identical_recall@{k}": _finite(curve[k - 1]) for k in sorted(set(e.recall_ks))})
     # Diagnostics of the grouping: a hit inside a group counts above, but a group is only
     # the true product when its head is. Degenerate embeddings (everything near-identical)
     # collapse all candidates into one group and would look good by the count above alone.
     rel_heads = relevance_matrix(_groups(ranked, grouped=False), sku, ev.product_of, hk)
     out[f"identical_recall@{hk}_heads"] = _finite(recall_at_k(rel_heads[found], hk))
     shown = [h for r in ranked for h in r.results[:hk]]
-    out["group_size_mean"] = _mean_or_none(np.array([1 + len(h.more_sellers) for h in shown]))
     same = [
         ev.product_of.get(m) == ev.product_of.get(h.item_id) for h in shown for m in h.more_sellers
     ]
@@ -187,24 +258,15 @@ def _search_metrics(
     boxed = pipeline.search_encoded(encoder.encode(query_images, ev.true_boxes), k=hk, rank=True)
     rel_box = relevance_matrix(_groups(boxed, grouped=True), sku, ev.product_of, hk)
     out[f"identical_recall@{hk}_true_box"] = _finite(recall_at_k(rel_box[found], hk))
-    out["queries"] = len(ev)
     out["queries_findable"] = int(found.sum())
 
     first = first_hit_rank(rel)
-    per_query = pd.DataFrame(
-        {
-            "query_id": ev.query_ids,
-            "sku": sku,
-            "category": truth_cat,
-            "listings": ev.listings,
-            "first_hit": np.where(np.isfinite(first), first + 1, np.nan),
-            "fused_category": [r.category for r in ranked],
-            "vote_category": [r.vote_category for r in ranked],
-            "model_category": [r.model_category for r in ranked],
-            "box_iou": iou,
-        }
-    )
-    return out, curve, ranked, per_query
+    per_query["sku"] = sku
+    per_query["category"] = truth_cat
+    per_query["listings"] = ev.listings
+    per_query["first_hit"] = np.where(np.isfinite(first), first + 1, np.nan)
+    per_query["box_iou"] = iou
+    return curve
 
 
 def evaluate_system(
@@ -218,12 +280,13 @@ def evaluate_system(
     latency: bool = False,
     calibration_images: torch.Tensor | None = None,
 ) -> SystemResult:
-    """Index the catalog with ``encoder`` and search the held-out queries three ways.
+    """Index the catalog with ``encoder`` and search the held-out queries.
 
     1. as the service answers (fused category, routed binary search, ranking, grouping):
-       recall@K and its curve, category accuracies, box IoU;
-    2. in plain similarity order per listing: MAP@R and binary retention;
-    3. with the true boxes given to the encoder: recall at ``headline_k``.
+       click recall@K, MRR and category accuracy vs the clicked listing; with truth also
+       identical recall@K and its curve, category accuracies, box IoU;
+    2. (truth) in plain similarity order per listing: MAP@R and binary retention;
+    3. (truth) with the true boxes given to the encoder: recall at ``headline_k``.
 
     Args:
         name: the system's name (logs and the result).
@@ -262,13 +325,17 @@ def evaluate_system(
     seconds = time.perf_counter() - started
     hk = e.headline_k
     log.info(
-        "%s: recall@%d %s, MAP@R %s, fused category %s, box IoU %s (%.1f s)",
+        "%s: click recall@%d %s, click MRR %s, recall@%d %s, MAP@R %s, fused category %s, "
+        "box IoU %s (%.1f s)",
         name,
         hk,
+        _fmt(out.get(f"click_recall@{hk}")),
+        _fmt(out.get("click_mrr")),
+        hk,
         _fmt(out.get(f"identical_recall@{hk}")),
-        _fmt(out["map@r"]),
-        _fmt(out["category_acc_fused"]),
-        _fmt(out["box_iou_mean"]),
+        _fmt(out.get("map@r")),
+        _fmt(out.get("category_acc_fused")),
+        _fmt(out.get("box_iou_mean")),
         seconds,
     )
     return SystemResult(

@@ -21,6 +21,13 @@ Definitions:
   number of catalog listings of its true product, ``AP@R = (1/R) * sum_{i<=R} P@i * rel_i``
   over the top R of a per-listing (ungrouped) ranking; missing ranks count as misses.
 * **box IoU**: intersection over union of normalised ``xyxy`` boxes.
+* **MRR** (mean reciprocal rank): per query ``1 / rank`` of its first relevant result
+  (1-based), 0 when none is in the ranking; the click metrics' ranking summary.
+
+The click metrics use the same functions: the "product" of a query is then the click label of
+the listing its shopper clicked (the listing's mined virtual ID, else the listing itself), and
+``product_of`` maps each catalog listing to its click label
+(:mod:`vsearch.evaluation.evalset`).
 """
 
 from __future__ import annotations
@@ -81,6 +88,14 @@ def recall_at_k(relevant: np.ndarray, k: int) -> float:
         raise ValueError(f"k must be >= 1, got {k}")
     first = first_hit_rank(relevant)
     return float(np.mean(first < k)) if len(first) else float("nan")
+
+
+def mean_reciprocal_rank(relevant: np.ndarray) -> float:
+    """Mean of ``1 / (first relevant rank, 1-based)``, 0 for none; ``nan`` for no queries."""
+    first = first_hit_rank(relevant)
+    if not len(first):
+        return float("nan")
+    return float(np.mean(np.where(np.isfinite(first), 1.0 / (first + 1.0), 0.0)))
 
 
 def recall_curve(relevant: np.ndarray, max_k: int) -> np.ndarray:

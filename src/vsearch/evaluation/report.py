@@ -3,12 +3,17 @@
 Layout of ``metrics.json``::
 
     {
-      "identical_recall@10": ...,      # the model's metrics again, flat, for `dvc metrics diff`
+      "click_recall@10": ..., "click_mrr": ...,   # the model's metrics again, flat, for
+      "identical_recall@10": ...,                 # `dvc metrics diff` (truth family: demo only)
       ...
       "model": {metric: value},        # everything measured for the trained model
       "baselines": {name: {metric: value} | {"skipped": why}},
-      "ratios": {"model_vs_<baseline>_identical_recall@10": ...},
+      "ratios": {"model_vs_<baseline>_click_recall@10": ..., "..._identical_recall@10": ...},
       "targets": {metric: {"target": t, "value": v, "met": true | false | null}},
+      "families": ["click", "truth"],  # the metric families measured ("truth": demo worlds)
+      "eval_set": {"id": ..., "drop": ..., "split": "time 0.2", "queries": n,
+                   "click_queries": m, "truth": bool},
+      "inputs": {"drop": ..., "truth": ..., "mining": ...},  # what the champion is re-scored on
       "queries": n, "drop": id, "model_fingerprint": sha256,
       "warnings": [...]
     }
@@ -73,12 +78,14 @@ def build_report(
     hk = settings.headline_k
     key = f"identical_recall@{hk}"
     model = dict(results[MODEL].metrics)
+    keys = [k for k in (f"click_recall@{hk}", key) if k in model]
     baselines: dict[str, Any] = {n: dict(r.metrics) for n, r in results.items() if n != MODEL}
     baselines.update({n: {"skipped": why} for n, why in skipped.items() if n not in baselines})
     ratios = {
-        f"model_vs_{n}_{key}": ratio(model.get(key), m.get(key))
+        f"model_vs_{n}_{k}": ratio(model.get(k), m.get(k))
         for n, m in baselines.items()
         if "skipped" not in m
+        for k in keys
     }
     oracle_ratio = ratios.get(f"model_vs_{ORACLE}_{key}")
     targets: dict[str, dict[str, Any]] = {}
@@ -87,11 +94,21 @@ def build_report(
         met = None if value is None or not math.isfinite(value) else bool(value >= target)
         targets[metric] = {"target": target, "value": value, "met": met}
     warnings = [f"baseline {n}: {why}" for n, why in skipped.items()]
+    if not ev.has_truth:
+        warnings.append(
+            "no ground truth for this drop: click metrics only (truth metrics and targets n/a)"
+        )
     if ev.without_truth:
         warnings.append(f"{ev.without_truth} held-out queries have no truth row (left out)")
-    unfindable = int((~ev.findable).sum())
+    unfindable = int((~ev.findable).sum()) if ev.has_truth else 0
     if unfindable:
         warnings.append(f"{unfindable} queries show a product with no listing (left out of recall)")
+    unclicked = len(ev) - int(ev.clicked.sum())
+    if unclicked:
+        warnings.append(
+            f"{unclicked} held-out queries have no click on a catalog listing "
+            "(left out of the click metrics)"
+        )
     report = {
         **{k: v for k, v in model.items()},
         MODEL: model,
@@ -100,6 +117,8 @@ def build_report(
         "targets": targets,
         "targets_met": sum(1 for t in targets.values() if t["met"]),
         "targets_total": len(targets),
+        "families": ["click", "truth"] if ev.has_truth else ["click"],
+        "eval_set": ev.describe(),
         "queries": len(ev),
         "drop": ev.drop_id,
         "model_fingerprint": results[MODEL].fingerprint,
@@ -132,7 +151,7 @@ def write_report(
         "per_query": out / PER_QUERY_FILE,
     }
     atomic_write_text(paths["metrics"], json.dumps(report, indent=2, allow_nan=False) + "\n")
-    atomic_write_text(paths["curve"], curves.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(paths["curve"], curves.to_csv(index=False, float_format="%.10g"))
     atomic_write_text(paths["per_query"], per_query.to_csv(index=False, float_format="%.6g"))
     return paths
 
@@ -149,10 +168,13 @@ def report_markdown(report: Mapping[str, Any]) -> str:
     """A people-sized summary: metrics per system side by side, then the targets."""
     systems = {MODEL: report[MODEL]}
     systems.update({n: m for n, m in report["baselines"].items() if "skipped" not in m})
-    names = [k for k in report[MODEL] if not k.startswith("queries")]
+    names = [k for k in report[MODEL] if not k.startswith(("queries", "click_queries"))]
+    eval_set = report.get("eval_set") or {}
     lines = [
         f"evaluation of {report['drop']} on {report['queries']} held-out queries "
-        f"(model {str(report['model_fingerprint'])[:12]})",
+        f"(model {str(report['model_fingerprint'])[:12]}; eval set {eval_set.get('id', '?')}, "
+        f"{eval_set.get('click_queries', '?')} with a click; metric families: "
+        f"{', '.join(report.get('families', []))})",
         "",
         "| metric | " + " | ".join(systems) + " |",
         "| --- |" + " --- |" * len(systems),

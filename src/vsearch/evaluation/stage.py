@@ -20,7 +20,7 @@ from typing import Any
 
 from vsearch.contracts import ITEM_TRUTH, QUERY_TRUTH, ContractError, read_table
 from vsearch.errors import BadInput
-from vsearch.evaluation.evalset import add_calibration_set, load_eval_set
+from vsearch.evaluation.evalset import EvalSet, add_calibration_set, load_eval_set
 from vsearch.evaluation.measure import evaluate_systems
 from vsearch.evaluation.plots import (
     LOSS_CURVES_FILE,
@@ -50,7 +50,7 @@ LOSS_CURVES_ARTIFACT = "plots"  # MLflow artifact folder of the loss curves in t
 def run_evaluation(
     settings: Settings,
     drop: Path,
-    truth: Path,
+    truth: Path | None,
     model_dir: Path,
     out: Path,
     baselines: Mapping[str, Path] | None = None,
@@ -66,7 +66,8 @@ def run_evaluation(
     Args:
         settings: all settings (``evaluation``, ``split``, ``search``, ``index``, ``project``).
         drop: the drop folder (catalog, queries, images).
-        truth: the drop's ground-truth folder (demo world).
+        truth: the drop's ground-truth folder; ``None`` or a folder without truth tables
+            (``no_truth.json``, a real shop's drop): click metrics only, the oracle skipped.
         model_dir: a model folder, or a training run folder holding one in ``model/``.
         out: the report folder.
         baselines: name → model folder of the baselines trained elsewhere.
@@ -75,31 +76,24 @@ def run_evaluation(
             one product in the results (as the service does), and the report scores them
             against the truth (purity, coverage).
     """
-    from vsearch.search.groups import with_product_groups
-
     started = time.perf_counter()
-    ev = load_eval_set(drop, truth, settings.split)
-    log.info(
-        "%s: %d held-out queries with truth (%d without), %d listings",
-        ev.drop_id,
-        len(ev),
-        ev.without_truth,
-        len(ev.catalog),
-    )
-    ev.catalog = with_product_groups(ev.catalog, mining)
-    if mining is not None:
-        add_calibration_set(ev, drop, mining, settings)
-    systems, skipped = build_systems(settings, model_dir, baselines or {})
+    ev = prepare_eval_set(settings, drop, truth, mining)
+    systems, skipped = build_systems(settings, model_dir, baselines or {}, has_truth=ev.has_truth)
     results = evaluate_systems(systems, ev, settings, workdir)
     report = build_report(results, skipped, ev, settings.evaluation)
-    if mining is not None:
+    report["inputs"] = {
+        "drop": str(drop),
+        "truth": str(truth) if truth is not None else None,
+        "mining": str(mining) if mining is not None else None,
+    }
+    if mining is not None and ev.has_truth and truth is not None:
         report["virtual_ids"] = _virtual_id_report(mining, truth)
     curves = curve_frame(results)
     paths = write_report(report, curves, results[MODEL].per_query, out)
     plots = out / PLOTS_DIR
     e = settings.evaluation
     plot_recall_curves(curves, plots / "recall_at_k.png", e.recall_ks)
-    if e.examples:
+    if e.examples and ev.has_truth:  # the grid frames true-product hits and true boxes
         examples = build_examples(
             results[MODEL], ev, e.examples, e.example_results, settings.project.seed
         )
@@ -107,6 +101,72 @@ def run_evaluation(
     plot_training_history(training_run_folder(model_dir), out / LOSS_CURVES_FILE)
     log.info("evaluation written to %s (%.1f s)", paths["metrics"], time.perf_counter() - started)
     return report
+
+
+def prepare_eval_set(
+    settings: Settings, drop: Path, truth: Path | None, mining: Path | None
+) -> EvalSet:
+    """The eval set of these inputs, with product groups and calibration queries as served."""
+    from vsearch.search.groups import with_product_groups
+
+    ev = load_eval_set(drop, truth, settings.split, mining)
+    log.info(
+        "%s: eval set %s: %d held-out queries (%s), %d with a click, %d listings",
+        ev.drop_id,
+        ev.eval_set_id,
+        len(ev),
+        "with truth" if ev.has_truth else "no truth: click metrics only",
+        int(ev.clicked.sum()),
+        len(ev.catalog),
+    )
+    ev.catalog = with_product_groups(ev.catalog, mining)
+    if mining is not None:
+        add_calibration_set(ev, drop, mining, settings)
+    return ev
+
+
+def score_model(
+    settings: Settings,
+    inputs: Mapping[str, str | None],
+    model_dir: Path,
+    root: Path,
+    workdir: Path | None = None,
+) -> dict[str, Any]:
+    """Re-score a model (the champion) on the eval set an evaluation report was measured on.
+
+    Same code, same inputs (``inputs``: the report's ``drop``, ``truth``, ``mining`` paths,
+    relative to ``root``), the model alone (no baselines, no plots, no latency): what the
+    promotion gate compares the challenger with, so both stand on the same queries.
+
+    Returns:
+        ``{"metrics": {...}, "eval_set": {...}, "model_fingerprint": ...}``.
+
+    Raises:
+        BadInput: an input is missing or the model folder is not one.
+    """
+    from vsearch.evaluation.systems import load_model_encoder
+
+    def path(key: str) -> Path | None:
+        value = inputs.get(key)
+        if value is None:
+            return None
+        p = Path(value)
+        return p if p.is_absolute() else root / p
+
+    drop = path("drop")
+    if drop is None:
+        raise BadInput("the evaluation report names no drop: re-run `vsearch evaluate`")
+    ev = prepare_eval_set(settings, drop, path("truth"), path("mining"))
+    encoder = load_model_encoder(settings, model_dir)
+    no_latency = settings.model_copy(
+        update={"evaluation": settings.evaluation.model_copy(update={"latency_queries": 0})}
+    )
+    result = evaluate_systems({MODEL: encoder}, ev, no_latency, workdir)[MODEL]
+    return {
+        "metrics": result.metrics,
+        "eval_set": ev.describe(),
+        "model_fingerprint": result.fingerprint,
+    }
 
 
 def training_run_folder(model: Path) -> Path:

@@ -23,11 +23,15 @@ from vsearch.evaluation.baselines import (
     ColourHistogramEncoder,
     untrained_encoder,
 )
-from vsearch.evaluation.report import MODEL
+from vsearch.evaluation.report import MODEL, ORACLE
 from vsearch.model.export import META_FILE
 from vsearch.search.encoder import Encoder, NetEncoder, resolve_device
 from vsearch.settings import Settings
-from vsearch.trained import MODEL_DIR
+from vsearch.trained import MODEL_DIR, read_skipped
+
+#: Baselines that train on ground truth: without truth they are skipped with this note.
+NEEDS_TRUTH = (ORACLE,)
+NO_TRUTH_NOTE = "skipped: this drop has no ground truth (the oracle trains on true product ids)"
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +44,23 @@ def resolve_model_dir(path: Path) -> Path:
     raise BadInput(f"{path}: not a model folder (no {META_FILE}, nor {MODEL_DIR}/{META_FILE})")
 
 
+def load_model_encoder(settings: Settings, model_dir: Path) -> NetEncoder:
+    """The model of a model (or training run) folder as the evaluation's encoder."""
+    return NetEncoder.load(
+        resolve_model_dir(model_dir),
+        device=resolve_device(settings.project.device),
+        batch_size=settings.evaluation.batch_size,
+    )
+
+
 def build_systems(
-    settings: Settings, model_dir: Path, baselines: Mapping[str, Path]
+    settings: Settings, model_dir: Path, baselines: Mapping[str, Path], has_truth: bool = True
 ) -> tuple[dict[str, Encoder], dict[str, str]]:
     """The encoders to evaluate, and the baselines skipped with the reason why.
+
+    Without truth (``has_truth`` False) the baselines that need it (:data:`NEEDS_TRUTH`) are
+    skipped with a note, never a failure; a baseline run folder that records why it was
+    skipped (``skipped.json``) is skipped with that reason.
 
     Raises:
         BadInput: the model folder is not one, or a baseline name is taken or unknown-shaped.
@@ -51,7 +68,7 @@ def build_systems(
     device = resolve_device(settings.project.device)
     e = settings.evaluation
     model_dir = resolve_model_dir(model_dir)
-    model = NetEncoder.load(model_dir, device=device, batch_size=e.batch_size)
+    model = load_model_encoder(settings, model_dir)
     systems: dict[str, Encoder] = {MODEL: model}
     systems[COLOUR_HISTOGRAM] = ColourHistogramEncoder(
         model.categories,
@@ -70,6 +87,14 @@ def build_systems(
             raise BadInput(
                 f"--baseline {name}=...: {name!r} is a built-in system; pick another name"
             )
+        why = read_skipped(folder) or read_skipped(folder.parent)
+        if not has_truth and name in NEEDS_TRUTH:
+            skipped[name] = NO_TRUTH_NOTE
+        elif why is not None:
+            skipped[name] = f"skipped: {why}"
+        if name in skipped:
+            log.warning("baseline %s %s", name, skipped[name])
+            continue
         try:
             systems[name] = NetEncoder.load(
                 resolve_model_dir(folder), device=device, batch_size=e.batch_size
@@ -79,6 +104,10 @@ def build_systems(
             log.warning("baseline %s %s", name, skipped[name])
     for name in EXTERNAL_BASELINES:
         if name not in baselines:
-            skipped[name] = f"skipped: not given (--baseline {name}=DIR)"
+            skipped[name] = (
+                NO_TRUTH_NOTE
+                if not has_truth and name in NEEDS_TRUTH
+                else f"skipped: not given (--baseline {name}=DIR)"
+            )
             log.warning("baseline %s %s", name, skipped[name])
     return systems, skipped

@@ -17,12 +17,19 @@ from typing import Any
 
 import pandas as pd
 
-from vsearch.contracts import IMPRESSIONS, ITEM_TRUTH, QUERY_TRUTH, ContractError, read_table
+from vsearch.contracts import (
+    IMPRESSIONS,
+    ITEM_TRUTH,
+    QUERIES,
+    QUERY_TRUTH,
+    ContractError,
+    read_table,
+)
 from vsearch.errors import BadInput
 from vsearch.mined import write_outputs
 from vsearch.mining.pipeline import mine
 from vsearch.settings import MiningSettings, SplitSettings
-from vsearch.split import is_held_out
+from vsearch.split import held_out_ids
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +75,12 @@ def mine_drop(
         raise BadInput(f"--drop {drop}: not a folder (a validated drop or data/raw/<drop_id>)")
     try:
         impressions = read_table(drop, IMPRESSIONS)
+        queries = read_table(drop, QUERIES) if split is not None else None
         item_truth, query_truth = read_truth(truth) if truth is not None else (None, None)
     except ContractError as exc:
         raise BadInput(f"{exc}; validate the drop first (vsearch validate)") from None
-    if split is not None and split.holdout_share > 0:
-        held = is_held_out(impressions["query_id"], split)
+    if split is not None and queries is not None and split.eval_share > 0:
+        held = impressions["query_id"].astype(str).isin(held_out_ids(queries, split)).to_numpy()
         log.info("leaving out %d impressions of held-out queries", int(held.sum()))
         impressions = impressions[~held]
     result = mine(impressions, settings, seed=seed, item_truth=item_truth, query_truth=query_truth)

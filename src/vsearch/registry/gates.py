@@ -7,18 +7,25 @@ floor is a ceiling and its regression check points the other way; its tolerance 
 because timings on a shared machine vary by a fraction.
 
 A metric the challenger lacks (or reports as NaN) fails its gates: a gate that cannot be
-measured must not pass. A metric the *champion* lacks (an older model evaluated before the
-metric existed) skips only the regression check; the floor still applies.
+measured must not pass. A metric the *champion* lacks skips only the regression check; the
+floor still applies.
 
-Pure functions: dictionaries in, a :class:`GateReport` out. The release flow reads the metrics,
+Fail closed, like with like: every value carries the eval set it was measured on (``sources``:
+metric → eval set id, ``"*"`` for every metric not named). The champion is re-scored on the
+challenger's eval set by the promotion (:mod:`vsearch.registry.promotion`); a regression check
+between two different eval sets fails, and a champion that could not be read or scored
+(``champion_error``) fails the gate with the reason. Only a *missing* champion (no alias at
+all: the first release) skips the regression checks.
+
+Pure functions: dictionaries in, a :class:`GateReport` out. The promotion flow reads the metrics,
 calls :func:`evaluate_gates` and moves the ``champion`` alias only when ``report.passed``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from vsearch.errors import GateFailed
@@ -26,6 +33,8 @@ from vsearch.settings import GatesSettings
 
 FLOOR = "floor"
 REGRESSION = "regression"
+CHAMPION = "reference"  # kind of the check that the champion could be measured at all
+ANY = "*"  # sources key: the eval set of every metric not named
 _REL_EPS = 1e-9  # a value exactly at its bar passes despite float rounding (0.5 - 0.03 != 0.47)
 
 
@@ -43,6 +52,8 @@ class GateResult:
         margin: how far the value clears the bar (positive = passes, in the metric's unit).
         passed: whether the check passed.
         note: why, in words, when it is not a plain comparison.
+        eval_set: where the challenger's value was measured (eval set id, or the load run).
+        reference_eval_set: where the champion's value was measured (regression checks).
     """
 
     name: str
@@ -54,13 +65,23 @@ class GateResult:
     margin: float | None
     passed: bool
     note: str = ""
+    eval_set: str = ""
+    reference_eval_set: str = ""
 
 
 @dataclass(frozen=True)
 class GateReport:
-    """Every check, and the verdict (all passed)."""
+    """Every check, and the verdict (all passed).
+
+    Attributes:
+        gates: the checks, floors first.
+        family: the gate family applied (``truth`` or ``click``), when known.
+        notes: what the verdict rests on in words (first release, champion re-scored ...).
+    """
 
     gates: list[GateResult] = field(default_factory=list)
+    family: str = ""
+    notes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -76,7 +97,7 @@ class GateReport:
             return f"promotion gate passed ({len(self.gates)} checks)"
         parts = []
         for g in self.failures:
-            if g.value is None:
+            if g.value is None or g.kind == CHAMPION:
                 parts.append(f"{g.name}: {g.note}")
             else:
                 parts.append(f"{g.name}: {_fmt(g.value)} vs bar {_fmt(g.threshold)}")
@@ -84,11 +105,14 @@ class GateReport:
 
     def markdown(self) -> str:
         """A table for Prefect artifacts, MLflow and people."""
-        lines = [
-            f"**Promotion gate: {'passed' if self.passed else 'FAILED'}**",
+        family = f" ({self.family} metrics)" if self.family else ""
+        lines = [f"**Promotion gate{family}: {'passed' if self.passed else 'FAILED'}**", ""]
+        lines += [f"- {n}" for n in self.notes]
+        lines += [
             "",
-            "| check | value | reference | bar | margin | result |",
-            "| --- | ---: | ---: | ---: | ---: | --- |",
+            "| check | value | reference | bar | margin | result | value measured on "
+            "| reference measured on |",
+            "| --- | ---: | ---: | ---: | ---: | --- | --- | --- |",
         ]
         for g in self.gates:
             result = "pass" if g.passed else "**fail**"
@@ -96,12 +120,18 @@ class GateReport:
                 result += f" ({g.note})"
             lines.append(
                 f"| {g.name} | {_fmt(g.value)} | {_fmt(g.reference)} | {_fmt(g.threshold)} "
-                f"| {_fmt(g.margin)} | {result} |"
+                f"| {_fmt(g.margin)} | {result} | {g.eval_set or '-'} "
+                f"| {g.reference_eval_set or '-'} |"
             )
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "gates": [asdict(g) for g in self.gates]}
+        return {
+            "passed": self.passed,
+            "family": self.family,
+            "notes": list(self.notes),
+            "gates": [asdict(g) for g in self.gates],
+        }
 
     def raise_if_failed(self) -> None:
         """Raise :class:`~vsearch.errors.GateFailed` (CLI exit 2) naming the failed checks."""
@@ -124,6 +154,12 @@ def _number(metrics: Mapping[str, Any] | None, key: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _source(sources: Mapping[str, str] | None, metric: str) -> str:
+    if not sources:
+        return ""
+    return sources.get(metric, sources.get(ANY, ""))
+
+
 def evaluate_gates(
     challenger: Mapping[str, Any],
     champion: Mapping[str, Any] | None,
@@ -131,20 +167,34 @@ def evaluate_gates(
     tolerances: Mapping[str, float],
     lower_is_better: Collection[str] = (),
     relative: Collection[str] = (),
+    *,
+    challenger_sources: Mapping[str, str] | None = None,
+    champion_sources: Mapping[str, str] | None = None,
+    champion_error: str | None = None,
+    family: str = "",
+    notes: Sequence[str] = (),
 ) -> GateReport:
     """Check a challenger's metrics against floors and against the champion's metrics.
 
     Args:
-        challenger: flat ``metric -> value`` of the candidate (e.g. ``identical_recall@10``).
-        champion: the same for the current champion; ``None`` when there is none yet (only
-            the floors apply).
+        challenger: flat ``metric -> value`` of the candidate (e.g. ``click_recall@10``).
+        champion: the same for the current champion, measured on the challenger's eval set;
+            ``None`` when there is none yet (the first release: only the floors apply) or when
+            it could not be measured (``champion_error``).
         floors: ``metric -> bar``; a minimum, or a maximum for ``lower_is_better`` metrics.
         tolerances: ``metric -> allowed regression`` vs the champion (>= 0).
         lower_is_better: metrics where smaller is better (latency).
         relative: metrics whose tolerance is a share of the champion's value.
+        challenger_sources, champion_sources: ``metric -> where it was measured`` (``"*"``:
+            every metric not named). A regression check of a metric whose two values come
+            from different default (``"*"``) eval sets fails: never compare unlike with unlike.
+        champion_error: why the champion could not be loaded or scored: one failing check
+            (fail closed), and no regression check can pass without a champion figure.
+        family: the gate family applied (for the report).
+        notes: lines for the report.
 
     Returns:
-        A :class:`GateReport`; floors first, then regression checks, in key order.
+        A :class:`GateReport`; floors first, then the champion check, then regression checks.
 
     Raises:
         ValueError: a negative tolerance (a tolerance can only loosen the comparison).
@@ -153,38 +203,67 @@ def evaluate_gates(
     rel = set(relative)
     results: list[GateResult] = []
     for metric, floor in floors.items():
-        results.append(
-            _floor_check(metric, _number(challenger, metric), float(floor), metric in lower)
-        )
+        check = _floor_check(metric, _number(challenger, metric), float(floor), metric in lower)
+        results.append(replace(check, eval_set=_source(challenger_sources, metric)))
     for metric, tol in tolerances.items():
         if tol < 0:
             raise ValueError(f"tolerance of {metric} must be >= 0, got {tol}")
-        if champion is None:
-            continue
+    if champion_error is not None:
         results.append(
-            _regression_check(
-                metric,
-                _number(challenger, metric),
-                _number(champion, metric),
-                float(tol),
-                metric in lower,
-                metric in rel,
+            GateResult(
+                "champion re-scored", CHAMPION, CHAMPION, None, None, None, None, False,
+                champion_error, _source(challenger_sources, ANY),
             )
+        )  # fmt: skip
+        return GateReport(results, family, list(notes))
+    if champion is None:
+        return GateReport(results, family, list(notes))
+    for metric, tol in tolerances.items():
+        mine, theirs = _source(challenger_sources, metric), _source(champion_sources, metric)
+        check = _regression_check(
+            metric,
+            _number(challenger, metric),
+            _number(champion, metric),
+            float(tol),
+            metric in lower,
+            metric in rel,
         )
-    return GateReport(results)
+        named = metric in (challenger_sources or {}) or metric in (champion_sources or {})
+        if not named and mine and theirs and mine != theirs:
+            check = replace(
+                check, passed=False, note=f"measured on different eval sets ({mine} vs {theirs})"
+            )
+        results.append(replace(check, eval_set=mine, reference_eval_set=theirs))
+    return GateReport(results, family, list(notes))
 
 
 def evaluate_promotion_gates(
-    challenger: Mapping[str, Any], champion: Mapping[str, Any] | None, gates: GatesSettings
+    challenger: Mapping[str, Any],
+    champion: Mapping[str, Any] | None,
+    gates: GatesSettings,
+    *,
+    has_truth: bool = True,
+    challenger_sources: Mapping[str, str] | None = None,
+    champion_sources: Mapping[str, str] | None = None,
+    champion_error: str | None = None,
+    notes: Sequence[str] = (),
 ) -> GateReport:
-    """:func:`evaluate_gates` with the floors, tolerances and directions of ``registry.gates``."""
+    """:func:`evaluate_gates` with the family, floors, tolerances and directions of
+    ``registry.gates`` (click gates without truth, under ``family: auto``)."""
+    family = gates.family_for(has_truth)
+    floors, tolerances = gates.thresholds(family)
     return evaluate_gates(
         challenger,
         champion,
-        gates.floors,
-        gates.tolerances,
+        floors,
+        tolerances,
         lower_is_better=gates.lower_is_better,
         relative=gates.relative,
+        challenger_sources=challenger_sources,
+        champion_sources=champion_sources,
+        champion_error=champion_error,
+        family=family,
+        notes=notes,
     )
 
 

@@ -1,8 +1,10 @@
-"""The promotion's steps: candidate index, service load run, gates, ship.
+"""The promotion's steps: candidate index, service load run, champion re-score, gates, ship.
 
 Why these steps, in this order (docs/operations.md#the-promotion-gate): a challenger ships only if
 its *service* is good, so the gate reads the evaluation's quality figures and a latency measured by
-a short load run of the real service (HTTP, decode, model, search) serving the candidate index; and
+a short load run of the real service (HTTP, decode, model, search) serving the candidate index,
+compared like with like: the champion is re-scored on the candidate's eval set
+(:func:`champion_reference`; one it cannot read or score fails the gate); and
 nothing visible changes before every gate passed: the candidate release is built without touching
 ``CURRENT``, measured by a private service process on its own port, and only a pass moves
 ``CURRENT``, sets the ``champion`` alias, builds the Bento and reloads the running service. A
@@ -19,7 +21,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -260,23 +262,172 @@ def service_latency(
     return result.to_dict()
 
 
-def run_gates(
-    settings: Settings, cand: Candidate, latency: dict[str, Any]
-) -> tuple[GateReport, dict[str, Any] | None]:
-    """Absolute floors and no regression vs the champion; returns the report and the champion
-    figures compared against (``None`` for the first-ever release)."""
+@dataclass
+class ChampionReference:
+    """What the challenger is compared with: the champion re-scored on its eval set.
+
+    Attributes:
+        version: the champion's model version (``None``: there is none).
+        metrics: its metrics measured on the challenger's eval set (same queries, same code).
+        eval_set: the eval set id those metrics were measured on.
+        latency_p95_ms: the p95 of the champion's own promotion load run (its version tag).
+        error: why the champion could not be read, loaded or scored (the gate then fails).
+        first_release: no champion exists: only the floors apply.
+    """
+
+    version: str | None = None
+    metrics: dict[str, Any] | None = None
+    eval_set: str | None = None
+    latency_p95_ms: float | None = None
+    error: str | None = None
+    first_release: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def candidate_eval_set(cand: Candidate) -> dict[str, Any]:
+    """The eval set the candidate was evaluated on (``metrics.json`` ``eval_set``).
+
+    Raises:
+        BadInput: the evaluation predates eval sets (re-run ``vsearch evaluate``).
+    """
+    eval_set = cand.metrics.get("eval_set")
+    if not isinstance(eval_set, dict) or not eval_set.get("id") or not cand.metrics.get("inputs"):
+        raise BadInput(
+            "the candidate's metrics.json names no eval set or inputs (an older evaluation); "
+            "re-run `vsearch evaluate` (dvc repro evaluate)"
+        )
+    return eval_set
+
+
+def champion_reference(
+    settings: Settings,
+    root: Path,
+    cand: Candidate,
+    *,
+    first_release: bool | None = None,
+    workdir: Path | None = None,
+) -> ChampionReference:
+    """Find the champion and re-score it on the candidate's eval set; never raises.
+
+    Fail closed: a registry that cannot be read, a champion model that cannot be downloaded,
+    verified or scored, or a re-score on another eval set gives a reference with ``error``,
+    and the gate fails with that reason. Only a champion alias that does not exist at all is
+    the first release.
+
+    Args:
+        first_release: ``None`` (default): a missing champion is the first release; ``True``
+            (``--first-release``): assert there is no champion yet (error otherwise);
+            ``False``: a champion is required (error when there is none).
+    """
+    from vsearch.evaluation.stage import score_model
     from vsearch.registry.registry import ModelRegistry
 
-    reg = ModelRegistry.from_settings(settings)
-    challenger = {**cand.metrics, LATENCY_METRIC: latency["p95_ms"]}
-    champion = reg.find(reg.champion_alias)
-    reference = None
-    if champion is not None:
-        reference = dict(reg.evaluation_report(reg.champion_alias) or {})
-        measured = champion.tags.get(TAG_SERVICE_P95)
-        if measured is not None:  # compare like with like: the champion's own load run
-            reference[LATENCY_METRIC] = float(measured)
-    return evaluate_promotion_gates(challenger, reference, settings.registry.gates), reference
+    try:
+        eval_set = candidate_eval_set(cand)
+        reg = ModelRegistry.from_settings(settings)
+        champ = reg.champion()
+    except Exception as exc:  # fail closed: whatever broke, the gate must not pass
+        return ChampionReference(error=f"the champion could not be read: {_why(exc)}")
+    if champ is None:
+        if first_release is False:
+            return ChampionReference(
+                error=f"no {reg.champion_alias!r} alias on {reg.model_name!r} and a champion "
+                "was required; promote the first model with --first-release"
+            )
+        return ChampionReference(first_release=True)
+    if first_release:
+        return ChampionReference(
+            version=champ.version,
+            error=f"--first-release, but version {champ.version} already is the "
+            f"{reg.champion_alias}: not a first release",
+        )
+    tag = champ.tags.get(TAG_SERVICE_P95)
+    ref = ChampionReference(version=champ.version, latency_p95_ms=_float_or_none(tag))
+    if champ.version == cand.version:  # the same model: its own figures on the same eval set
+        ref.metrics, ref.eval_set = _flat(cand.metrics), str(eval_set["id"])
+        return ref
+    try:
+        with tempfile.TemporaryDirectory(prefix="vsearch-champion-", dir=workdir) as tmp:
+            model_dir = reg.download_model(champ.version, Path(tmp) / "model")
+            scored = score_model(settings, cand.metrics["inputs"], model_dir, root, Path(tmp))
+    except Exception as exc:  # fail closed: an unreadable or unscorable champion fails
+        ref.error = (
+            f"champion version {champ.version} could not be loaded or re-scored on eval set "
+            f"{eval_set['id']}: {_why(exc)}"
+        )
+        return ref
+    ref.metrics, ref.eval_set = dict(scored["metrics"]), str(scored["eval_set"]["id"])
+    if ref.eval_set != eval_set["id"]:
+        ref.error = (
+            f"champion version {champ.version} was re-scored on eval set {ref.eval_set}, the "
+            f"candidate on {eval_set['id']}: the inputs changed since the evaluation; re-run it"
+        )
+    return ref
+
+
+def run_gates(
+    settings: Settings,
+    cand: Candidate,
+    latency: dict[str, Any],
+    champion: ChampionReference,
+) -> GateReport:
+    """Absolute floors and no regression vs the champion re-scored on the candidate's eval set.
+
+    Every figure names where it was measured: the quality metrics their eval set id, latency
+    the load run (the candidate's now, the champion's at its own promotion).
+    """
+    from vsearch.registry.gates import ANY
+
+    try:
+        eval_set = candidate_eval_set(cand)
+    except BadInput as exc:
+        eval_set = {"id": "", "truth": False}
+        champion = ChampionReference(error=str(exc))
+    challenger = {**_flat(cand.metrics), LATENCY_METRIC: latency["p95_ms"]}
+    requests = latency.get("requests", "?")
+    mine = {ANY: str(eval_set["id"]), LATENCY_METRIC: f"candidate load run ({requests} requests)"}
+    notes = [f"challenger version {cand.version} evaluated on eval set {eval_set['id']}"]
+    reference, theirs = None, None
+    if champion.first_release:
+        notes.append("first release: no champion yet, only the floors apply")
+    elif champion.error is None:
+        reference = dict(champion.metrics or {})
+        theirs = {ANY: str(champion.eval_set)}
+        if champion.latency_p95_ms is not None:
+            reference[LATENCY_METRIC] = champion.latency_p95_ms
+            theirs[LATENCY_METRIC] = f"version {champion.version}'s own promotion load run"
+        notes.append(
+            f"champion version {champion.version} re-scored on eval set {champion.eval_set}"
+        )
+    return evaluate_promotion_gates(
+        challenger,
+        reference,
+        settings.registry.gates,
+        has_truth=bool(eval_set.get("truth")),
+        challenger_sources=mine,
+        champion_sources=theirs,
+        champion_error=champion.error,
+        notes=notes,
+    )
+
+
+def _flat(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The model's metrics of a report (its ``model`` section, else the flat top level)."""
+    model = metrics.get("model")
+    return dict(model) if isinstance(model, dict) else dict(metrics)
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def promote(

@@ -137,6 +137,28 @@ class ModelRegistry:
             source=str(mv.source or ""),
         )
 
+    def champion(self) -> VersionInfo | None:
+        """The champion version; ``None`` only when there is none at all (the first release).
+
+        Fail closed: unlike :meth:`find`, only a registered model that does not exist or has
+        no champion alias reads as "no champion"; any other error (server, permissions, an
+        alias pointing at a version that cannot be read) propagates, so a broken registry can
+        never pass for a first release.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            model = self.client.get_registered_model(self.model_name)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
+        aliases = {str(k): str(v) for k, v in (model.aliases or {}).items()}
+        version = aliases.get(self.champion_alias)
+        if version is None:
+            return None
+        return self._info(self.client.get_model_version(self.model_name, version), aliases)
+
     def find(self, alias: str) -> VersionInfo | None:
         """The version an alias points at, or ``None``."""
         from mlflow.exceptions import MlflowException
@@ -279,24 +301,27 @@ class ModelRegistry:
     def evaluation_report(self, ref: str) -> dict[str, Any] | None:
         """The ``metrics.json`` logged with a version's run (``None`` if never evaluated).
 
-        Exact metric names (``identical_recall@10``), unlike MLflow's metric keys: this is what
-        the promotion gate compares against.
+        Exact metric names (``identical_recall@10``), unlike MLflow's metric keys. Only a run
+        without that artifact reads as ``None``; a failed listing, download or parse raises
+        (the promotion gate re-scores the champion anyway and never trusts these figures from
+        another eval set).
         """
         import mlflow
 
         info = self.get_version(ref)
         if not info.run_id:
             return None
+        listed = {a.path for a in self.client.list_artifacts(info.run_id, EVAL_ARTIFACT)}
+        wanted = f"{EVAL_ARTIFACT}/metrics.json"
+        if wanted not in listed:
+            return None
         with tempfile.TemporaryDirectory() as tmp:
-            try:
-                path = mlflow.artifacts.download_artifacts(
-                    run_id=info.run_id,
-                    artifact_path=f"{EVAL_ARTIFACT}/metrics.json",
-                    dst_path=tmp,
-                    tracking_uri=self.tracking_uri,
-                )
-            except Exception:  # not evaluated yet: no such artifact
-                return None
+            path = mlflow.artifacts.download_artifacts(
+                run_id=info.run_id,
+                artifact_path=wanted,
+                dst_path=tmp,
+                tracking_uri=self.tracking_uri,
+            )
             return json.loads(Path(path).read_text())
 
 

@@ -250,7 +250,7 @@ def build_train_data(
     item_category = catalog["category"].astype(str).map(cat_index).to_numpy(np.int64)
 
     queries = read_table(drop, QUERIES)
-    queries = queries[~is_held_out(queries["query_id"], split)]
+    queries = queries[~is_held_out(queries, split)]
     queries = queries[queries["query_id"].isin(labels.query_vid.keys())]
     vid_category = (
         pd.DataFrame({"vid": item_vids, "cat": item_category})

@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vsearch.contracts import has_truth
 from vsearch.errors import BadInput
 from vsearch.settings import Settings
+from vsearch.trained import write_skipped
 from vsearch.training.data import (
     ClickLabels,
     build_train_data,
@@ -87,12 +89,23 @@ def run_training(
         The run's report (:meth:`vsearch.training.loop.TrainResult.to_dict` without the
         per-epoch rows, which are in the run folder's history), plus ``mlflow`` when tracked.
 
+        An oracle run whose truth folder holds no ground truth (a real shop's drop) is skipped,
+        never a failure: ``out`` then holds only ``skipped.json`` and the report is
+        ``{"skipped": why}`` (the evaluation says the oracle baseline is missing and why).
+
     Raises:
         BadInput: the drop is not a folder, or the label choice is wrong (:func:`choose_labels`).
     """
     started = time.perf_counter() if started is None else started
     if not drop.is_dir():
         raise BadInput(f"--drop {drop}: not a folder")
+    if oracle_truth is not None and not has_truth(oracle_truth):
+        why = (
+            f"no ground truth in {oracle_truth}: the oracle trains on true product ids, which "
+            "only demo worlds have"
+        )
+        write_skipped(out, why)
+        return {"skipped": why}
     labels = choose_labels(drop, mining, oracle_truth=oracle_truth, category_only=category_only)
     t = settings.train
     data = build_train_data(

@@ -109,7 +109,7 @@ def test_evaluate_cli_on_held_out_queries(tiny_world, tmp_path: Path) -> None:
     # exactly the held-out queries, none of which training can load
     queries = read_table(drop, QUERIES)
     ids = queries["query_id"].astype(str)
-    held = set(ids[is_held_out(ids, s.split)])
+    held = set(ids[is_held_out(queries, s.split)])
     per_query = pd.read_csv(out / "per_query.csv", dtype={"query_id": str})
     assert set(per_query["query_id"]) == held and len(per_query) == report["queries"] == len(held)
     data = build_train_data(
@@ -141,9 +141,14 @@ class _FakeEvalSet:
     drop_id = "d"
     without_truth = 1
     findable = np.array([True, False])
+    has_truth = True
+    clicked = np.array([True, True])
 
     def __len__(self) -> int:
         return 2
+
+    def describe(self) -> dict:
+        return {"id": "d:time0.2:2q:0", "truth": True}
 
 
 def _result(metrics: dict, fingerprint: str = "f") -> SimpleNamespace:
@@ -194,3 +199,48 @@ def test_bad_paths_exit_2_naming_the_problem(tiny_world, params_path, tmp_path: 
     res = runner.invoke(app, [*base, "--drop", str(drop), "--model", str(tmp_path)])
     assert res.exit_code == 2 and "not a model folder" in res.output
     assert not (tmp_path / "r").exists()  # nothing written on bad input
+
+
+@pytest.mark.integration
+def test_evaluation_without_truth_reports_click_metrics_and_rescoring_matches(
+    tiny_world, tmp_path: Path
+) -> None:
+    from vsearch.contracts import NO_TRUTH_FILE
+    from vsearch.evaluation.stage import run_evaluation, score_model
+    from vsearch.evaluation.systems import NO_TRUTH_NOTE
+    from vsearch.trained import write_skipped
+
+    drop, _ = tiny_world
+    s = tiny_settings()
+    categories = sorted(read_table(drop, CATALOG)["category"].astype(str).unique())
+    model = _tiny_model(s, categories, 0, tmp_path / "model")
+    mining = tmp_path / "mining"
+    mine_drop(drop, mining, s.mining, split=s.split)
+    no_truth = tmp_path / "truth"
+    no_truth.mkdir()
+    (no_truth / NO_TRUTH_FILE).write_text("{}")
+    oracle = tmp_path / "oracle"
+    write_skipped(oracle, "no ground truth")
+    report = run_evaluation(
+        s, drop, no_truth, model, tmp_path / "reports", {"oracle": oracle / "model"}, None, mining
+    )
+    assert report["families"] == ["click"] and report["eval_set"]["truth"] is False
+    model_m = report["model"]
+    assert "identical_recall@10" not in model_m and "map@r" not in model_m
+    for key in ("click_recall@1", "click_recall@10", "click_mrr", "click_category_acc_fused"):
+        assert 0.0 <= model_m[key] <= 1.0, key
+        assert report[key] == model_m[key]
+    assert model_m["click_recall@1"] <= model_m["click_recall@10"]
+    assert model_m["click_queries"] == report["eval_set"]["click_queries"] > 0
+    assert report["baselines"]["oracle"] == {"skipped": NO_TRUTH_NOTE}
+    assert "click_recall@10" in report["baselines"]["untrained"]
+    queries = read_table(drop, QUERIES)
+    held = set(queries["query_id"].astype(str)[is_held_out(queries, s.split)])
+    per_query = pd.read_csv(tmp_path / "reports" / "per_query.csv", dtype={"query_id": str})
+    assert set(per_query["query_id"]) <= held
+
+    # the champion's re-score: the same inputs give the same eval set and the same figures
+    scored = score_model(s, report["inputs"], model, tmp_path)
+    assert scored["eval_set"] == report["eval_set"]
+    for key in ("click_recall@10", "click_mrr", "click_category_acc_fused"):
+        assert scored["metrics"][key] == pytest.approx(model_m[key]), key

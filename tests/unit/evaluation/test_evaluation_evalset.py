@@ -24,7 +24,7 @@ def test_eval_set_is_the_held_out_queries_with_their_truth(tiny_world) -> None:
     ev = load_eval_set(drop, truth, s.split)
     queries = read_table(drop, QUERIES)
     ids = queries["query_id"].astype(str)
-    held = set(ids[is_held_out(ids, s.split)])
+    held = set(ids[is_held_out(queries, s.split)])
     with_truth = held & set(read_table(truth, QUERY_TRUTH)["query_id"].astype(str))
     assert set(ev.query_ids) == with_truth and len(ev) + ev.without_truth == len(held)
     assert list(ev.query_ids) == sorted(ev.query_ids)
@@ -58,7 +58,7 @@ def test_calibration_uses_training_clicks_only(tiny_world, tmp_path: Path) -> No
     clicks = pd.DataFrame({"query_id": queries["query_id"], "item_id": item, "virtual_id": "v"})
     clicks.to_parquet(mining / QUERY_VIRTUAL_IDS_FILE)
     add_calibration_set(ev, drop, mining, s)
-    training = queries[~is_held_out(queries["query_id"], s.split)]
+    training = queries[~is_held_out(queries, s.split)]
     expected = min(len(training), s.evaluation.calibration_queries)
     assert len(ev.calib_images) == expected > 0
     assert set(ev.calib_images) <= set(training["image"].astype(str))

@@ -11,7 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from vsearch.cli_support import configure
-from vsearch.contracts import IMPRESSIONS, ITEM_TRUTH, QUERY_TRUTH, write_table
+from vsearch.contracts import IMPRESSIONS, ITEM_TRUTH, QUERIES, QUERY_TRUTH, write_table
 from vsearch.errors import BadInput
 from vsearch.mined import PAIRS_FILE, QUERY_VIRTUAL_IDS_FILE, REPORT_FILE, VIRTUAL_IDS_FILE
 from vsearch.mining import mine
@@ -63,9 +63,19 @@ def test_false_negative_filter_removes_mostly_true_twins(demo_like_log) -> None:
     assert after > before
 
 
+def _queries(log) -> pd.DataFrame:
+    """The queries table of a simulated log (the split reads its ``ts``)."""
+    return (
+        log.impressions.groupby("query_id", as_index=False)
+        .agg(session_id=("session_id", "first"), ts=("ts", "min"))
+        .assign(image="q.jpg", user_id="u", predicted_category="c")
+    )
+
+
 def _write_drop(tmp_path: Path, log) -> tuple[Path, Path]:
     drop, truth = tmp_path / "drop", tmp_path / "truth"
     write_table(log.impressions, IMPRESSIONS, drop)
+    write_table(_queries(log), QUERIES, drop)
     write_table(log.item_truth, ITEM_TRUTH, truth)
     boxes = {f"box_{k}": 0.0 for k in ("x0", "y0", "x1", "y1")}
     write_table(log.query_truth.assign(**boxes), QUERY_TRUTH, truth)
@@ -87,21 +97,23 @@ def test_mine_drop_writes_tables_and_report(tmp_path: Path, simulate) -> None:
     assert not list(out.glob(".*.tmp"))  # atomic writes leave nothing behind
 
 
-def test_held_out_queries_are_not_mined(tmp_path: Path, simulate) -> None:
+@pytest.mark.parametrize("method", ["time", "hash"])
+def test_held_out_queries_are_not_mined(tmp_path: Path, simulate, method: str) -> None:
     from vsearch.settings import SplitSettings
-    from vsearch.split import is_held_out
+    from vsearch.split import held_out_ids
 
-    split = SplitSettings(holdout_share=0.3)
+    split = SplitSettings(method=method, eval_share=0.3)
     log = simulate(n_products=40, queries_per_product=10, seed=2)
     drop, _ = _write_drop(tmp_path, log)
+    held = held_out_ids(_queries(log), split)
     mine_drop(drop, tmp_path / "out", MiningSettings(), split=split)
     pairs = pd.read_parquet(tmp_path / "out" / PAIRS_FILE)
     qv = pd.read_parquet(tmp_path / "out" / QUERY_VIRTUAL_IDS_FILE)
     for ids in (pairs["query_id"], qv["query_id"]):
-        assert len(ids) and not is_held_out(ids, split).any()
+        assert len(ids) and not set(ids.astype(str)) & held
     mine_drop(drop, tmp_path / "all", MiningSettings())  # without a holdout they are mined
     every = pd.read_parquet(tmp_path / "all" / PAIRS_FILE)["query_id"].astype(str)
-    assert is_held_out(every, split).any()
+    assert set(every) & held
 
 
 def test_mine_drop_bad_input(tmp_path: Path) -> None:

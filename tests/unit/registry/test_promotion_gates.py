@@ -128,3 +128,61 @@ def test_gate_settings_refuse_stray_names_and_negative_tolerances() -> None:
     with pytest.raises(SettingsError, match="tolerances must be >= 0"):
         settings_from_dict({"registry": {"gates": {"tolerances": {"x": -1}}}}, environ={})
     assert GatesSettings().floors  # defaults gate something
+
+
+# -- eval sets, fail closed, click gates -----------------------------------------------------
+
+GOOD = {"identical_recall@10": 0.5, "category_acc_fused": 0.7, "latency_p95_ms": 40}
+SAME = {"*": "drop:time0.2:300q:abc", "latency_p95_ms": "candidate load run"}
+
+
+def test_every_gate_names_the_eval_set_of_both_values() -> None:
+    champ = dict(GOOD)
+    rep = evaluate_gates(
+        GOOD, champ, FLOORS, TOLS, LOWER, LOWER,
+        challenger_sources=SAME,
+        champion_sources={"*": SAME["*"], "latency_p95_ms": "champion's own load run"},
+    )  # fmt: skip
+    assert rep.passed, rep.markdown()
+    g = by_name(rep)
+    assert g["identical_recall@10 floor"].eval_set == SAME["*"]
+    assert g["identical_recall@10 vs champion"].reference_eval_set == SAME["*"]
+    assert g["latency_p95_ms vs champion"].eval_set == "candidate load run"
+    assert g["latency_p95_ms vs champion"].reference_eval_set == "champion's own load run"
+    assert SAME["*"] in rep.markdown()
+
+
+def test_a_champion_measured_on_another_eval_set_fails_its_regression_checks() -> None:
+    rep = evaluate_gates(
+        GOOD, dict(GOOD), FLOORS, TOLS, LOWER, LOWER,
+        challenger_sources=SAME, champion_sources={"*": "drop:time0.2:250q:old"},
+    )  # fmt: skip
+    assert {g.name for g in rep.failures} == {
+        "identical_recall@10 vs champion",
+        "category_acc_fused vs champion",
+    }  # latency names its own load runs on both sides: compared as such
+    assert all("different eval sets" in g.note for g in rep.failures)
+
+
+def test_an_unreadable_champion_fails_the_gate_with_the_reason() -> None:
+    why = "champion version 3 could not be loaded: BadInput: cannot download raw_model/"
+    rep = evaluate_gates(GOOD, None, FLOORS, TOLS, LOWER, LOWER, champion_error=why)
+    assert not rep.passed
+    (fail,) = rep.failures
+    assert fail.kind == "reference" and fail.note == why
+    with pytest.raises(GateFailed, match="could not be loaded"):
+        rep.raise_if_failed()
+    first = evaluate_gates(GOOD, None, FLOORS, TOLS, LOWER, LOWER)  # no champion at all
+    assert first.passed
+
+
+def test_without_truth_the_click_gates_apply() -> None:
+    g = GatesSettings()
+    clicks = {"click_recall@10": 0.6, "click_category_acc_fused": 0.8, "latency_p95_ms": 40}
+    rep = evaluate_promotion_gates(clicks, None, g, has_truth=False)
+    assert rep.passed and rep.family == "click"
+    assert {x.metric for x in rep.gates} == set(g.click_floors)
+    truth_rep = evaluate_promotion_gates(clicks, None, g, has_truth=True)
+    assert not truth_rep.passed and truth_rep.family == "truth"  # no truth metrics: fails
+    forced = GatesSettings(family="click")
+    assert evaluate_promotion_gates(clicks, None, forced, has_truth=True).family == "click"

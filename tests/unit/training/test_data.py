@@ -22,14 +22,19 @@ from vsearch.training.data import (
 pytestmark = pytest.mark.unit
 
 
+def _q(ids: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({"query_id": ids})
+
+
 def test_holdout_split_is_stable_and_about_the_share() -> None:
     ids = [f"q-{i:05d}" for i in range(4000)]
-    mask = is_held_out(ids, SplitSettings(holdout_share=0.2))
+    hashed = SplitSettings(method="hash", eval_share=0.2)
+    mask = is_held_out(_q(ids), hashed)
     assert 0.17 < mask.mean() < 0.23
-    rev = is_held_out(ids[::-1], SplitSettings(holdout_share=0.2))[::-1]
+    rev = is_held_out(_q(ids[::-1]), hashed)[::-1]
     assert np.array_equal(mask, rev)  # independent of row order
-    assert not is_held_out(ids, SplitSettings(holdout_share=0.0)).any()
-    other = is_held_out(ids, SplitSettings(holdout_share=0.2, salt="other"))
+    assert not is_held_out(_q(ids), SplitSettings(method="hash", eval_share=0.0)).any()
+    other = is_held_out(_q(ids), SplitSettings(method="hash", eval_share=0.2, salt="other"))
     assert not np.array_equal(mask, other)  # a new salt draws a new split
     with pytest.raises(ValueError):
         holdout_mask(ids, 1.0, salt="holdout", buckets=10_000)
@@ -51,8 +56,8 @@ def test_train_data_uses_click_labels_and_keeps_holdout_out(tiny_world, tiny_dat
     # never-clicked listings (product 0) are their own classes; clicked ones share a virtual ID
     sizes = np.bincount(d.item_class)
     assert (sizes == 1).sum() == 2 and (sizes == 2).sum() == (tiny_world.n_items - 2) // 2
-    qids = pd.read_parquet(tiny_world.drop / "queries.parquet")["query_id"]
-    held = set(qids[is_held_out(qids, SplitSettings(holdout_share=0.2))])
+    queries = pd.read_parquet(tiny_world.drop / "queries.parquet")
+    held = set(queries["query_id"][is_held_out(queries, SplitSettings(eval_share=0.2))])
     seen = set(d.query_ids) | set(d.val_query_ids)
     assert held and not (held & seen)
     assert d.query_images.shape[0] == len(d.query_ids)
@@ -68,7 +73,7 @@ def test_oracle_labels_come_from_the_truth(tiny_world) -> None:
         tiny_world.drop,
         labels,
         64,
-        split=SplitSettings(holdout_share=0.2),
+        split=SplitSettings(eval_share=0.2),
         val_share=0.0,
         matte_threshold=0.1,
         seed=0,
@@ -89,7 +94,7 @@ def test_category_labels_know_only_categories(tiny_world) -> None:
         tiny_world.drop,
         labels,
         64,
-        split=SplitSettings(holdout_share=0.2),
+        split=SplitSettings(eval_share=0.2),
         val_share=0.0,
         matte_threshold=0.1,
         seed=0,
