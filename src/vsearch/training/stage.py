@@ -27,6 +27,16 @@ from vsearch.training.data import (
 from vsearch.training.loop import train
 
 
+def _check_label_choice(
+    mining: Path | None, oracle_truth: Path | None, category_only: bool
+) -> None:
+    """Refuse a contradictory or incomplete label choice before any work (BadInput)."""
+    if oracle_truth is not None and category_only:
+        raise BadInput("--oracle-truth and --category-only are two different runs; pick one")
+    if oracle_truth is None and mining is None:
+        raise BadInput("--mining DIR is required (or --oracle-truth DIR for an oracle run)")
+
+
 def choose_labels(
     drop: Path,
     mining: Path | None,
@@ -40,12 +50,9 @@ def choose_labels(
         BadInput: both an oracle and a category-only run were asked for, or a click-trained
             (or category-only) run has no mining folder.
     """
-    if oracle_truth is not None and category_only:
-        raise BadInput("--oracle-truth and --category-only are two different runs; pick one")
+    _check_label_choice(mining, oracle_truth, category_only)
     if oracle_truth is not None:
         return oracle_labels(oracle_truth, mining)
-    if mining is None:
-        raise BadInput("--mining DIR is required (or --oracle-truth DIR for an oracle run)")
     if category_only:
         return category_labels(drop, mining)
     return load_click_labels(mining)
@@ -99,6 +106,7 @@ def run_training(
     started = time.perf_counter() if started is None else started
     if not drop.is_dir():
         raise BadInput(f"--drop {drop}: not a folder")
+    _check_label_choice(mining, oracle_truth, category_only)
     if oracle_truth is not None and not has_truth(oracle_truth):
         why = (
             f"no ground truth in {oracle_truth}: the oracle trains on true product ids, which "
