@@ -18,7 +18,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from vsearch.data.ingest import current_drop, resolve_paths
+from vsearch.data.ingest import current_view
 from vsearch.errors import GateFailed
 from vsearch.registry import promotion as steps
 from vsearch.settings import Settings, load_settings
@@ -84,7 +84,7 @@ def promotion_flow(
             "release": release,
             "reason": "already the champion and CURRENT",
         }
-    drop = resolve_paths(settings, root)["raw"] / current_drop(settings, root)
+    drop = current_view(settings, root)
     latency = load_run(settings, root, release, cand, drop)
     report = gates(settings, cand, latency)
     head = (

@@ -178,13 +178,13 @@ class ServingState:
     # -- drop and model ------------------------------------------------------------------------
 
     def drop_dir(self) -> Path:
-        """``serving.drop_dir``, else ``data/raw/<drop named by ingest.current_file>``."""
-        from vsearch.data.ingest import current_drop
+        """``serving.drop_dir``, else the merged view of the selected window of drops."""
+        from vsearch.data.ingest import current_view
 
         s = self.settings
         if s.serving.drop_dir is not None:
             return self.abs(s.serving.drop_dir)
-        return self.abs(s.ingest.raw_dir) / current_drop(s, self.root)
+        return current_view(s, self.root)
 
     def _registry_model(self) -> tuple[Path, dict[str, Any]]:
         from vsearch.registry.registry import ModelRegistry
