@@ -46,7 +46,8 @@ def run_dvc(args: list[str], repo_root: Path) -> str:
         cmd, cwd=repo_root, capture_output=True, text=True, env={**os.environ, **TELEMETRY_OFF}
     )
     if proc.returncode != 0:
-        raise DvcError(f"`dvc {' '.join(args)}` failed in {repo_root}:\n{proc.stderr.strip()}")
+        said = proc.stderr.strip() or proc.stdout.strip()  # some errors go to stdout
+        raise DvcError(f"`dvc {' '.join(args)}` failed in {repo_root}:\n{said}")
     return proc.stdout
 
 

@@ -27,6 +27,8 @@ def test_dvc_window_stage_follows_the_window_drops(
     scratch_repo: Path, tmp_path: Path, params_path: Path
 ) -> None:
     shutil.copy(REPO_ROOT / "dvc.yaml", scratch_repo / "dvc.yaml")
+    (scratch_repo / "data").mkdir()  # dvc.yaml reads it: a clone has the committed one
+    shutil.copy(REPO_ROOT / "data" / "current.yaml", scratch_repo / "data" / "current.yaml")
     shutil.copytree(
         REPO_ROOT / "src",
         scratch_repo / "src",
