@@ -118,8 +118,11 @@ def test_merge_latest_row_wins_removed_gone_logs_joined() -> None:
     parts = [
         (
             WindowDrop("snap", "snapshot", "h1", True),
-            {CATALOG.name: _catalog(["i1", "i2", "i3"], 10.0), QUERIES.name: snap_q,
-             IMPRESSIONS.name: snap_imp},
+            {
+                CATALOG.name: _catalog(["i1", "i2", "i3"], 10.0),
+                QUERIES.name: snap_q,
+                IMPRESSIONS.name: snap_imp,
+            },
         ),
         (
             WindowDrop("delta", "delta", "h2", True),
@@ -151,13 +154,11 @@ def test_click_logs_outside_the_window_are_left_out() -> None:
     parts = [
         (
             WindowDrop("snap", "snapshot", None, False),
-            {CATALOG.name: _catalog(["i1"], 1.0), QUERIES.name: snap_q,
-             IMPRESSIONS.name: snap_imp},
+            {CATALOG.name: _catalog(["i1"], 1.0), QUERIES.name: snap_q, IMPRESSIONS.name: snap_imp},
         ),
         (
             WindowDrop("delta", "delta", None, True),
-            {CATALOG.name: _catalog([], 1.0), QUERIES.name: delta_q,
-             IMPRESSIONS.name: delta_imp},
+            {CATALOG.name: _catalog([], 1.0), QUERIES.name: delta_q, IMPRESSIONS.name: delta_imp},
         ),
     ]
     view = merge_drops(parts)
