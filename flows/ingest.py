@@ -57,9 +57,10 @@ def stage(
     settings: Settings,
     repo_root: Path,
     truth: Path | None,
+    origin: str | None = None,
 ) -> steps.IngestResult:
     """Quarantine bad rows and stage the clean drop under ``data/raw/`` (atomic rename)."""
-    return steps.stage_step(drop, result, report_path, settings, repo_root, truth)
+    return steps.stage_step(drop, result, report_path, settings, repo_root, truth, origin)
 
 
 @task(name="dvc-version", retries=2, retry_delay_seconds=5)
@@ -100,6 +101,7 @@ def ingest_flow(
     reuse_existing: bool = False,
     demo: bool = False,
     accept_volume: bool = False,
+    origin: str | None = None,
 ) -> dict[str, Any]:
     """Ingest ``drop`` (a folder in the contract format) or, with ``demo``, the demo world.
 
@@ -115,6 +117,8 @@ def ingest_flow(
             re-runs on the same world); BYO ingest keeps it an error.
         demo: generate (or reuse) the built-in demo world instead of ``drop``.
         accept_volume: lift the volume-vs-history bound for this drop (a real jump).
+        origin: where ``drop`` was copied from (a remote incoming location), recorded as its
+            source.
 
     Raises:
         BadInput: neither a drop nor ``demo`` was given, or the drop is unusable.
@@ -140,7 +144,7 @@ def ingest_flow(
         log.info("drop %s already ingested (dvc %s): reusing", existing.drop_id, existing.dvc_hash)
         res = existing
     else:
-        staged = stage(drop_path, result, report_path, settings, root, truth_path)
+        staged = stage(drop_path, result, report_path, settings, root, truth_path, origin)
         res = version(staged, settings, root)
     record(res, settings, root)
     window = select_window(settings, root)

@@ -106,7 +106,11 @@ def incoming_flow(
         local = fetch_drop(settings, root, drop)
         try:
             res = ingest_flow(
-                drop=str(local), params=params, repo_root=repo_root, accept_volume=accept_volume
+                drop=str(local),
+                params=params,
+                repo_root=repo_root,
+                accept_volume=accept_volume,
+                origin=incoming.origin(drop, settings.ingest.incoming),
             )
         except (GateFailed, BadInput) as exc:
             where = set_aside(settings, root, drop, incoming.REJECTED, reason=str(exc))

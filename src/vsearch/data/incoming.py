@@ -111,6 +111,11 @@ def list_new(location: str, repo_root: Path, ingested: set[str]) -> list[Incomin
     return sorted(found, key=lambda d: (d.created_at, d.name))
 
 
+def origin(drop: IncomingDrop, location: str) -> str:
+    """Where ``drop`` lives, as a person would name it (the URL for a remote location)."""
+    return f"{location.rstrip('/')}/{drop.name}" if _is_url(location) else drop.path
+
+
 def fetch(drop: IncomingDrop, location: str, repo_root: Path, scratch: Path) -> Path:
     """A local folder holding ``drop``: the folder itself when local, else a fresh copy."""
     fs, _ = open_location(location, repo_root)

@@ -194,8 +194,13 @@ def stage_step(
     settings: Settings,
     repo_root: Path,
     truth: Path | None = None,
+    origin: str | None = None,
 ) -> IngestResult:
-    """Quarantine rejected rows, stage the clean drop (and demo truth) under ``data/``."""
+    """Quarantine rejected rows, stage the clean drop (and demo truth) under ``data/``.
+
+    ``origin`` is where the drop came from when ``drop`` is a local copy (a remote incoming
+    location); the drop's own ``source`` in drop.json wins.
+    """
     paths = resolve_paths(settings, repo_root)
     drop_id = result.drop_id
     q_counts = write_quarantine(drop_id, result.quarantined, paths["quarantine"])
@@ -206,7 +211,7 @@ def stage_step(
         "drop_id": drop_id,
         "kind": drop_kind(given),
         "created_at": str(given.get("created_at") or ingested_at),
-        "source": str(given.get("source") or drop.resolve()),
+        "source": str(given.get("source") or origin or drop.resolve()),
         "ingested_at": ingested_at,
         "rows": rows,
         "quarantined": q_counts,

@@ -133,6 +133,7 @@ def test_remote_incoming_location_by_fsspec_url(
     taken = incoming_flow(repo_root=str(scratch_repo), params=str(params))
 
     assert [r["drop_id"] for r in taken["ingested"]] == ["remote-snap"]
+    assert taken["ingested"][0]["source"] == f"{url}/remote-snap"  # not the local copy
     assert fs.exists(f"{root}/ingested/remote-snap/catalog.parquet")
     assert not fs.exists(f"{root}/remote-snap")
     assert (scratch_repo / "data" / "raw" / "remote-snap" / "catalog.parquet").is_file()
