@@ -2,8 +2,10 @@
 
 ``python -m flows.deploy`` registers the deployment (name, cron and timezone from
 ``params.yaml``'s ``schedule`` section) and then executes its scheduled and manually triggered
-runs until stopped: Prefect's ``Flow.serve``, no work pool needed. ``vsearch deploy`` starts it
-in the background beside the MLflow and Prefect servers (``vsearch services down`` stops it).
+runs until stopped: Prefect's ``Flow.serve``, no work pool needed. A scheduled night takes the
+new drops of ``ingest.incoming`` (never the demo world) and does nothing when nothing changed.
+``vsearch deploy`` starts it in the background beside the MLflow and Prefect servers
+(``vsearch services down`` stops it).
 Against a production Prefect server, the same flow can instead be deployed to a work pool.
 """
 
@@ -29,7 +31,8 @@ def main() -> None:
         cron=s.cron,
         parameters={"repo_root": str(root), "params": args.params},
         tags=["vsearch", "nightly"],
-        description="ingest → validate → mine → train → evaluate → index → promotion",
+        description="new drops of ingest.incoming → validate → window → mine → train → "
+        "evaluate → index → promotion (nothing new: nothing done)",
         limit=1,  # one night at a time: DVC and the index builder hold locks
     )
 

@@ -1,9 +1,11 @@
-"""Prefect flow ``ingest``: generate-or-receive a drop → validate → quarantine → DVC → report.
+"""Prefect flow ``ingest``: one drop (or the demo world) → validate → quarantine → DVC →
+ledger → window → report.
 
 Thin wiring only: each task calls one step function of :mod:`vsearch.data.ingest` (the same
 functions ``vsearch ingest`` runs), so the flow adds scheduling, retries, run history and a
 report in the Prefect UI, and nothing else. Only the DVC task retries: it is the one doing I/O
 that can fail transiently; validation is deterministic and retrying it would hide a bad drop.
+The demo world is generated only when asked for (``demo=True``: ``vsearch demo``).
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from vsearch.data import ingest as steps
-from vsearch.errors import GateFailed
+from vsearch.errors import BadInput, GateFailed
 from vsearch.settings import Settings, load_settings
 
 ARTIFACT_KEY = "ingest-report"
@@ -30,11 +33,13 @@ def generate_demo_drop(
     return steps.demo_drop(settings, repo_root, seed=seed, items=items, queries=queries)
 
 
-@task(name="validate")
-def validate(drop: Path, settings: Settings, repo_root: Path) -> tuple[Any, Path]:
+@task(name="validate", cache_policy=NO_CACHE)
+def validate(
+    drop: Path, settings: Settings, repo_root: Path, accept_volume: bool = False
+) -> tuple[Any, Path]:
     """Great Expectations gates; a critical failure publishes the report and stops the flow."""
     try:
-        return steps.validate_step(drop, settings, repo_root)
+        return steps.validate_step(drop, settings, repo_root, accept_volume)
     except GateFailed as exc:
         create_markdown_artifact(
             key=ARTIFACT_KEY,
@@ -52,15 +57,28 @@ def stage(
     settings: Settings,
     repo_root: Path,
     truth: Path | None,
+    origin: str | None = None,
 ) -> steps.IngestResult:
     """Quarantine bad rows and stage the clean drop under ``data/raw/`` (atomic rename)."""
-    return steps.stage_step(drop, result, report_path, settings, repo_root, truth)
+    return steps.stage_step(drop, result, report_path, settings, repo_root, truth, origin)
 
 
 @task(name="dvc-version", retries=2, retry_delay_seconds=5)
 def version(staged: steps.IngestResult, settings: Settings, repo_root: Path) -> steps.IngestResult:
     """``dvc add`` + ``dvc push`` the staged drop; the hash is what later runs are tagged with."""
     return steps.version_step(staged, settings, repo_root)
+
+
+@task(name="record", cache_policy=NO_CACHE)
+def record(res: steps.IngestResult, settings: Settings, repo_root: Path) -> None:
+    """Add the versioned drop to the drop ledger (new drops, window, validation history)."""
+    steps.record_step(res, settings, repo_root)
+
+
+@task(name="select-window", cache_policy=NO_CACHE)
+def select_window(settings: Settings, repo_root: Path) -> dict[str, Any]:
+    """Name the window of drops in ``data/current.yaml`` and build its merged view."""
+    return steps.select_window(settings, repo_root)
 
 
 @task(name="report")
@@ -81,11 +99,14 @@ def ingest_flow(
     items: int | None = None,
     queries: int | None = None,
     reuse_existing: bool = False,
+    demo: bool = False,
+    accept_volume: bool = False,
+    origin: str | None = None,
 ) -> dict[str, Any]:
-    """Ingest ``drop`` (a folder in the contract format) or, without one, the demo world.
+    """Ingest ``drop`` (a folder in the contract format) or, with ``demo``, the demo world.
 
     Args:
-        drop: drop folder; ``None`` generates the built-in demo world.
+        drop: drop folder (local; the nightly fetches remote incoming drops first).
         truth: demo ground truth folder (kept apart, for evaluation only).
         params: the params.yaml to read.
         repo_root: the project (git + DVC) root that ``data/`` lives under.
@@ -93,26 +114,40 @@ def ingest_flow(
         items: demo world listings (default ``world.items``).
         queries: demo world queries (default ``world.queries``).
         reuse_existing: a drop id already in ``data/raw`` is reported, not an error (the demo
-            and the nightly schedule re-run on the same data); BYO ingest keeps it an error.
+            re-runs on the same world); BYO ingest keeps it an error.
+        demo: generate (or reuse) the built-in demo world instead of ``drop``.
+        accept_volume: lift the volume-vs-history bound for this drop (a real jump).
+        origin: where ``drop`` was copied from (a remote incoming location), recorded as its
+            source.
+
+    Raises:
+        BadInput: neither a drop nor ``demo`` was given, or the drop is unusable.
+        GateFailed: the drop failed validation; nothing was added.
     """
     log = get_run_logger()
     settings = load_settings(Path(params))
     root = Path(repo_root).resolve()
+    if drop is None and not demo:
+        raise BadInput(
+            "no drop to ingest: pass a drop folder, or demo=True for the built-in demo world "
+            "(`vsearch demo`)"
+        )
     if drop is None:
         drop_path, truth_path = generate_demo_drop(
             settings, root, seed if seed is not None else settings.project.seed, items, queries
         )
     else:
         drop_path, truth_path = Path(drop), Path(truth) if truth else None
-    result, report_path = validate(drop_path, settings, root)
+    result, report_path = validate(drop_path, settings, root, accept_volume)
     existing = steps.existing_drop(result.drop_id, settings, root) if reuse_existing else None
     if existing is not None:
         log.info("drop %s already ingested (dvc %s): reusing", existing.drop_id, existing.dvc_hash)
         res = existing
     else:
-        staged = stage(drop_path, result, report_path, settings, root, truth_path)
+        staged = stage(drop_path, result, report_path, settings, root, truth_path, origin)
         res = version(staged, settings, root)
-    steps.select_drop(res, settings, root)
+    record(res, settings, root)
+    window = select_window(settings, root)
     report(res, reused=existing is not None)
     log.info("drop %s at %s, dvc hash %s", res.drop_id, res.raw_path, res.dvc_hash)
-    return {**res.to_dict(), "flow_run_id": str(flow_run.id)}
+    return {**res.to_dict(), "window": window, "flow_run_id": str(flow_run.id)}

@@ -20,7 +20,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from vsearch.data.ingest import current_drop, resolve_paths
+from vsearch.data.ingest import current_view
 from vsearch.errors import GateFailed
 from vsearch.registry import promotion as steps
 from vsearch.settings import Settings, load_settings
@@ -97,7 +97,7 @@ def promotion_flow(
     root = Path(repo_root).resolve()
     settings = load_settings(root / "params.yaml")
     cand = load_candidate(root / run_folder, root / metrics)
-    drop = resolve_paths(settings, root)["raw"] / current_drop(settings, root)
+    drop = current_view(settings, root)  # the merged window the model was trained on
     release, reused = index_build(settings, root, cand, [drop])
     if steps.already_shipped(settings, root, cand, release):
         log.info(

@@ -39,13 +39,19 @@ def main(
 def ingest_command(
     drop_dir: Path = typer.Argument(..., help="drop folder in the contract format"),
     truth: Path | None = typer.Option(None, "--truth", help="demo ground truth (kept apart)"),
+    accept_volume: bool = typer.Option(
+        False, "--accept-volume", help="no volume-vs-history bound (a real jump you checked)"
+    ),
     json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Validate a drop; only if it passes, add it to data/raw/<drop_id>/ and version it (DVC)."""
+    """Validate a drop; only if it passes, add it to data/raw/<drop_id>/, version it (DVC),
+    record it in the drop ledger and select the window of drops that ends with it."""
     from vsearch.data.ingest import ingest_drop, ingest_markdown
 
     def body() -> None:
-        res = ingest_drop(drop_dir, get_settings(), Path.cwd(), truth=truth)
+        res = ingest_drop(
+            drop_dir, get_settings(), Path.cwd(), truth=truth, accept_volume=accept_volume
+        )
         if json_out:
             emit(res.to_dict(), as_json=True)
         else:
@@ -84,7 +90,9 @@ def _admin_token(settings: Settings) -> str:
     return os.environ[env]
 
 
-def _run_nightly(drop: Path | None, truth: Path | None) -> dict:
+def _run_nightly(
+    drop: Path | None, truth: Path | None, *, demo: bool = False, accept_volume: bool = False
+) -> dict:
     """The nightly flow now, in this process, against the local Prefect server."""
     settings = _connect()
     _admin_token(settings)
@@ -98,6 +106,8 @@ def _run_nightly(drop: Path | None, truth: Path | None) -> dict:
             truth=str(truth) if truth else None,
             repo_root=str(Path.cwd()),
             params=str(_State.params),
+            demo=demo,
+            accept_volume=accept_volume,
         )
     except CancelledRun:
         res = None
@@ -111,12 +121,18 @@ def _run_nightly(drop: Path | None, truth: Path | None) -> dict:
 
 @app.command("pipeline")
 def pipeline_command(
-    drop: Path | None = typer.Option(None, "--drop", help="drop folder; default: the demo world"),
+    drop: Path | None = typer.Option(
+        None, "--drop", help="one drop folder; default: the new drops of ingest.incoming"
+    ),
     truth: Path | None = typer.Option(None, "--truth", help="ground truth of --drop (demo only)"),
+    accept_volume: bool = typer.Option(
+        False, "--accept-volume", help="no volume-vs-history bound for this night's drops"
+    ),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Run the nightly flow now on the local Prefect server (starts the servers if needed)."""
-    run_guarded(lambda: emit(_run_nightly(drop, truth), json_out))
+    """Run the nightly flow now on the local Prefect server (starts the servers if needed):
+    new incoming drops (or --drop), then training and promotion unless nothing changed."""
+    run_guarded(lambda: emit(_run_nightly(drop, truth, accept_volume=accept_volume), json_out))
 
 
 @app.command("deploy")
@@ -146,7 +162,7 @@ def demo_command() -> None:
         settings = _connect()
         token = _admin_token(settings)
         dep = deploy_up(settings, Path.cwd(), _State.params, settings.schedule.register_timeout_s)
-        res = _run_nightly(None, None)
+        res = _run_nightly(None, None, demo=True)
         s = settings.serving
         # A fresh service process: it runs this checkout's code on what the promotion shipped.
         stop_detached(settings.services.state_dir)
@@ -220,6 +236,7 @@ def _register_groups() -> None:
     app.add_typer(world_app, name="world")
     app.add_typer(index_app, name="index")
     app.add_typer(services_app, name="services")
+    from vsearch.data.cli import window_command
     from vsearch.evaluation.cli import evaluate_command
     from vsearch.mining.cli import mine_command
     from vsearch.registry.cli import promote_command, register_command
@@ -228,6 +245,7 @@ def _register_groups() -> None:
     from vsearch.validation.cli import validate_command
 
     app.command("validate")(validate_command)
+    app.command("window")(window_command)
     app.command("mine")(mine_command)
     app.command("train")(train_command)
     app.command("register")(register_command)

@@ -7,11 +7,17 @@ column changes, it changes here and every side follows.
 A *drop* is a folder::
 
     DROP/
-      drop.json                 optional: {"drop_id": ..., "created_at": ..., "source": ...}
+      drop.json                 optional: {"drop_id": ..., "kind": "snapshot" | "delta",
+                                           "created_at": ..., "source": ...}
       catalog.parquet|.csv
       queries.parquet|.csv
       impressions.parquet|.csv
+      removed.parquet|.csv      delta drops only, optional: listings taken down
       images/...                image files, referenced by path relative to DROP/
+
+A *snapshot* carries the whole catalog; a *delta* carries only new and changed listings and the
+ids of removed ones, with the click logs since the previous drop. Ingested drops are recorded,
+oldest first, in the drop ledger (:func:`read_ledger`), which is also the validation history.
 
 Ground truth (demo world only) is written to a *separate* folder that only evaluation reads::
 
@@ -35,6 +41,9 @@ import pyarrow.parquet as pq
 TS = pa.timestamp("us", tz="UTC")
 DROP_MANIFEST = "drop.json"
 IMAGES_DIR = "images"
+SNAPSHOT = "snapshot"
+DELTA = "delta"
+DROP_KINDS = (SNAPSHOT, DELTA)
 
 
 @dataclass(frozen=True)
@@ -181,7 +190,18 @@ PRODUCTS_TRUTH = TableContract(
     ),
 )
 
+REMOVED = TableContract(
+    name="removed",
+    key="item_id",
+    doc="delta drops only (optional table): listings taken down since the previous drop",
+    columns=(
+        Column("item_id", pa.string(), doc="-> catalog.item_id of an earlier drop"),
+        Column("removed_at", TS, nullable=True, required=False, doc="UTC, when known"),
+    ),
+)
+
 DROP_TABLES: tuple[TableContract, ...] = (CATALOG, QUERIES, IMPRESSIONS)
+OPTIONAL_DROP_TABLES: tuple[TableContract, ...] = (REMOVED,)
 TRUTH_TABLES: tuple[TableContract, ...] = (QUERY_TRUTH, ITEM_TRUTH, PRODUCTS_TRUTH)
 
 
@@ -271,11 +291,56 @@ def read_drop_manifest(folder: Path) -> dict:
         raise ContractError(f"{p}: not valid JSON: {exc}") from None
 
 
+def has_table(folder: Path, contract: TableContract) -> bool:
+    """Whether ``folder`` holds the (optional) table ``contract`` in Parquet or CSV."""
+    return any((folder / f"{contract.name}{ext}").is_file() for ext in (".parquet", ".csv"))
+
+
+def drop_kind(manifest: dict) -> str:
+    """``snapshot`` (the default) or ``delta``, from a drop's ``drop.json``.
+
+    Raises:
+        ContractError: ``kind`` is something else.
+    """
+    kind = manifest.get("kind") or SNAPSHOT
+    if kind not in DROP_KINDS:
+        raise ContractError(
+            f"drop.json: kind {kind!r} is not one of {', '.join(DROP_KINDS)} "
+            "(a snapshot carries the whole catalog, a delta only what changed)"
+        )
+    return str(kind)
+
+
+def read_ledger(path: Path) -> list[dict]:
+    """The drop ledger: one record per drop ingested into this project, oldest first.
+
+    Why a committed file beside ``data/raw``: it is what the nightly reads to know which drops
+    are new, what the window of drops is made from, and the validation history (only drops
+    that were really ingested, never dry runs of ``vsearch validate``). Each record holds
+    ``drop_id``, ``kind``, ``created_at``, ``ingested_at``, ``dvc_hash``, ``source`` and the
+    validation ``stats`` (rows, clicks, CTR). A missing file is an empty ledger.
+
+    Raises:
+        ContractError: the file is not a JSON list of records.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ContractError(f"{path}: drop ledger is not valid JSON: {exc}") from None
+    records = data.get("drops") if isinstance(data, dict) else None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise ContractError(f"{path}: drop ledger must be {{'drops': [{{...}}, ...]}}")
+    return records
+
+
 def contracts_markdown() -> str:
     """Every contract as markdown tables: ``docs/data_contracts.md`` embeds this verbatim and a
     test keeps the two in sync, so the docs cannot drift from the code."""
     out: list[str] = []
-    for contract in (*DROP_TABLES, *TRUTH_TABLES):
+    for contract in (*DROP_TABLES, *OPTIONAL_DROP_TABLES, *TRUTH_TABLES):
         out += [
             f"### `{contract.name}`",
             "",

@@ -127,9 +127,44 @@ class ValidationSettings(_Section):
     image_workers: int = Field(4, ge=1, description="threads checking image files")
 
 
-class IngestSettings(_Section):
-    """Where validated drops land and how DVC versions them."""
+class WindowSettings(_Section):
+    """Which ingested drops the learning stages read, merged into one view (``data/window``).
 
+    The click logs of the newest drops count; the catalog is the state after the newest drop
+    (folded from the latest snapshot on, so listings that did not change stay listed).
+    """
+
+    drops: int = Field(
+        0, ge=0, description="click logs of the newest N drops (0: no limit by count)"
+    )
+    days: float = Field(
+        0,
+        ge=0,
+        description="click logs of drops created within D days of the newest (0: no limit)",
+    )
+
+
+class IngestSettings(_Section):
+    """Where drops come from, where validated drops land and how DVC versions them."""
+
+    incoming: str = Field(
+        "data/incoming",
+        description="folder (or fsspec URL: s3://bucket/prefix, ...) the nightly takes new "
+        "drops from, oldest first; rejected drops go to <incoming>/rejected/",
+    )
+    incoming_scratch: Path = Field(
+        Path("data/.incoming"),
+        description="local copies of remote incoming drops while they are validated",
+    )
+    ledger_file: Path = Field(
+        Path("data/drops.json"),
+        description="record of every ingested drop (kind, DVC hash, validation stats)",
+    )
+    window_dir: Path = Field(
+        Path("data/window"),
+        description="the merged view of the window's drops the learning stages read",
+    )
+    window: WindowSettings = WindowSettings()
     raw_dir: Path = Path("data/raw")
     quarantine_dir: Path = Path("data/quarantine")
     truth_dir: Path = Path("data/truth")

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -45,7 +46,8 @@ def run_dvc(args: list[str], repo_root: Path) -> str:
         cmd, cwd=repo_root, capture_output=True, text=True, env={**os.environ, **TELEMETRY_OFF}
     )
     if proc.returncode != 0:
-        raise DvcError(f"`dvc {' '.join(args)}` failed in {repo_root}:\n{proc.stderr.strip()}")
+        said = proc.stderr.strip() or proc.stdout.strip()  # some errors go to stdout
+        raise DvcError(f"`dvc {' '.join(args)}` failed in {repo_root}:\n{said}")
     return proc.stdout
 
 
@@ -82,6 +84,26 @@ def pull(path: Path, repo_root: Path, remote: str) -> None:
     """Restore ``path`` from ``remote`` (the round trip that proves a drop is versioned)."""
     rel = os.path.relpath(dvc_file(path).resolve(), repo_root.resolve())
     run_dvc(["pull", "-q", "-r", remote, rel], repo_root)
+
+
+def status(stages: list[str], repo_root: Path) -> dict[str, Any]:
+    """``dvc status --json`` of ``stages`` that ``dvc.yaml`` defines: what changed since they ran.
+
+    Returns:
+        ``{stage: [changes...]}`` for each stage whose command, deps, params or outs changed
+        (or that never ran); ``{}`` when all are up to date or the project has no stage DAG.
+    """
+    import json
+
+    dvc_yaml = repo_root / "dvc.yaml"
+    if not dvc_yaml.is_file():
+        return {}
+    defined = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages") or {}
+    targets = [s for s in stages if s in defined]
+    if not targets:
+        return {}
+    out = run_dvc(["status", "--json", *targets], repo_root).strip()
+    return dict(json.loads(out)) if out else {}
 
 
 def dvc_file(path: Path) -> Path:

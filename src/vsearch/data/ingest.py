@@ -1,10 +1,12 @@
-"""Bring a drop into the project: validate → quarantine → stage into ``data/raw`` → DVC.
+"""Bring a drop into the project: validate → quarantine → stage into ``data/raw`` → DVC →
+record in the drop ledger → select the window of drops the learning stages read.
 
-Why in this order: nothing reaches ``data/raw/<drop_id>/`` (what training reads) unless the
-drop passed its critical expectations, and an existing drop is never overwritten. Staging writes
-into a hidden temporary folder and renames it into place, so a crash mid-copy leaves either
-nothing or the complete drop. The same step functions are called by the CLI (``vsearch
-ingest``, via :func:`ingest_drop`) and, one task each, by the Prefect ingest flow.
+Why in this order: nothing reaches ``data/raw/<drop_id>/`` unless the drop passed its critical
+expectations, and an existing drop is never overwritten. Staging writes into a hidden temporary
+folder and renames it into place, so a crash mid-copy leaves either nothing or the complete
+drop. Only a drop that is versioned is recorded in the ledger (``ingest.ledger_file``), and only
+recorded drops are validation history and window members. The same step functions are called by
+the CLI (``vsearch ingest``, via :func:`ingest_drop`) and, one task each, by the Prefect flows.
 """
 
 from __future__ import annotations
@@ -21,7 +23,18 @@ from typing import Any
 
 import pandas as pd
 
-from vsearch.contracts import DROP_MANIFEST, DROP_TABLES, NO_TRUTH_FILE, has_truth, write_table
+from vsearch.contracts import (
+    DROP_MANIFEST,
+    DROP_TABLES,
+    NO_TRUTH_FILE,
+    REMOVED,
+    SNAPSHOT,
+    drop_kind,
+    has_truth,
+    read_drop_manifest,
+    read_ledger,
+    write_table,
+)
 from vsearch.data import dvc
 from vsearch.errors import BadInput, GateFailed
 from vsearch.fsio import atomic_write_json, atomic_write_text
@@ -46,6 +59,10 @@ class IngestResult:
     truth_path: str | None = None
     pushed: bool = False
     failures: list[str] = field(default_factory=list)
+    kind: str = SNAPSHOT
+    created_at: str | None = None
+    source: str | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,6 +81,9 @@ def resolve_paths(settings: Settings, repo_root: Path) -> dict[str, Path]:
         "truth": absolute(ing.truth_dir),
         "reports": absolute(ing.validation_reports_dir),
         "current": absolute(ing.current_file),
+        "ledger": absolute(ing.ledger_file),
+        "window": absolute(ing.window_dir),
+        "scratch": absolute(ing.incoming_scratch),
     }
 
 
@@ -93,8 +113,10 @@ def stage_drop(
         shutil.rmtree(tmp)  # left over from a crashed ingest: never visible as a drop
     tmp.mkdir(parents=True)
     try:
-        for contract in DROP_TABLES:
-            frame = clean[contract.name]
+        for contract in (*DROP_TABLES, REMOVED):
+            frame = clean.get(contract.name)
+            if frame is None:  # the optional removed table of a delta
+                continue
             write_table(frame, contract, tmp)
             if "image" in frame.columns:
                 for rel in frame["image"].dropna().unique():
@@ -160,18 +182,29 @@ def version(path: Path, repo_root: Path, remote: str, push: bool) -> str:
     return digest
 
 
-def validate_step(drop: Path, settings: Settings, repo_root: Path) -> tuple[Any, Path]:
+def validate_step(
+    drop: Path, settings: Settings, repo_root: Path, accept_volume: bool = False
+) -> tuple[Any, Path]:
     """Validation as the ingest gate: ``validation.stage.run_validation``, raising on failure.
+
+    History is the drop ledger (drops ingested so far, of this drop's kind); a delta's
+    impressions may show the listings of the current window view.
 
     Raises:
         GateFailed: a critical expectation failed (the report is written all the same).
     """
     from vsearch.validation.stage import require_success, run_validation
 
-    reports = resolve_paths(settings, repo_root)["reports"]
-    result, report_path = run_validation(drop, settings.validation, reports)
-    raw = resolve_paths(settings, repo_root)["raw"]
-    require_success(result, report_path, f"nothing was added to {raw}")
+    paths = resolve_paths(settings, repo_root)
+    result, report_path = run_validation(
+        drop,
+        settings.validation,
+        paths["reports"],
+        ledger=paths["ledger"],
+        known_catalog_dir=paths["window"],
+        accept_volume=accept_volume,
+    )
+    require_success(result, report_path, f"nothing was added to {paths['raw']}")
     return result, report_path
 
 
@@ -182,16 +215,25 @@ def stage_step(
     settings: Settings,
     repo_root: Path,
     truth: Path | None = None,
+    origin: str | None = None,
 ) -> IngestResult:
-    """Quarantine rejected rows, stage the clean drop (and demo truth) under ``data/``."""
+    """Quarantine rejected rows, stage the clean drop (and demo truth) under ``data/``.
+
+    ``origin`` is where the drop came from when ``drop`` is a local copy (a remote incoming
+    location); the drop's own ``source`` in drop.json wins.
+    """
     paths = resolve_paths(settings, repo_root)
     drop_id = result.drop_id
     q_counts = write_quarantine(drop_id, result.quarantined, paths["quarantine"])
     rows = {k: len(v) for k, v in result.clean.items()}
+    given = read_drop_manifest(drop)
+    ingested_at = datetime.now(UTC).isoformat()
     manifest = {
         "drop_id": drop_id,
-        "source": str(drop.resolve()),
-        "ingested_at": datetime.now(UTC).isoformat(),
+        "kind": drop_kind(given),
+        "created_at": str(given.get("created_at") or ingested_at),
+        "source": str(given.get("source") or origin or drop.resolve()),
+        "ingested_at": ingested_at,
         "rows": rows,
         "quarantined": q_counts,
         "validation_report": str(report_path),
@@ -211,6 +253,10 @@ def stage_step(
         report_path=str(report_path),
         docs_path=str(result.docs_path) if result.docs_path else None,
         truth_path=str(truth_path) if truth_path else None,
+        kind=manifest["kind"],
+        created_at=manifest["created_at"],
+        source=manifest["source"],
+        stats=result.stats.to_dict(),
     )
 
 
@@ -224,32 +270,110 @@ def version_step(staged: IngestResult, settings: Settings, repo_root: Path) -> I
     return staged
 
 
-def select_drop(res: IngestResult, settings: Settings, repo_root: Path) -> Path:
-    """Make ``res`` the drop the learning stages use: write ``ingest.current_file``.
+def record_step(res: IngestResult, settings: Settings, repo_root: Path) -> Path:
+    """Add a versioned drop to the drop ledger (``ingest.ledger_file``); idempotent.
 
-    Why a pointer file: ``dvc.yaml`` reads it as template variables, so its mine → train →
-    evaluate stages depend on ``data/raw/<drop>`` by name and ``dvc repro`` reruns them exactly
-    when another drop is selected. Written atomically (temp file + rename); only a validated,
-    versioned drop is ever selected.
+    The ledger is what makes a drop part of this project: the nightly skips drops it holds,
+    the window is chosen from it, and its ``stats`` are the validation history.
     """
-    import yaml
-
-    path = resolve_paths(settings, repo_root)["current"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Only the id: the data's hash is tracked by DVC itself (data/raw/<drop>.dvc, dvc.lock),
-    # so this committed file changes exactly when another drop is selected.
-    body = {"drop": res.drop_id}
-    atomic_write_text(
-        path,
-        "# Written by `vsearch ingest` / the ingest flow: the drop mine/train/evaluate use.\n"
-        + yaml.safe_dump(body, sort_keys=False),
+    path = resolve_paths(settings, repo_root)["ledger"]
+    records = read_ledger(path)
+    if any(r.get("drop_id") == res.drop_id for r in records):
+        return path
+    records.append(
+        {
+            "drop_id": res.drop_id,
+            "kind": res.kind,
+            "created_at": res.created_at,
+            "ingested_at": datetime.now(UTC).isoformat(),
+            "dvc_hash": res.dvc_hash,
+            "source": res.source,
+            "truth": res.truth_path is not None,
+            "stats": res.stats,
+        }
     )
-    log.info("selected drop %s for training (%s)", res.drop_id, path)
+    write_ledger(path, records)
+    log.info("recorded drop %s (%s) in %s", res.drop_id, res.kind, path)
     return path
 
 
+def write_ledger(path: Path, records: list[dict[str, Any]]) -> Path:
+    """Write the drop ledger atomically (``{"drops": [...]}``, oldest first; read back by
+    :func:`vsearch.contracts.read_ledger`)."""
+    body = {"drops": records}
+    return atomic_write_text(path, json.dumps(body, indent=2, default=str) + "\n")
+
+
+def ingested_ids(settings: Settings, repo_root: Path) -> set[str]:
+    """Ids of the drops in the ledger."""
+    path = resolve_paths(settings, repo_root)["ledger"]
+    return {str(r.get("drop_id")) for r in read_ledger(path)}
+
+
+def _has_window_stage(repo_root: Path) -> bool:
+    import yaml
+
+    dvc_yaml = repo_root / "dvc.yaml"
+    if not dvc_yaml.is_file():
+        return False
+    stages = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages") or {}
+    return "window" in stages
+
+
+def select_window(settings: Settings, repo_root: Path) -> dict[str, Any]:
+    """Choose the window from the ledger, name it in ``ingest.current_file``, build the view.
+
+    Why a pointer file: ``dvc.yaml``'s ``window`` stage lists its ``window`` key (each drop with
+    its DVC hash) as a parameter, so DVC rebuilds ``data/window`` (and the learning stages
+    rerun) exactly when the window's drops change; ``drop`` names the newest drop. Written
+    atomically and only when it changes. The view is built by that DVC stage when the project
+    has one (so ``dvc.lock`` records it), else directly by the same function.
+
+    Returns:
+        ``{"drop": newest, "window": [...], "changed": bool, "view": path}``.
+
+    Raises:
+        BadInput: no drop was ingested yet.
+    """
+    import yaml
+
+    from vsearch.data.window import build_view
+    from vsearch.data.window import select_window as choose
+
+    paths = resolve_paths(settings, repo_root)
+    records = read_ledger(paths["ledger"])
+    if not records:
+        raise BadInput(
+            f"{paths['ledger']}: no drop ingested yet; put one in {settings.ingest.incoming} "
+            "and run `vsearch pipeline`, or `vsearch ingest DROP`"
+        )
+    drops = choose(records, settings.ingest.window)
+    body = {"drop": drops[-1].drop_id, "window": [d.to_dict() for d in drops]}
+    text = (
+        "# Written by `vsearch ingest` / the nightly: the window of drops mine/train/evaluate\n"
+        "# read (merged into ingest.window_dir by the `window` stage); drop = the newest.\n"
+        + yaml.safe_dump(body, sort_keys=False)
+    )
+    path = paths["current"]
+    changed = not path.is_file() or path.read_text() != text
+    if changed:
+        atomic_write_text(path, text)
+        log.info("window of %d drops selected, newest %s (%s)", len(drops), body["drop"], path)
+    if _has_window_stage(repo_root):
+        dvc.repro("window", repo_root)
+    elif changed or not (paths["window"] / DROP_MANIFEST).is_file():
+        build_view(drops, paths["raw"], paths["window"])
+    return {**body, "changed": changed, "view": str(paths["window"])}
+
+
+def select_drop(res: IngestResult, settings: Settings, repo_root: Path) -> Path:
+    """After ingesting ``res``: select the window (it now ends with ``res``); the pointer file."""
+    select_window(settings, repo_root)
+    return resolve_paths(settings, repo_root)["current"]
+
+
 def current_drop(settings: Settings, repo_root: Path) -> str:
-    """The drop id ``ingest.current_file`` selects.
+    """The newest drop of the window ``ingest.current_file`` selects.
 
     Raises:
         BadInput: no drop was ingested yet.
@@ -262,19 +386,36 @@ def current_drop(settings: Settings, repo_root: Path) -> str:
     return str(yaml.safe_load(path.read_text())["drop"])
 
 
+def current_view(settings: Settings, repo_root: Path) -> Path:
+    """The drop-format folder the learning stages read: the merged window view.
+
+    Falls back to ``data/raw/<newest drop>`` in a project whose view was not built yet.
+    """
+    paths = resolve_paths(settings, repo_root)
+    if (paths["window"] / DROP_MANIFEST).is_file():
+        return paths["window"]
+    return paths["raw"] / current_drop(settings, repo_root)
+
+
 def ingest_drop(
-    drop: Path, settings: Settings, repo_root: Path, truth: Path | None = None
+    drop: Path,
+    settings: Settings,
+    repo_root: Path,
+    truth: Path | None = None,
+    accept_volume: bool = False,
 ) -> IngestResult:
-    """Validate a drop and, only if it passes, add it to ``data/raw`` and version it with DVC.
+    """Validate a drop and, only if it passes, add it to ``data/raw``, version it with DVC,
+    record it in the ledger and select the window that ends with it.
 
     Raises:
         BadInput: the drop folder is missing/unreadable or was already ingested.
         GateFailed: a critical expectation failed; nothing was added to ``data/raw``.
     """
-    result, report_path = validate_step(drop, settings, repo_root)
+    result, report_path = validate_step(drop, settings, repo_root, accept_volume)
     staged = stage_step(drop, result, report_path, settings, repo_root, truth)
     res = version_step(staged, settings, repo_root)
-    select_drop(res, settings, repo_root)
+    record_step(res, settings, repo_root)
+    select_window(settings, repo_root)
     return res
 
 
@@ -305,7 +446,19 @@ def existing_drop(drop_id: str, settings: Settings, repo_root: Path) -> IngestRe
         docs_path=None,
         truth_path=str(truth) if truth.is_dir() else None,
         pushed=settings.ingest.dvc_push,
+        kind=manifest.get("kind") or SNAPSHOT,
+        created_at=manifest.get("created_at") or manifest.get("ingested_at"),
+        source=manifest.get("source"),
+        stats=_report_stats(manifest.get("validation_report")),
     )
+
+
+def _report_stats(report: str | None) -> dict[str, Any]:
+    """The validation stats of a drop ingested before the ledger existed (its JSON report)."""
+    try:
+        return dict(json.loads(Path(report).read_text())["stats"]) if report else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def demo_drop(
@@ -341,7 +494,8 @@ def demo_drop(
 def ingest_markdown(res: IngestResult, reused: bool = False) -> str:
     """The ingest report as markdown (the Prefect artifact; also printed by the CLI)."""
     lines = [
-        f"# Ingest of drop `{res.drop_id}`" + (" (already ingested, reused)" if reused else ""),
+        f"# Ingest of {res.kind} drop `{res.drop_id}`"
+        + (" (already ingested, reused)" if reused else ""),
         "",
         "| table | rows kept | rows quarantined |",
         "| --- | ---: | ---: |",

@@ -1,11 +1,11 @@
 """``vsearch search IMAGE``: query the current index release with a photo, from the shell.
 
-The same :class:`~vsearch.search.pipeline.SearchPipeline` the service runs. Where the model and
-the catalog come from when not given: the model folder beside the embeddings the release was
-built from (``vsearch train --out RUN`` writes ``RUN/model`` and ``RUN/embeddings``), and the
-drop selected by the last ingest (``ingest.current_file``). The filters are the service's
-(:mod:`vsearch.search.filters`): ``--price-min``, ``--price-max``, ``--seller`` (repeat for
-several), ``--in-stock``; ``--category`` repeated searches those categories instead of routing.
+The same :class:`~vsearch.search.pipeline.SearchPipeline` the service runs. Where the model and the
+catalog come from when not given: the model folder beside the embeddings the release was built from
+(``vsearch train --out RUN`` writes ``RUN/model`` and ``RUN/embeddings``), and the merged view of
+the window of drops selected by the last ingest (``ingest.window_dir``). The filters are the
+service's (:mod:`vsearch.search.filters`): ``--price-min``, ``--price-max``, ``--seller`` (repeat
+for several), ``--in-stock``; ``--category`` repeated searches those categories instead of routing.
 """
 
 from __future__ import annotations
@@ -42,11 +42,10 @@ def _default_model(indexes: Path) -> Path:
 
 
 def _default_drop() -> Path:
-    """The drop ``ingest.current_file`` selects (raises BadInput naming --drop when none is)."""
-    from vsearch.data.ingest import current_drop, resolve_paths
+    """The merged view of the selected window (raises BadInput naming --drop when none is)."""
+    from vsearch.data.ingest import current_view
 
-    settings = get_settings()
-    return resolve_paths(settings, Path.cwd())["raw"] / current_drop(settings, Path.cwd())
+    return current_view(get_settings(), Path.cwd())
 
 
 def search_command(

@@ -4,8 +4,9 @@ Public API (imported lazily, so ``import vsearch.validation`` stays cheap and ha
 
 - :func:`validate_drop` → :class:`ValidationResult` (``success``, ``failures``, ``stats``,
   ``clean``, ``quarantined``, ``docs_path``)
-- :func:`write_report`, :func:`load_history`, :func:`summarize`, :class:`DropStats`,
-  :class:`Failure`
+- :func:`write_report`, :func:`load_history` (stats from a folder of reports),
+  :func:`history_from_ledger` (the history the gates use: ingested drops of one kind),
+  :func:`summarize`, :class:`DropStats`, :class:`Failure`
 
 Which checks are critical and which quarantine rows is tabled in
 :mod:`vsearch.validation.suites`.
@@ -23,6 +24,7 @@ _EXPORTS = {
     "Failure": "vsearch.validation.report",
     "write_report": "vsearch.validation.report",
     "load_history": "vsearch.validation.report",
+    "history_from_ledger": "vsearch.validation.report",
     "summarize": "vsearch.validation.report",
     "CHECKS": "vsearch.validation.suites",
 }

@@ -21,18 +21,32 @@ def validate_command(
     docs: bool = typer.Option(
         True, "--docs/--no-docs", help="build GX Data Docs (also needs validation.data_docs)"
     ),
+    accept_volume: bool = typer.Option(
+        False, "--accept-volume", help="no volume-vs-history bound (a real jump you checked)"
+    ),
     json_out: bool = typer.Option(False, "--json", help="print the JSON report on stdout"),
 ) -> None:
-    """Validate a drop with Great Expectations; exit 2 naming the failing checks if it fails."""
+    """Validate a drop with Great Expectations; exit 2 naming the failing checks if it fails.
+
+    A dry run: compared with the drops ingested so far, it never becomes their history."""
 
     def body() -> None:
         from vsearch.validation.report import summarize
         from vsearch.validation.stage import require_success, run_validation
 
         settings = get_settings()
-        reports_dir = Path.cwd() / settings.ingest.validation_reports_dir
+        ing = settings.ingest
+        reports_dir = Path.cwd() / ing.validation_reports_dir
+        # a dry run: compared with the ingested drops (the ledger), never added to them
         result, report_path = run_validation(
-            drop_dir, settings.validation, reports_dir, report_path=report, docs=docs
+            drop_dir,
+            settings.validation,
+            reports_dir,
+            ledger=Path.cwd() / ing.ledger_file,
+            known_catalog_dir=Path.cwd() / ing.window_dir,
+            accept_volume=accept_volume,
+            report_path=report,
+            docs=docs,
         )
         if json_out:
             emit(result.to_dict(), as_json=True)

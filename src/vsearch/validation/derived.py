@@ -107,19 +107,29 @@ def impression_relations(
 
 
 def content_frames(
-    typed: dict[str, pd.DataFrame], images: dict[str, ImageCheck]
+    typed: dict[str, pd.DataFrame],
+    images: dict[str, ImageCheck],
+    known_catalog: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The frames the content suites run on: contract-typed columns plus derived columns.
 
     Args:
         typed: contract-cast ``catalog``, ``queries`` and ``impressions``.
         images: result of :func:`vsearch.validation.images.check_images` for all image paths.
+        known_catalog: listings the project already has (a delta's impressions may show them);
+            the drop's own rows win where both hold an item.
     """
     catalog, queries, imp = typed[CATALOG.name], typed[QUERIES.name], typed[IMPRESSIONS.name]
+    listed = catalog
+    if known_catalog is not None and len(known_catalog):
+        listed = pd.concat(
+            [catalog[["item_id", "listed_at"]], known_catalog[["item_id", "listed_at"]]],
+            ignore_index=True,
+        )
     return {
         CATALOG.name: with_image_errors(catalog, images),
         QUERIES.name: with_image_errors(queries, images),
         IMPRESSIONS.name: pd.concat(
-            [imp, impression_relations(imp, catalog, queries), click_order_flags(imp)], axis=1
+            [imp, impression_relations(imp, listed, queries), click_order_flags(imp)], axis=1
         ),
     }

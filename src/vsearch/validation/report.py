@@ -94,6 +94,7 @@ class DropStats:
         drop_id: the drop.
         validated_at: ISO-8601 UTC time of the validation.
         success: whether the drop passed (only passing drops count as history by default).
+        kind: ``snapshot`` or ``delta`` (history compares drops of one kind).
         rows: rows per table as delivered.
         clean_rows: rows per table after quarantine (empty if the drop was unreadable).
         quarantined_rows: rows per table moved to quarantine.
@@ -108,6 +109,7 @@ class DropStats:
     drop_id: str
     validated_at: str
     success: bool
+    kind: str = "snapshot"
     rows: dict[str, int] = field(default_factory=dict)
     clean_rows: dict[str, int] = field(default_factory=dict)
     quarantined_rows: dict[str, int] = field(default_factory=dict)
@@ -186,6 +188,9 @@ def load_history(
 ) -> list[DropStats]:
     """Stats of earlier drops from their JSON reports in ``report_dir``, oldest first.
 
+    A folder of reports holds dry runs too, so the ingest gate does not use it as history
+    (:func:`history_from_ledger` does that); this reads reports for people and tools.
+
     Files that are not validation reports (other JSON, unreadable files) are skipped, so the
     folder may hold other things. A missing folder means no history.
 
@@ -208,6 +213,35 @@ def load_history(
         if stats.drop_id == exclude or (only_successful and not stats.success):
             continue
         history.append(stats)
+    return sorted(history, key=lambda s: s.validated_at)
+
+
+def history_from_ledger(
+    records: list[dict[str, Any]], *, kind: str, exclude: str | None = None
+) -> list[DropStats]:
+    """Validation history: the stats of drops *ingested* into this project, of one kind.
+
+    Why the ledger and not the report folder: ``vsearch validate`` writes a report for every dry
+    run too (a sample, a drop that is then not ingested), and a dry run must never move the
+    volume bounds of the next real drop. Deltas are compared with deltas and snapshots with
+    snapshots: a day of clicks is no measure for a full export.
+
+    Args:
+        records: the drop ledger (:func:`vsearch.contracts.read_ledger`), oldest first.
+        kind: the kind of the drop being validated.
+        exclude: a drop id to leave out (re-validating a drop must not compare it with itself).
+    """
+    history = []
+    for rec in records:
+        stats = rec.get("stats")
+        if rec.get("drop_id") == exclude or not isinstance(stats, dict):
+            continue
+        if (rec.get("kind") or "snapshot") != kind:
+            continue
+        try:
+            history.append(DropStats.from_dict({**stats, "kind": kind}))
+        except TypeError as exc:
+            log.debug("ledger record of %s has no usable stats: %s", rec.get("drop_id"), exc)
     return sorted(history, key=lambda s: s.validated_at)
 
 

@@ -26,10 +26,14 @@ import pandas as pd
 import pyarrow as pa
 
 from vsearch.contracts import (
+    DELTA,
     DROP_TABLES,
     IMPRESSIONS,
+    REMOVED,
     ContractError,
     TableContract,
+    drop_kind,
+    has_table,
     read_raw_arrow,
 )
 from vsearch.settings import ValidationSettings
@@ -42,6 +46,7 @@ from vsearch.validation.tables import (
     CastError,
     cast_table,
     drop_id_of,
+    drop_manifest_of,
     schema_frame,
     uncastable,
 )
@@ -232,6 +237,55 @@ def _stats(
     )
 
 
+def _removed_table(drop: Path, kind: str, limit: int) -> tuple[list[Failure], pd.DataFrame | None]:
+    """The optional ``removed`` table of a delta: readable, typed, ids present and unique.
+
+    A snapshot carries the whole catalog, so a ``removed`` table there is a critical mistake of
+    the exporter (which listing is gone is then simply: not in the snapshot). Returns the
+    failures and, for a delta, the cast table (empty when the drop has none).
+    """
+    present = has_table(drop, REMOVED)
+    if kind != DELTA:
+        if not present:
+            return [], None
+        return [
+            Failure(
+                table=REMOVED.name,
+                check="table_readable",
+                expectation_type=NO_BATCH,
+                columns=[],
+                critical=True,
+                message="a snapshot drop must not carry a removed table: set "
+                '"kind": "delta" in drop.json, or leave removed listings out of the catalog',
+            )
+        ], None
+    if not present:
+        return [], REMOVED.empty()
+    try:
+        frame = cast_table(read_raw_arrow(drop, REMOVED), REMOVED)
+        missing = [c for c in REMOVED.required_names if c not in frame.columns]
+        if missing:
+            raise ContractError(f"removed: missing required column(s) {missing}")
+    except ContractError as exc:
+        return [_no_batch_failure(REMOVED, "contract_cast", exc)], None
+    failures = []
+    ids = frame["item_id"]
+    for check, bad in (("key_not_null", ids.isna()), ("key_unique", ids.duplicated(keep=False))):
+        if bad.any():
+            failures.append(
+                Failure(
+                    table=REMOVED.name,
+                    check=check,
+                    expectation_type=NO_BATCH,
+                    columns=["item_id"],
+                    critical=True,
+                    unexpected_count=int(bad.sum()),
+                    examples=jsonable(frame[bad].head(limit).to_dict("records")),
+                )
+            )
+    return failures, frame
+
+
 def _explain_type(
     failure: Failure, contract: TableContract, table: pa.Table, frame: pd.DataFrame, limit: int
 ) -> None:
@@ -266,6 +320,8 @@ def validate_drop(
     history: Sequence[DropStats] = (),
     docs_dir: Path | None = None,
     now: datetime | None = None,
+    known_catalog: pd.DataFrame | None = None,
+    accept_volume: bool = False,
 ) -> ValidationResult:
     """Validate a drop folder against the contracts and the history of earlier drops.
 
@@ -278,6 +334,11 @@ def validate_drop(
             :func:`vsearch.validation.report.load_history`; bounds this drop's volume.
         docs_dir: build GX Data Docs here (``index.html``); ``None`` for no docs.
         now: the reference time for "not in the future" (default: the current UTC time).
+        known_catalog: for a delta drop, the listings the project already has (the current
+            window's catalog): its impressions may show them, though its own catalog holds
+            only what changed.
+        accept_volume: no volume-vs-history bound (a jump a person checked); also set by
+            ``"accept_volume_jump": true`` in the drop's ``drop.json``.
 
     Returns:
         The :class:`ValidationResult`; ``success`` is False when a critical check failed.
@@ -287,6 +348,9 @@ def validate_drop(
     """
     drop = Path(drop)
     drop_id = drop_id_of(drop)
+    manifest = drop_manifest_of(drop)
+    kind = drop_kind(manifest)
+    accept_volume = accept_volume or manifest.get("accept_volume_jump") is True
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
@@ -333,8 +397,11 @@ def validate_drop(
     if len(typed) == len(DROP_TABLES):
         paths = [p for name in ("catalog", "queries") for p in typed[name]["image"].tolist()]
         images = check_images(drop, paths, settings)
-        frames = content_frames(typed, images)
-        bounds = ContentBounds.build(settings, history, now)
+        known = known_catalog if kind == DELTA else None
+        frames = content_frames(typed, images, known_catalog=known)
+        bounds = ContentBounds.build(
+            settings, history, now, delta=kind == DELTA, accept_volume=accept_volume
+        )
         for contract in DROP_TABLES:
             present = [c for c in contract.names if c in typed[contract.name].columns]
             frame = frames[contract.name]
@@ -345,9 +412,15 @@ def validate_drop(
             failures += _collect(contract.name, results, frame, limit, row_reasons)
         clean, quarantined = apply_quarantine(typed, row_reasons)
 
+    removed_failures, removed = _removed_table(drop, kind, limit)
+    failures += removed_failures
+    checks_run += 1 if kind == DELTA or has_table(drop, REMOVED) else 0
+    if clean is not None and removed is not None:
+        clean[REMOVED.name] = removed
     failures.sort(key=lambda f: not f.critical)  # stable: critical first, suite order kept
     docs_path = run.build_docs()
     stats = _stats(drop_id, now, tables, typed, images, failures, checks_run, clean, quarantined)
+    stats.kind = kind
     log.info(
         "validated drop %s: %s, %d failing checks",
         drop_id,

@@ -104,7 +104,9 @@ CHECKS: dict[str, CheckSpec] = dict(
         _spec(
             "volume_vs_history",
             True,
-            "Impression volume far from the median of recent drops: a partial or doubled extract.",
+            "Impression volume far from the median of recent drops of the same kind: a partial "
+            "or doubled extract. A real change is accepted with `vsearch ingest DROP "
+            '--accept-volume` or `"accept_volume_jump": true` in the drop\'s drop.json.',
         ),
         _spec("ctr_in_range", True, "Click-through rate out of bounds: click logging broke."),
         _spec("key_not_null", True, "Rows without an id cannot be referenced or deduplicated."),
@@ -211,24 +213,34 @@ class ContentBounds:
 
     @classmethod
     def build(
-        cls, settings: ValidationSettings, history: Sequence[DropStats], now: datetime
+        cls,
+        settings: ValidationSettings,
+        history: Sequence[DropStats],
+        now: datetime,
+        *,
+        delta: bool = False,
+        accept_volume: bool = False,
     ) -> ContentBounds:
         """Bounds for a drop validated at ``now`` after the drops in ``history``.
 
         Only the ``history_window`` most recent drops count, so volume follows a growing shop.
+        The caller passes drops of the same kind only (deltas are compared with deltas). A
+        delta's catalog holds only what changed, so it may be small or empty (no
+        ``min_rows_catalog``). ``accept_volume`` lifts the volume bound for a drop a person
+        checked (a real jump in traffic).
         """
         recent = sorted(history, key=lambda s: s.validated_at)[-settings.history_window :]
         counts = [s.rows.get(IMPRESSIONS.name, 0) for s in recent]
         median = statistics.median(counts) if counts else 0
         volume = (
             (settings.volume_ratio_min * median, settings.volume_ratio_max * median)
-            if median > 0
+            if median > 0 and not accept_volume
             else None
         )
         return cls(
             latest_allowed=now + timedelta(seconds=settings.clock_skew_s),
             min_rows={
-                CATALOG.name: settings.min_rows_catalog,
+                CATALOG.name: 0 if delta else settings.min_rows_catalog,
                 QUERIES.name: settings.min_rows_queries,
                 IMPRESSIONS.name: settings.min_rows_impressions,
             },

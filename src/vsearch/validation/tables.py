@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from vsearch.contracts import (
     ContractError,
     TableContract,
+    drop_kind,
     read_drop_manifest,
 )
 from vsearch.errors import BadInput
@@ -74,6 +75,22 @@ def drop_id_of(drop: Path) -> str:
         raise BadInput(f"{exc} (fix or delete drop.json)") from None
     drop_id = manifest.get("drop_id") if isinstance(manifest, dict) else None
     return str(drop_id) if drop_id else drop.resolve().name
+
+
+def drop_manifest_of(drop: Path) -> dict:
+    """The drop's ``drop.json`` (empty if absent), its ``kind`` checked.
+
+    Raises:
+        BadInput: ``drop.json`` is not valid JSON or names an unknown kind.
+    """
+    try:
+        manifest = read_drop_manifest(Path(drop))
+        if not isinstance(manifest, dict):
+            raise ContractError(f"{Path(drop) / 'drop.json'}: must hold a JSON object")
+        drop_kind(manifest)
+    except ContractError as exc:
+        raise BadInput(f"{exc} (fix drop.json)") from None
+    return manifest
 
 
 def type_family(dtype: pa.DataType) -> str:

@@ -79,6 +79,8 @@ def test_history_skips_foreign_files_and_feeds_the_volume_gate(
 def _cli(tmp_path: Path, params_path: Path) -> typer.Typer:
     raw = yaml.safe_load(params_path.read_text())
     raw["ingest"]["validation_reports_dir"] = str(tmp_path / "reports")
+    raw["ingest"]["ledger_file"] = str(tmp_path / "drops.json")  # this project's drops only
+    raw["ingest"]["window_dir"] = str(tmp_path / "window")
     raw["validation"].update(image_max_bytes=20_000, image_max_pixels=10_000, image_min_side=16)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(raw))
