@@ -219,6 +219,22 @@ def mlflow_lineage(run_folder: Path, version: str | None = None) -> dict[str, An
     }
 
 
+def _drop_lineage(drop: Path, dvc_hash: Callable[[Path], str | None]) -> dict[str, Any]:
+    """A drop's entry in a release's lineage; a merged window view (``vsearch window``) also
+    names the ingested drops it merged, each with its DVC hash (its ``drop.json``'s window)."""
+    from vsearch.contracts import read_drop_manifest
+
+    manifest = read_drop_manifest(drop)
+    entry = {
+        "drop_id": str(manifest.get("drop_id") or drop.name),
+        "dvc_hash": dvc_hash(drop),
+        "path": str(drop.resolve()),
+    }
+    if manifest.get("window"):
+        entry["window"] = manifest["window"]
+    return entry
+
+
 def release_data_for(
     drops: list[Path],
     mining_dir: Path | None,
@@ -248,9 +264,7 @@ def release_data_for(
     except ContractError as exc:
         raise BadInput(f"catalog of the release's drops: {exc}") from None
     lineage: dict[str, Any] = {
-        "drops": [
-            {"drop_id": d.name, "dvc_hash": dvc_hash(d), "path": str(d.resolve())} for d in drops
-        ],
+        "drops": [_drop_lineage(d, dvc_hash) for d in drops],
         "mlflow": mlflow,
     }
     data = ReleaseData(catalog, lineage=lineage)

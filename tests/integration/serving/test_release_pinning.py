@@ -31,6 +31,7 @@ from vsearch.search.images import decode_images
 from vsearch.serving.state import ReloadRefused, ServingState
 from vsearch.settings import Settings, load_settings
 from vsearch.trained import EMBEDDINGS_DIR, MODEL_DIR
+from vsearch.validation.tables import drop_id_of
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +116,8 @@ def test_admin_changes_survive_a_release_built_by_a_new_model(
     assert not reused and current_version(served_project.indexes) == "v0001"  # not activated
     manifest = Manifest.read(served_project.indexes / version)
     assert manifest.lineage["changes"] == {"seq": 2, "upserts": 1, "deletes": 1}
-    assert manifest.lineage["drops"][0]["drop_id"] == drop.name
+    assert manifest.lineage["drops"][0]["drop_id"] == drop_id_of(drop)  # its drop.json id
+    assert manifest.lineage["drops"][0]["path"] == str(drop.resolve())
     assert manifest.lineage["mlflow"] is None  # this run was not tracked
     snapshot = pd.read_parquet(served_project.indexes / version / CATALOG_FILE)
     assert gone not in set(snapshot["item_id"])
@@ -202,7 +204,7 @@ def test_failed_gate_then_restart_serves_the_previous_release_with_its_own_catal
     cand = _run_folder(served_project, "b", tmp_path / "run_b")
     version, _ = candidate_release(s, root, cand, [drop2])
     candidate = Manifest.read(served_project.indexes / version)
-    assert [d["drop_id"] for d in candidate.lineage["drops"]] == [drop2.name]
+    assert [d["path"] for d in candidate.lineage["drops"]] == [str(drop2.resolve())]
     assert candidate.data["product_groups"] == 1
     report = evaluate_promotion_gates({}, None, s.registry.gates)  # no figures: fails closed
     assert not report.passed  # so the promotion ships nothing: CURRENT stays
@@ -215,7 +217,7 @@ def test_failed_gate_then_restart_serves_the_previous_release_with_its_own_catal
         assert served.model["fingerprint"] == served_project.fingerprints["a"]
         lineage = served.describe()["lineage"]
         assert lineage == served_before["lineage"]
-        assert [d["drop_id"] for d in lineage["drops"]] == [drop.name]
+        assert [d["path"] for d in lineage["drops"]] == [str(drop.resolve())]
         frame = served.pipeline._catalog.frame
         assert "product_group" not in frame.columns  # not runs/mining's groups
         pd.testing.assert_frame_equal(

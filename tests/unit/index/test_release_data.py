@@ -111,3 +111,26 @@ def test_compaction_carries_the_catalog_and_folds_admin_rows(
     assert manifest.lineage["changes"] == {"seq": 2, "upserts": 1, "deletes": 1}
     assert manifest.lineage["drops"] == LINEAGE["drops"]
     assert manifest.lineage["compacted_from"] == manifest.parent
+
+
+def test_lineage_of_a_window_view_names_its_drops(tmp_path: Path) -> None:
+    """A release built from the merged window view names the ingested drops it merged."""
+    import json
+
+    from vsearch.contracts import CATALOG, write_table
+    from vsearch.index.release_data import release_data_for
+
+    view = tmp_path / "window"
+    view.mkdir()
+    row = {
+        "item_id": "x1", "category": "a", "seller_id": "s", "title": "t", "price": 2.0,
+        "image": "d1/images/x1.jpg", "listed_at": pd.Timestamp("2026-12-01", tz="UTC"),
+        "quality": 0.5, "sales": 1,
+    }  # fmt: skip
+    write_table(pd.DataFrame([row]), CATALOG, view)
+    window = [{"drop": "d1", "kind": "snapshot", "dvc_hash": "aaa.dir", "clicks": True}]
+    (view / "drop.json").write_text(json.dumps({"drop_id": "window-1", "window": window}))
+    data = release_data_for([view], None, None, lambda _: "view.dir")
+    (entry,) = data.lineage["drops"]
+    assert entry["drop_id"] == "window-1" and entry["dvc_hash"] == "view.dir"
+    assert entry["window"] == window
