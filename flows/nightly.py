@@ -157,6 +157,7 @@ def nightly_flow(
     params: str = "params.yaml",
     demo: bool = False,
     accept_volume: bool = False,
+    first_release: bool | None = None,
 ) -> dict[str, Any] | Cancelled:
     """One night of the offline loop.
 
@@ -168,6 +169,8 @@ def nightly_flow(
         params: the params.yaml to read.
         demo: generate (or reuse) and ingest the built-in demo world (``vsearch demo``).
         accept_volume: lift the volume-vs-history bound for the drops of this night.
+        first_release: passed to the promotion (``True``: assert there is no champion yet;
+            ``None``: a missing champion alias is the first release).
     """
     log = get_run_logger()
     lock = nightly_lock(Path(repo_root))
@@ -176,7 +179,7 @@ def nightly_flow(
         log.warning(msg)
         return Cancelled(message=msg)
     with lock:
-        return _night(drop, truth, repo_root, params, demo, accept_volume)
+        return _night(drop, truth, repo_root, params, demo, accept_volume, first_release)
 
 
 def _night(
@@ -186,6 +189,7 @@ def _night(
     params: str,
     demo: bool,
     accept_volume: bool,
+    first_release: bool | None,
 ) -> dict[str, Any]:
     log = get_run_logger()
     root = Path(repo_root).resolve()
@@ -224,5 +228,5 @@ def _night(
         )
         return {**out, "nothing_to_do": True, "training": None, "promotion": None}
     trained = training_flow(repo_root=repo_root)
-    promoted = promotion_flow(repo_root=repo_root)
+    promoted = promotion_flow(repo_root=repo_root, first_release=first_release)
     return {**out, "nothing_to_do": False, "training": trained, "promotion": promoted}

@@ -91,7 +91,12 @@ def _admin_token(settings: Settings) -> str:
 
 
 def _run_nightly(
-    drop: Path | None, truth: Path | None, *, demo: bool = False, accept_volume: bool = False
+    drop: Path | None,
+    truth: Path | None,
+    *,
+    demo: bool = False,
+    accept_volume: bool = False,
+    first_release: bool | None = None,
 ) -> dict:
     """The nightly flow now, in this process, against the local Prefect server."""
     settings = _connect()
@@ -108,6 +113,7 @@ def _run_nightly(
             params=str(_State.params),
             demo=demo,
             accept_volume=accept_volume,
+            first_release=first_release,
         )
     except CancelledRun:
         res = None
@@ -128,11 +134,24 @@ def pipeline_command(
     accept_volume: bool = typer.Option(
         False, "--accept-volume", help="no volume-vs-history bound for this night's drops"
     ),
+    first_release: bool = typer.Option(
+        False,
+        "--first-release",
+        help="the very first model: refuse if a champion exists (default: a missing champion "
+        "alias is the first release, an unreadable one fails the gate)",
+    ),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Run the nightly flow now on the local Prefect server (starts the servers if needed):
     new incoming drops (or --drop), then training and promotion unless nothing changed."""
-    run_guarded(lambda: emit(_run_nightly(drop, truth, accept_volume=accept_volume), json_out))
+    run_guarded(
+        lambda: emit(
+            _run_nightly(
+                drop, truth, accept_volume=accept_volume, first_release=first_release or None
+            ),
+            json_out,
+        )
+    )
 
 
 @app.command("deploy")

@@ -190,7 +190,7 @@ def test_training_flow_without_truth_skips_the_oracle_and_evaluates_clicks(
     assert "identical_recall@10" not in metrics
     assert "ground truth" in metrics["baselines"]["oracle"]["skipped"]
     assert "skipped" not in metrics["baselines"]["category_only"]
-    assert metrics["inputs"]["drop"] == f"data/raw/{res.drop_id}"
+    assert metrics["inputs"]["drop"] == str(s.ingest.window_dir)  # the merged window
 
     second = training_flow(repo_root=str(scratch_repo))
     assert second["stages"] == dict.fromkeys(LEARNING_STAGES, False)

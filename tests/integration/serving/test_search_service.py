@@ -94,7 +94,7 @@ def test_ready_and_info(client: httpx.Client, served_project) -> None:
     assert serving["model"]["fingerprint"] == served_project.fingerprints["a"]
     assert info["admin_enabled"] is True
     lineage = serving["lineage"]  # drops -> (MLflow run: none here) -> release
-    assert [d["drop_id"] for d in lineage["drops"]] == [served_project.drop.name]
+    assert [d["path"] for d in lineage["drops"]] == [str(served_project.drop.resolve())]
     assert lineage["release"] == "v0001" and lineage["mlflow"] is None
     assert serving["catalog_rows"] == len(served_project.catalog)
 
