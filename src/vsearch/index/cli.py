@@ -55,6 +55,8 @@ def _load_embeddings(folder: Path):  # -> EmbeddingSet
 
 
 def _summary(manifest) -> dict:  # manifest: Manifest
+    from vsearch.index.release_data import lineage_of
+
     return {
         "version": manifest.version,
         "created_at": manifest.created_at,
@@ -69,27 +71,7 @@ def _summary(manifest) -> dict:  # manifest: Manifest
         "parent": manifest.parent,
         "folded": manifest.folded,
         "data": manifest.data,
-        "lineage": _lineage(manifest),
-    }
-
-
-def _lineage(manifest) -> dict:  # manifest: Manifest
-    """drops → MLflow run / model version → release (what ``/info`` shows too)."""
-    lineage = dict(manifest.lineage or {})
-    if not manifest.data:
-        return {
-            "release": manifest.version,
-            "warning": "no catalog inside: built before releases were pinned to their data; "
-            "the service refuses it (rebuild with `vsearch index build --drop ...`)",
-        }
-    return {
-        "drops": lineage.get("drops", []),
-        "mlflow": lineage.get("mlflow"),
-        "release": manifest.version,
-        "model_fingerprint": manifest.model.fingerprint,
-        "groups": lineage.get("groups"),
-        "changes": lineage.get("changes"),
-        "compacted_from": lineage.get("compacted_from"),
+        "lineage": lineage_of(manifest),
     }
 
 

@@ -219,6 +219,27 @@ def mlflow_lineage(run_folder: Path, version: str | None = None) -> dict[str, An
     }
 
 
+def lineage_of(manifest: Any) -> dict[str, Any]:
+    """drops → MLflow run / model version → release, as ``/info`` and ``vsearch index info``
+    show it (a release built before releases carried their data says so)."""
+    lineage = dict(manifest.lineage or {})
+    if not manifest.data:
+        return {
+            "release": manifest.version,
+            "warning": "no catalog inside: built before releases were pinned to their data; "
+            "the service refuses it (rebuild with `vsearch index build --drop ...`)",
+        }
+    return {
+        "drops": lineage.get("drops", []),
+        "mlflow": lineage.get("mlflow"),
+        "release": manifest.version,
+        "model_fingerprint": manifest.model.fingerprint,
+        "groups": lineage.get("groups"),
+        "changes": lineage.get("changes"),
+        "compacted_from": lineage.get("compacted_from"),
+    }
+
+
 def _drop_lineage(drop: Path, dvc_hash: Callable[[Path], str | None]) -> dict[str, Any]:
     """A drop's entry in a release's lineage; a merged window view (``vsearch window``) also
     names the ingested drops it merged, each with its DVC hash (its ``drop.json``'s window)."""

@@ -52,7 +52,7 @@ from vsearch.index.embeddings import EmbeddingSet, ModelInfo
 from vsearch.index.engine import Engine
 from vsearch.index.manifest import Manifest
 from vsearch.index.release import current_version, resolve
-from vsearch.index.release_data import read_catalog, require_data
+from vsearch.index.release_data import lineage_of, read_catalog, require_data
 from vsearch.search.pipeline import CATALOG_FIELDS, CATALOG_OPTIONAL_FIELDS
 from vsearch.serving.admin_store import AdminStore
 from vsearch.settings import Settings
@@ -130,20 +130,6 @@ class Served:
     def _close(self) -> None:
         log.info("closing release %s (retired, no request in flight)", self.release)
         self.pipeline.close()
-
-
-def lineage_of(manifest: Manifest) -> dict[str, Any]:
-    """drops → MLflow run / model version → release, as ``/info`` and ``vsearch index info``
-    show it."""
-    lineage = dict(manifest.lineage or {})
-    return {
-        "drops": lineage.get("drops", []),
-        "mlflow": lineage.get("mlflow"),
-        "release": manifest.version,
-        "model_fingerprint": manifest.model.fingerprint,
-        "changes": lineage.get("changes"),
-        "compacted_from": lineage.get("compacted_from"),
-    }
 
 
 def _read_fingerprint(model_dir: Path) -> str | None:
