@@ -88,6 +88,22 @@ def tiny_net(
     return VSearchNet(NetConfig(categories=tuple(categories), **{**TINY_NET, **config}))
 
 
+def train_data(drop: Path, labels: Any, settings: Settings) -> Any:
+    """:func:`vsearch.training.data.build_train_data` with ``settings``' sizes, one worker."""
+    from vsearch.training.data import build_train_data
+
+    return build_train_data(
+        drop,
+        labels,
+        settings.model.input_size,
+        split=settings.split,
+        val_share=settings.train.val_share,
+        matte_threshold=settings.train.augment.matte_threshold,
+        seed=settings.project.seed,
+        workers=1,
+    )
+
+
 def write_mining_outputs(
     folder: Path,
     *,

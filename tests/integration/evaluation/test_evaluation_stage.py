@@ -20,6 +20,7 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
+from tests import kit
 from tests.kit import tiny_settings
 from vsearch.cli import app
 from vsearch.contracts import CATALOG, QUERIES, read_table
@@ -29,7 +30,7 @@ from vsearch.model.export import save_model
 from vsearch.model.net import NetConfig, VSearchNet
 from vsearch.settings import EvaluationSettings, Settings
 from vsearch.split import is_held_out
-from vsearch.training.data import build_train_data, oracle_labels
+from vsearch.training.data import oracle_labels
 
 SPEC_KEYS = (
     "identical_recall@1",
@@ -112,16 +113,7 @@ def test_evaluate_cli_on_held_out_queries(tiny_world, tmp_path: Path) -> None:
     held = set(ids[is_held_out(queries, s.split)])
     per_query = pd.read_csv(out / "per_query.csv", dtype={"query_id": str})
     assert set(per_query["query_id"]) == held and len(per_query) == report["queries"] == len(held)
-    data = build_train_data(
-        drop,
-        oracle_labels(truth),
-        s.model.input_size,
-        split=s.split,
-        val_share=s.train.val_share,
-        matte_threshold=s.train.augment.matte_threshold,
-        seed=s.project.seed,
-        workers=1,
-    )
+    data = kit.train_data(drop, oracle_labels(truth), s)
     trained_on = set(data.query_ids) | set(data.val_query_ids)
     assert trained_on and not trained_on & held
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from tests import kit
 from vsearch.errors import BadInput
 from vsearch.evaluation.baselines import ColourHistogramEncoder, untrained_encoder
 from vsearch.evaluation.cli import parse_baselines
 from vsearch.model.export import fingerprint, save_model
-from vsearch.model.net import NetConfig, VSearchNet
 
 pytestmark = pytest.mark.unit
 
@@ -61,18 +61,8 @@ def test_encoded_is_uniform_full_frame_and_deterministic() -> None:
 
 
 def test_untrained_encoder_copies_the_config_with_seeded_random_weights(tmp_path) -> None:
-    config = NetConfig(
-        categories=tuple(CATS),
-        widths=(4, 8, 8, 16),
-        input_size=64,
-        frame_size=64,
-        crop_size=32,
-        embedding_dim=8,
-        bits=16,
-        box_hidden=8,
-    )
-    torch.manual_seed(123)
-    trained = VSearchNet(config)
+    trained = kit.tiny_net(CATS, seed=123, widths=(4, 8, 8, 16), embedding_dim=8, bits=16)
+    config = trained.config
     info = save_model(trained, tmp_path / "model", {"name": "m"})
     a = untrained_encoder(tmp_path / "model", seed=5)
     b = untrained_encoder(tmp_path / "model", seed=5)

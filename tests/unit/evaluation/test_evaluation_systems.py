@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
+from tests import kit
 from vsearch.errors import BadInput
 from vsearch.evaluation.baselines import COLOUR_HISTOGRAM, UNTRAINED, ColourHistogramEncoder
 from vsearch.evaluation.report import MODEL
 from vsearch.evaluation.systems import build_systems, resolve_model_dir
 from vsearch.model.export import save_model
-from vsearch.model.net import NetConfig, VSearchNet
 from vsearch.settings import Settings
 from vsearch.trained import MODEL_DIR
 
@@ -22,18 +21,8 @@ CATS = ("bag", "cup", "hat")
 
 
 def _model(folder: Path) -> Path:
-    config = NetConfig(
-        categories=CATS,
-        widths=(4, 8, 8, 16),
-        input_size=64,
-        frame_size=64,
-        crop_size=32,
-        embedding_dim=8,
-        bits=16,
-        box_hidden=8,
-    )
-    torch.manual_seed(0)
-    save_model(VSearchNet(config), folder, {"name": "m"})
+    net = kit.tiny_net(CATS, seed=0, widths=(4, 8, 8, 16), embedding_dim=8, bits=16)
+    save_model(net, folder, {"name": "m"})
     return folder
 
 

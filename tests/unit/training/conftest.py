@@ -187,16 +187,7 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> TinyWorld:
 @pytest.fixture(scope="session")
 def tiny_data(tiny_world: TinyWorld):
     """Training data of the tiny drop with click labels, loaded once."""
-    from vsearch.training.data import build_train_data, load_click_labels
+    from vsearch.training.data import load_click_labels
 
     s = tiny_settings()
-    return build_train_data(
-        tiny_world.drop,
-        load_click_labels(tiny_world.mining),
-        s.model.input_size,
-        split=s.split,
-        val_share=s.train.val_share,
-        matte_threshold=s.train.augment.matte_threshold,
-        seed=s.project.seed,
-        workers=1,
-    )
+    return kit.train_data(tiny_world.drop, load_click_labels(tiny_world.mining), s)

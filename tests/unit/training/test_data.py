@@ -13,6 +13,8 @@ from vsearch.settings import SplitSettings
 from vsearch.split import holdout_mask, is_held_out
 from vsearch.training.data import (
     BatchSampler,
+    ClickLabels,
+    TrainData,
     build_train_data,
     category_labels,
     load_click_labels,
@@ -69,8 +71,14 @@ def test_oracle_labels_come_from_the_truth(tiny_world) -> None:
     labels = oracle_labels(tiny_world.truth, tiny_world.mining)
     assert labels.source == "oracle"
     assert set(labels.item_vid.values()) == {f"sku-{i}" for i in range(6)}
-    data = build_train_data(
-        tiny_world.drop,
+    data = _load(tiny_world.drop, labels)
+    assert data.label_source == "oracle" and data.num_classes == 6
+
+
+def _load(drop: Path, labels: ClickLabels) -> TrainData:
+    """The drop's photos at 64 px with ``labels``, no validation share."""
+    return build_train_data(
+        drop,
         labels,
         64,
         split=SplitSettings(eval_share=0.2),
@@ -78,7 +86,6 @@ def test_oracle_labels_come_from_the_truth(tiny_world) -> None:
         matte_threshold=0.1,
         seed=0,
     )
-    assert data.label_source == "oracle" and data.num_classes == 6
 
 
 def test_category_labels_know_only_categories(tiny_world) -> None:
@@ -90,15 +97,7 @@ def test_category_labels_know_only_categories(tiny_world) -> None:
     assert set(labels.query_vid.values()) <= set(item_cat.values())
     for q, items in labels.negatives.items():  # same-category skips would contradict labels
         assert all(item_cat[i] != labels.query_vid[q] for i in items)
-    data = build_train_data(
-        tiny_world.drop,
-        labels,
-        64,
-        split=SplitSettings(eval_share=0.2),
-        val_share=0.0,
-        matte_threshold=0.1,
-        seed=0,
-    )
+    data = _load(tiny_world.drop, labels)
     assert data.num_classes == len(data.categories) == 3
 
 
