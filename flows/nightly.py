@@ -47,6 +47,13 @@ def find_new_drops(settings: Settings, root: Path) -> list[incoming.IncomingDrop
     return incoming.list_new(settings.ingest.incoming, root, steps.ingested_ids(settings, root))
 
 
+@task(name="find-repeated-drops", cache_policy=NO_CACHE)
+def find_repeated_drops(settings: Settings, root: Path) -> list[incoming.IncomingDrop]:
+    """Drop folders in the incoming location whose drop id is already in the ledger."""
+    ids = steps.ingested_ids(settings, root)
+    return incoming.list_repeated(settings.ingest.incoming, root, ids)
+
+
 @task(name="fetch-drop", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def fetch_drop(settings: Settings, root: Path, drop: incoming.IncomingDrop) -> Path:
     """A local folder with the drop (a copy when the incoming location is remote)."""
@@ -61,8 +68,10 @@ def set_aside(
     drop: incoming.IncomingDrop,
     where: str,
     reason: str | None = None,
+    validated: bool = True,
 ) -> str:
-    """Move an incoming drop to ``ingested/`` or ``rejected/`` (with its validation report)."""
+    """Move an incoming drop to ``ingested/`` or ``rejected/`` (a rejected drop that was
+    ``validated`` gets its validation report beside it)."""
     report = steps.resolve_paths(settings, root)["reports"] / f"{drop.drop_id}.json"
     return incoming.set_aside(
         drop,
@@ -70,7 +79,7 @@ def set_aside(
         root,
         where,
         reason=reason,
-        report=report if reason is not None else None,
+        report=report if reason is not None and validated else None,
     )
 
 
@@ -92,7 +101,8 @@ def incoming_flow(
 
     Each drop is one ``ingest`` subflow (validate, version, record, window). A drop that fails
     validation (or is unusable: a broken drop.json, a bad id) moves to ``<incoming>/rejected/``
-    with its report and the reason; the others go on. Ingested drops move to ``ingested/``.
+    with its report and the reason; the others go on. So does a drop whose id is already
+    ingested (drops are immutable). Ingested drops move to ``ingested/``.
 
     Returns:
         ``{"ingested": [ingest results], "rejected": [{"drop", "moved_to", "reason"}]}``.
@@ -102,6 +112,11 @@ def incoming_flow(
     root = Path(repo_root).resolve()
     ingested: list[dict[str, Any]] = []
     rejected: list[dict[str, str]] = []
+    for drop in find_repeated_drops(settings, root):
+        reason = incoming.repeated_reason(drop)
+        where = set_aside(settings, root, drop, incoming.REJECTED, reason=reason, validated=False)
+        log.warning("drop %s rejected, moved to %s: %s", drop.name, where, reason)
+        rejected.append({"drop": drop.name, "moved_to": where, "reason": reason})
     for drop in find_new_drops(settings, root):
         local = fetch_drop(settings, root, drop)
         try:

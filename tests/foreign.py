@@ -250,3 +250,25 @@ def _write(folder, drop_id, kind, created, catalog, queries, imp, removed=None) 
         write_table(removed, REMOVED, folder)
     manifest = {"drop_id": drop_id, "kind": kind, "created_at": created.isoformat()}
     (folder / "drop.json").write_text(json.dumps(manifest))
+
+
+def fresh_photos(shop: ForeignShop, n: int, *, seed: int = 99) -> list[tuple[bytes, str]]:
+    """``n`` shopper photos of listed products that no drop ever contained, with their truth.
+
+    Why: recall must be measured on photos the pipeline never saw (neither mined, trained on,
+    nor held out by its own split); the product each shows stays here, outside the pipeline.
+
+    Returns:
+        ``(jpeg bytes, product id)`` pairs, products drawn from the live catalog.
+    """
+    import io
+
+    rng = np.random.default_rng(seed)
+    live = sorted({shop.item_product[str(i)] for i in shop.catalog["item_id"]})
+    out = []
+    for _ in range(n):
+        product = str(rng.choice(live))
+        buf = io.BytesIO()
+        _badge(int(product.removeprefix("p")), rng, shopper=True).save(buf, "JPEG", quality=40)
+        out.append((buf.getvalue(), product))
+    return out

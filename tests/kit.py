@@ -11,16 +11,20 @@ suite runs with ``python -m pytest``, as the Makefile does).
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
+import yaml
 
 from vsearch.mined import EDGE_COLUMNS, write_outputs
 from vsearch.model.net import NetConfig, VSearchNet
-from vsearch.settings import Settings
+from vsearch.settings import ServicesSettings, Settings
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_SEED = 11  # project.seed of settings built from scratch
 TINY_BITS = 32
 #: The tiny network's shape (NetConfig keyword arguments besides the categories).
@@ -78,6 +82,36 @@ def tiny_settings(base: Settings | None = None, **train: object) -> Settings:
     for key, value in train.items():
         setattr(t, key, value)
     return s
+
+
+def tiny_project(base: Settings, services: ServicesSettings) -> Settings:
+    """:func:`tiny_settings` of ``base`` on the session's live servers, ready for the promotion:
+    no Bento build (it has its own test), a short service load run."""
+    s = tiny_settings(base)
+    s.services = services
+    s.promotion.build_bento = False
+    s.promotion.load_requests = 6
+    s.promotion.load_photos = 3
+    return s
+
+
+def scratch_project(root: Path, settings: Settings) -> Path:
+    """Make ``root`` (a git + DVC repo) a data project like a fresh clone: the stage DAG, its
+    code deps, the committed ``data/current.yaml`` and ``settings`` as params.yaml.
+
+    Returns:
+        The params.yaml written.
+    """
+    shutil.copy(REPO_ROOT / "dvc.yaml", root / "dvc.yaml")
+    (root / "data").mkdir(exist_ok=True)  # dvc.yaml reads it: a clone has the committed one
+    shutil.copy(REPO_ROOT / "data" / "current.yaml", root / "data" / "current.yaml")
+    shutil.copytree(
+        REPO_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
+    params = root / "params.yaml"
+    params.write_text(yaml.safe_dump(settings.model_dump(mode="json")))
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True, capture_output=True)
+    return params
 
 
 def tiny_net(

@@ -365,8 +365,9 @@ def has_truth(folder: Path | None) -> bool:
     """Whether ``folder`` holds every ground-truth table (demo worlds; real shops have none).
 
     A drop ingested without truth gets a truth folder holding only :data:`NO_TRUTH_FILE`
-    (written by ingest), so pipeline stages can depend on ``data/truth/<drop>`` always and
-    decide from its content: oracle skipped, evaluation on click metrics only.
+    (written by ingest); the window's merged truth (``data/window.truth``) holds only that
+    marker unless every drop of the window has truth, so the pipeline stages depend on it
+    always and decide from its content: oracle skipped, evaluation on click metrics only.
     """
     if folder is None or not Path(folder).is_dir():
         return False

@@ -164,6 +164,10 @@ class IngestSettings(_Section):
         Path("data/window"),
         description="the merged view of the window's drops the learning stages read",
     )
+    window_truth_dir: Path = Field(
+        Path("data/window.truth"),
+        description="the window's merged demo truth (only a no-truth marker without)",
+    )
     window: WindowSettings = WindowSettings()
     raw_dir: Path = Path("data/raw")
     quarantine_dir: Path = Path("data/quarantine")

@@ -8,46 +8,22 @@ serving index unchanged."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from tests.kit import tiny_settings
+from tests.kit import scratch_project, tiny_project
 from vsearch.data.ingest import ingest_drop
 from vsearch.errors import GateFailed
 from vsearch.index.release import current_version
-from vsearch.settings import ServicesSettings, Settings, load_settings
+from vsearch.settings import ServicesSettings, load_settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LEARNING_STAGES = ["mine", "train", "train_oracle", "train_category", "evaluate"]
-
-
-def _tiny(settings: Settings, services: ServicesSettings) -> Settings:
-    """The project's settings at toy sizes (seconds per stage), on the session's servers."""
-    s = tiny_settings(settings)
-    s.services = services
-    s.promotion.build_bento = False  # `bentoml build` has its own test
-    s.promotion.load_requests = 6
-    s.promotion.load_photos = 3
-    return s
-
-
-def _scratch_project(root: Path, settings: Settings) -> None:
-    """A data project like a fresh clone: the stage DAG, its code deps and params."""
-    shutil.copy(REPO_ROOT / "dvc.yaml", root / "dvc.yaml")
-    (root / "data").mkdir(exist_ok=True)  # dvc.yaml reads it: a clone has the committed one
-    shutil.copy(REPO_ROOT / "data" / "current.yaml", root / "data" / "current.yaml")
-    shutil.copytree(
-        REPO_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
-    )
-    (root / "params.yaml").write_text(yaml.safe_dump(settings.model_dump(mode="json")))
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True, capture_output=True)
 
 
 def _set_floor(root: Path, metric: str, floor: float) -> None:
@@ -70,8 +46,8 @@ def test_offline_loop_trains_gates_ships_and_stops_on_bad_clicks(
 
     from flows.training import training_flow
 
-    s = _tiny(load_settings(REPO_ROOT / "params.yaml"), live_services)
-    _scratch_project(scratch_repo, s)
+    s = tiny_project(load_settings(REPO_ROOT / "params.yaml"), live_services)
+    scratch_project(scratch_repo, s)
     drop, truth = tiny_world
     res = ingest_drop(drop, s, scratch_repo, truth=truth)
     current = yaml.safe_load((scratch_repo / "data" / "current.yaml").read_text())
@@ -172,8 +148,8 @@ def test_training_flow_without_truth_skips_the_oracle_and_evaluates_clicks(
     from vsearch.contracts import NO_TRUTH_FILE
     from vsearch.trained import read_skipped
 
-    s = _tiny(load_settings(REPO_ROOT / "params.yaml"), live_services)
-    _scratch_project(scratch_repo, s)
+    s = tiny_project(load_settings(REPO_ROOT / "params.yaml"), live_services)
+    scratch_project(scratch_repo, s)
     drop, _ = tiny_world
     res = ingest_drop(drop, s, scratch_repo, truth=None)
     truth = scratch_repo / s.ingest.truth_dir / res.drop_id

@@ -85,12 +85,8 @@ def _manifest(fs: Any, path: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def list_new(location: str, repo_root: Path, ingested: set[str]) -> list[IncomingDrop]:
-    """Drop folders in ``location`` not in ``ingested`` (drop ids), oldest first.
-
-    Folders whose names start with ``.`` or ``_`` (uploads in progress) and the ``ingested/``
-    and ``rejected/`` folders are left alone. A missing location holds no drops.
-    """
+def _listed(location: str, repo_root: Path) -> list[IncomingDrop]:
+    """Every drop folder waiting in ``location``, oldest first (see :func:`list_new`)."""
     fs, root = open_location(location, repo_root)
     if not fs.exists(root):
         return []
@@ -104,11 +100,32 @@ def list_new(location: str, repo_root: Path, ingested: set[str]) -> list[Incomin
             continue
         manifest = _manifest(fs, path)
         drop_id = str(manifest.get("drop_id") or name)
-        if drop_id in ingested:
-            log.info("incoming %s: drop %s is already ingested, left alone", path, drop_id)
-            continue
         found.append(IncomingDrop(name, path, drop_id, str(manifest.get("created_at") or "")))
     return sorted(found, key=lambda d: (d.created_at, d.name))
+
+
+def list_new(location: str, repo_root: Path, ingested: set[str]) -> list[IncomingDrop]:
+    """Drop folders in ``location`` not in ``ingested`` (drop ids), oldest first.
+
+    Folders whose names start with ``.`` or ``_`` (uploads in progress) and the ``ingested/``
+    and ``rejected/`` folders are left alone. A missing location holds no drops.
+    """
+    return [d for d in _listed(location, repo_root) if d.drop_id not in ingested]
+
+
+def list_repeated(location: str, repo_root: Path, ingested: set[str]) -> list[IncomingDrop]:
+    """Drop folders in ``location`` whose drop id is already ingested: a drop is immutable
+    once ingested, so these are set aside (rejected, with the reason), never re-read."""
+    return [d for d in _listed(location, repo_root) if d.drop_id in ingested]
+
+
+def repeated_reason(drop: IncomingDrop) -> str:
+    """Why a repeated drop id is refused, and what the producer should do instead."""
+    return (
+        f"drop id {drop.drop_id!r} is already ingested (see the drop ledger): ingested drops "
+        "are immutable; send corrections as a new drop (a delta, or a snapshot) with a new "
+        "drop_id"
+    )
 
 
 def origin(drop: IncomingDrop, location: str) -> str:

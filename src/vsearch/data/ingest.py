@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -36,7 +35,7 @@ from vsearch.contracts import (
     write_table,
 )
 from vsearch.data import dvc
-from vsearch.errors import BadInput, GateFailed
+from vsearch.errors import BadInput
 from vsearch.fsio import atomic_write_json, atomic_write_text
 from vsearch.settings import Settings
 
@@ -83,6 +82,7 @@ def resolve_paths(settings: Settings, repo_root: Path) -> dict[str, Path]:
         "current": absolute(ing.current_file),
         "ledger": absolute(ing.ledger_file),
         "window": absolute(ing.window_dir),
+        "window_truth": absolute(ing.window_truth_dir),
         "scratch": absolute(ing.incoming_scratch),
     }
 
@@ -157,10 +157,11 @@ def copy_truth(truth: Path, truth_dir: Path, drop_id: str) -> Path:
 def write_no_truth(truth_dir: Path, drop_id: str) -> Path:
     """A drop without ground truth (every real shop's): its truth folder holds only a marker.
 
-    Why a folder at all: the learning stages of ``dvc.yaml`` depend on ``data/truth/<drop>``
-    (a DVC dependency must exist); its content says whether there is truth
-    (:func:`vsearch.contracts.has_truth`): without, the oracle is skipped and evaluation reports
-    click metrics only.
+    Why a folder at all: it says, next to the drops that have truth, that this one has none
+    (:func:`vsearch.contracts.has_truth`); the ``window`` stage merges the window's truth into
+    ``ingest.window_truth_dir`` only when every drop has it: without, the oracle is skipped and
+    evaluation reports click metrics only. A drop with no truth folder at all (ingested by an
+    older vsearch) counts as without truth.
     """
     target = truth_dir / drop_id
     if target.exists():
@@ -337,7 +338,7 @@ def select_window(settings: Settings, repo_root: Path) -> dict[str, Any]:
     """
     import yaml
 
-    from vsearch.data.window import build_view
+    from vsearch.data.window import build_view, merge_truth
     from vsearch.data.window import select_window as choose
 
     paths = resolve_paths(settings, repo_root)
@@ -363,6 +364,7 @@ def select_window(settings: Settings, repo_root: Path) -> dict[str, Any]:
         dvc.repro("window", repo_root)
     elif changed or not (paths["window"] / DROP_MANIFEST).is_file():
         build_view(drops, paths["raw"], paths["window"])
+        merge_truth(drops, paths["truth"], paths["window_truth"])
     return {**body, "changed": changed, "view": str(paths["window"])}
 
 

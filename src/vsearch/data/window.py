@@ -26,7 +26,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -245,13 +245,8 @@ def build_view(drops: Sequence[WindowDrop], raw_dir: Path, out: Path) -> dict[st
         "window": [d.to_dict() for d in drops],
         "rows": {name: len(frame) for name, frame in merged.items()},
     }
-    out = Path(out)
-    staging = out.with_name(f".{out.name}.staging")
-    old = out.with_name(f".{out.name}.old")
-    for leftover in (staging, old):
-        shutil.rmtree(leftover, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+
+    def write(staging: Path) -> None:
         for contract in (CATALOG, QUERIES, IMPRESSIONS):
             frame = merged[contract.name]
             write_table(frame, contract, staging)
@@ -260,6 +255,23 @@ def build_view(drops: Sequence[WindowDrop], raw_dir: Path, out: Path) -> dict[st
                     drop_id, _, path = str(rel).partition("/")
                     _link(raw_dir / drop_id / path, staging / rel)
         atomic_write_text(staging / DROP_MANIFEST, json.dumps(manifest, indent=2) + "\n")
+
+    _publish(Path(out), write)
+    log.info("window %s -> %s: %s", manifest["drop_id"], out, manifest["rows"])
+    return manifest
+
+
+def _publish(out: Path, write: Callable[[Path], None]) -> None:
+    """Fill a staging folder beside ``out`` with ``write``, then swap it in by rename, so a
+    reader sees the old folder or the new one, never half of one (the old one is put back
+    when anything fails)."""
+    staging = out.with_name(f".{out.name}.staging")
+    old = out.with_name(f".{out.name}.old")
+    for leftover in (staging, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        write(staging)
         fsync_tree(staging)
         if out.exists():
             out.rename(old)
@@ -267,11 +279,41 @@ def build_view(drops: Sequence[WindowDrop], raw_dir: Path, out: Path) -> dict[st
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if old.exists() and not out.exists():
-            old.rename(out)  # put the previous view back
+            old.rename(out)
         raise
     shutil.rmtree(old, ignore_errors=True)
-    log.info("window %s -> %s: %s", manifest["drop_id"], out, manifest["rows"])
-    return manifest
+
+
+def merge_truth(drops: Sequence[WindowDrop], truth_dir: Path, out: Path) -> bool:
+    """The demo truth of the window's drops (``truth_dir/<drop>``) merged into ``out``.
+
+    Why: the held-out queries are the newest of the *window*, which may reach into older
+    drops, and the catalog holds listings of every drop since the latest snapshot, so the
+    truth must cover them all. The latest drop's row wins per key, as in the view. Truth
+    exists only when every drop of the window has it; otherwise ``out`` holds only the
+    no-truth marker (a partial truth would score queries against the wrong products).
+
+    Returns:
+        Whether ``out`` holds truth.
+    """
+    from vsearch.contracts import NO_TRUTH_FILE, TRUTH_TABLES, has_truth
+
+    folders = [truth_dir / d.drop_id for d in drops]
+    missing = [d.drop_id for d, f in zip(drops, folders, strict=True) if not has_truth(f)]
+
+    def write(staging: Path) -> None:
+        if missing:
+            body = {"truth": False, "why": f"no ground truth for drop(s) {missing}"}
+            atomic_write_text(staging / NO_TRUTH_FILE, json.dumps(body) + "\n")
+            return
+        for contract in TRUTH_TABLES:
+            frame = pd.concat([read_table(f, contract) for f in folders], ignore_index=True)
+            frame = frame.drop_duplicates(contract.key, keep="last").reset_index(drop=True)
+            write_table(frame, contract, staging)
+
+    _publish(Path(out), write)
+    log.info("window truth -> %s: %s", out, f"none ({missing})" if missing else "merged")
+    return not missing
 
 
 def read_selection(current_file: Path) -> list[WindowDrop]:

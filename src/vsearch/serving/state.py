@@ -202,10 +202,19 @@ class ServingState:
 
     def release_drops(self, manifest: Manifest) -> list[Path]:
         """The folders of the drops a release was built from, oldest first: the versioned copy
-        under ``ingest.raw_dir`` when it is there, else the path recorded at build time."""
+        under ``ingest.raw_dir`` when it is there, else the path recorded at build time.
+
+        A release built from the merged window (``vsearch window``) names the ingested drops
+        it merged: those are its folders, so its photos outlive the window view, which the
+        next night rewrites (the view is the fallback when a drop is not under ``raw_dir``).
+        """
         out = []
         raw = self.abs(self.settings.ingest.raw_dir)
         for drop in (manifest.lineage or {}).get("drops", []):
+            merged = [raw / str(w.get("drop", "")) for w in drop.get("window") or []]
+            if merged and all(m.is_dir() for m in merged):
+                out.extend(merged)
+                continue
             for cand in (raw / str(drop.get("drop_id", "")), Path(str(drop.get("path") or ""))):
                 if str(cand) not in ("", ".") and cand.is_dir():
                     out.append(cand)
@@ -223,11 +232,18 @@ class ServingState:
 
     def drop_image(self, rel: str) -> Path | None:
         """The photo ``images/<rel>`` of the served release's drops (newest drop first), or
-        ``None``; never a path outside a drop's ``images/`` folder."""
+        ``None``; never a path outside a drop's ``images/`` folder.
+
+        A merged window's catalog names its photos ``<drop_id>/images/<path>`` (URL
+        ``/images/<drop_id>/<path>``): a leading drop id of the release picks that drop.
+        """
         served = self._current
-        for drop in reversed(served.drops if served else []):
+        drops = list(reversed(served.drops if served else []))
+        head, _, rest = rel.partition("/")
+        named = [(d, rest) for d in drops if rest and d.name == head]
+        for drop, sub in [*named, *((d, rel) for d in drops)]:
             base = (drop / "images").resolve()
-            path = (base / rel).resolve()
+            path = (base / sub).resolve()
             if path.is_relative_to(base) and path.is_file():
                 return path
         return None

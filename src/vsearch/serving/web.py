@@ -75,6 +75,9 @@ def image_url(rel: str) -> str | None:
         return "/uploads/" + quote(rel[len(IMAGE_PREFIX) :])
     if rel.startswith(DROP_IMAGES):
         return "/images/" + quote(rel[len(DROP_IMAGES) :])
+    drop, _, rest = rel.partition("/")  # a merged window's photo: <drop_id>/images/<path>
+    if drop and rest.startswith(DROP_IMAGES):
+        return "/images/" + quote(drop + "/" + rest[len(DROP_IMAGES) :])
     return None
 
 

@@ -24,11 +24,18 @@ def validate_command(
     accept_volume: bool = typer.Option(
         False, "--accept-volume", help="no volume-vs-history bound (a real jump you checked)"
     ),
+    standalone: bool = typer.Option(
+        False,
+        "--standalone",
+        help="check the drop on its own: no volume history, no known catalog (what a DVC "
+        "stage needs: its result may depend on nothing but its deps)",
+    ),
     json_out: bool = typer.Option(False, "--json", help="print the JSON report on stdout"),
 ) -> None:
     """Validate a drop with Great Expectations; exit 2 naming the failing checks if it fails.
 
-    A dry run: compared with the drops ingested so far, it never becomes their history."""
+    A dry run: compared with the drops ingested so far (``--standalone``: with none), it never
+    becomes their history."""
 
     def body() -> None:
         from vsearch.validation.report import summarize
@@ -42,8 +49,8 @@ def validate_command(
             drop_dir,
             settings.validation,
             reports_dir,
-            ledger=Path.cwd() / ing.ledger_file,
-            known_catalog_dir=Path.cwd() / ing.window_dir,
+            ledger=None if standalone else Path.cwd() / ing.ledger_file,
+            known_catalog_dir=None if standalone else Path.cwd() / ing.window_dir,
             accept_volume=accept_volume,
             report_path=report,
             docs=docs,

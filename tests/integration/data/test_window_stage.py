@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from tests.foreign import write_delta, write_snapshot
+from vsearch.contracts import read_table
 from vsearch.data import dvc
 from vsearch.data.ingest import ingest_drop
 from vsearch.settings import load_settings
@@ -42,7 +43,7 @@ def test_dvc_window_stage_follows_the_window_drops(
     shop = write_snapshot(tmp_path / "s1", drop_id="s1", start=DAY0)
     ingest_drop(tmp_path / "s1", s, scratch_repo)
     lock = yaml.safe_load((scratch_repo / "dvc.lock").read_text())["stages"]["window"]
-    assert [o["path"] for o in lock["outs"]] == ["data/window"]
+    assert [o["path"] for o in lock["outs"]] == ["data/window", "data/window.truth"]
     window = lock["params"]["data/current.yaml"]["window"]
     assert [w["drop"] for w in window] == ["s1"]
     assert window[0]["dvc_hash"] == dvc.content_hash(scratch_repo / "data" / "raw" / "s1")
@@ -62,3 +63,42 @@ def test_dvc_window_stage_follows_the_window_drops(
     body["window"][0]["clicks"] = False
     current.write_text(yaml.safe_dump(body, sort_keys=False))
     assert "window" in dvc.status(["window"], scratch_repo)
+
+
+def test_window_truth_merges_every_drops_truth_or_marks_none(
+    scratch_repo: Path, tmp_path: Path, params_path: Path, tiny_world: tuple[Path, Path]
+) -> None:
+    """The window's truth covers every window drop (the held-out queries and the catalog span
+    them); a drop without truth, or without a truth folder at all (ingested by an older
+    vsearch), leaves only the no-truth marker."""
+    from vsearch.contracts import ITEM_TRUTH, NO_TRUTH_FILE, QUERY_TRUTH, has_truth
+    from vsearch.data.ingest import select_window
+    from vsearch.world import generate_world
+
+    s = load_settings(params_path)
+    s.validation.data_docs = False
+    drop, truth = tiny_world
+    ingest_drop(drop, s, scratch_repo, truth=truth)
+    later, later_truth = tmp_path / "w2", tmp_path / "w2.truth"
+    generate_world(s.world, later, later_truth, seed=4, items=60, queries=40)
+    manifest = json.loads((later / "drop.json").read_text())
+    manifest.update(kind="delta", created_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat())
+    (later / "drop.json").write_text(json.dumps(manifest))
+    ingest_drop(later, s, scratch_repo, truth=later_truth, accept_volume=True)
+    merged = scratch_repo / s.ingest.window_truth_dir
+
+    assert has_truth(merged)
+    queries = read_table(merged, QUERY_TRUTH)["query_id"]
+    expect = {
+        *read_table(truth, QUERY_TRUTH)["query_id"],
+        *read_table(later_truth, QUERY_TRUTH)["query_id"],
+    }
+    assert set(queries) == expect
+    items = set(read_table(merged, ITEM_TRUTH)["item_id"])
+    assert items >= set(read_table(truth, ITEM_TRUTH)["item_id"])
+
+    shutil.rmtree(scratch_repo / s.ingest.truth_dir / manifest["drop_id"])  # an older project
+    (scratch_repo / s.ingest.current_file).unlink()
+    select_window(s, scratch_repo)
+    assert [p.name for p in merged.iterdir()] == [NO_TRUTH_FILE]
+    assert manifest["drop_id"] in (merged / NO_TRUTH_FILE).read_text()

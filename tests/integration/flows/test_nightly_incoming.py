@@ -107,9 +107,15 @@ def test_nights_take_incoming_drops_set_aside_bad_ones_and_idle_when_nothing_is_
     checked = validate_drop(view, settings.validation)
     assert checked.success, [f.label for f in checked.critical_failures]
 
-    # A night with nothing new: nothing happens, and it says so.
+    # A night with nothing new: nothing happens, and it says so. A folder that repeats an
+    # ingested drop id is set aside with the reason, never read (drops are immutable).
     before = (scratch_repo / "data" / "drops.json").read_text()
+    write_snapshot(inbox / "a-again", drop_id="a-snap", seed=4, start=DAY0 + timedelta(days=3))
     again = nightly_flow(repo_root=str(scratch_repo), params=str(params))
+    (repeated,) = again["rejected"]
+    assert repeated["drop"] == "a-again" and "already ingested" in repeated["reason"]
+    assert "already ingested" in (inbox / "rejected" / "a-again" / "rejected.txt").read_text()
+    assert not (inbox / "a-again").exists()
     assert again["nothing_to_do"] is True and again["ingested"] == []
     assert again["training"] is None and again["promotion"] is None
     assert (scratch_repo / "data" / "drops.json").read_text() == before
