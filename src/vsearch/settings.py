@@ -483,6 +483,12 @@ class TrainSettings(_Section):
     steps_per_epoch: int | None = Field(
         None, ge=1, description="None: one pass over the catalog images per epoch"
     )
+    min_steps: int = Field(
+        600,
+        ge=0,
+        description="a small catalog still gets this many planned steps (longer epochs); the "
+        "time budget still ends the run; ignored when steps_per_epoch is set",
+    )
     batch_size: int = Field(64, ge=4)
     per_class: int = Field(2, ge=1, description="images per virtual ID in a batch")
     query_share: float = Field(0.25, ge=0, lt=1, description="share of a batch from query photos")

@@ -93,6 +93,9 @@ def _bin(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
+MLFLOW_JOBS_ENV = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
+
+
 def _specs(settings: ServicesSettings) -> list[ServiceSpec]:
     state = state_dir(settings)
     base_env = {**os.environ, **TELEMETRY_OFF}
@@ -121,7 +124,9 @@ def _specs(settings: ServicesSettings) -> list[ServiceSpec]:
                     "--workers",
                     "1",
                 ],
-                env=base_env,
+                # MLflow 3's job runner (a pool of huey workers for GenAI jobs we never
+                # submit) would cost several processes and ~1 GB on a 2-core machine
+                env={**base_env, MLFLOW_JOBS_ENV: "false"},
                 log_file=state / "mlflow.log",
             )
         )

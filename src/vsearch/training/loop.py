@@ -375,7 +375,11 @@ def _train(settings: Settings, data: TrainData, out_dir: Path, opts: _RunOptions
     ckpt_path = out_dir / CHECKPOINT_FILE
     trainer = _Trainer(settings, data, device)
     catalog_slots = max(1, t.batch_size - trainer.sampler.n_query)
-    steps_per_epoch = t.steps_per_epoch or math.ceil(len(data.item_ids) / catalog_slots)
+    # one pass over the listings per epoch; a small shop's epochs are longer, so that its
+    # few hundred listings still get min_steps of optimisation (the time budget still rules)
+    steps_per_epoch = t.steps_per_epoch or max(
+        math.ceil(len(data.item_ids) / catalog_slots), math.ceil(t.min_steps / t.epochs)
+    )
     total_steps = steps_per_epoch * t.epochs  # what the schedule plans for
     stop_at = total_steps if max_steps is None else min(total_steps, max_steps)
 

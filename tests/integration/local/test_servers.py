@@ -17,6 +17,17 @@ def test_both_servers_healthy(live_services: ServicesSettings) -> None:
     assert st["mlflow"]["pid"] and st["prefect"]["pid"]
 
 
+def test_mlflow_runs_without_its_job_runner(live_services: ServicesSettings) -> None:
+    """MLflow 3 starts a pool of job workers by default; our embedded server never needs them."""
+    import psutil
+
+    pid = servers.status(live_services)["mlflow"]["pid"]
+    tree = psutil.Process(pid).children(recursive=True)
+    commands = [" ".join(p.cmdline()) for p in tree]
+    assert commands  # the uvicorn worker
+    assert not [c for c in commands if "huey" in c or "_job_runner" in c], commands
+
+
 def test_up_reuses_running_servers(live_services: ServicesSettings) -> None:
     before = servers.read_state(live_services)
     again = servers.up(live_services)

@@ -36,6 +36,20 @@ def test_one_epoch_smoke_run(tiny_data, make_settings, tmp_path: Path) -> None:
     assert hist["epochs"][0]["steps"] == 2
 
 
+def test_a_small_catalog_still_gets_min_steps(tiny_data, make_settings, tmp_path: Path) -> None:
+    """One pass over a few listings is one step; min_steps makes the epochs longer instead."""
+    s = make_settings(epochs=2, steps_per_epoch=None, min_steps=6)
+    res = train(
+        s, tiny_data, tmp_path / "r", progress=False, final_check=False, write_embeddings=False
+    )
+    assert [row["steps"] for row in res.epochs] == [3, 3] and res.steps == 6
+    s.train.min_steps = 0  # one pass per epoch
+    plain = train(
+        s, tiny_data, tmp_path / "p", progress=False, final_check=False, write_embeddings=False
+    )
+    assert plain.steps < 6
+
+
 def test_every_head_gets_gradient_from_the_joint_loss(tiny_data, make_settings) -> None:
     s = make_settings()
     s.model.localizer_widths = (4, 8, 8, 16)
