@@ -556,6 +556,15 @@ class ServingSettings(_Section):
     max_field_chars: int = Field(
         256, ge=1, description="longest text form field (item_id, title, category, ...)"
     )
+    admin_rate_per_s: float = Field(
+        5.0,
+        gt=0,
+        description="admin requests per second one caller (its valid token, else its address) "
+        "may sustain; more are refused 429 with Retry-After",
+    )
+    admin_rate_burst: int = Field(
+        20, ge=1, description="admin requests one caller may make at once after being idle"
+    )
 
 
 def _default_evaluation_targets() -> dict[str, float]:

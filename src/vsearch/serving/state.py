@@ -192,6 +192,16 @@ class ServingState:
             served._release()
 
     def not_loaded_message(self) -> str:
+        """Why nothing serves, as public answers say it: no path, no error text from inside
+        (those are in :meth:`not_loaded_detail`, for the admin view of ``/info``)."""
+        why = " (the last load failed; the admin view of /info says why)" if self.last_error else ""
+        return (
+            f"no index release is loaded{why}: build one (`vsearch index build` or the nightly "
+            "flow), then POST /admin/reload"
+        )
+
+    def not_loaded_detail(self) -> str:
+        """Why nothing serves, with the last load's error (paths and all): admins only."""
         why = f" ({self.last_error})" if self.last_error else ""
         return (
             f"no index release is loaded{why}: build one (`vsearch index build` or the nightly "
