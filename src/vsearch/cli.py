@@ -184,7 +184,7 @@ def demo_command() -> None:
         res = _run_nightly(None, None, demo=True)
         s = settings.serving
         # A fresh service process: it runs this checkout's code on what the promotion shipped.
-        stop_detached(settings.services.state_dir)
+        stop_detached(settings.services.state_dir, s.stop_grace_s)
         served = ensure_detached(
             s.host,
             s.port,
@@ -234,13 +234,16 @@ def serve_command(
     host: str | None = typer.Option(None, "--host", help="default: serving.host"),
     port: int | None = typer.Option(None, "--port", help="default: serving.port"),
 ) -> None:
-    """Run the BentoML service over HTTP (foreground; Ctrl+C stops it)."""
+    """Run the BentoML service over HTTP (foreground; Ctrl+C or SIGTERM stops it and its
+    workers, SIGKILL after serving.stop_grace_s)."""
     from vsearch.local.service import serve_foreground
 
     def body() -> None:
         s = get_settings().serving
         raise typer.Exit(
-            serve_foreground(host or s.host, port or s.port, _State.params, Path.cwd())
+            serve_foreground(
+                host or s.host, port or s.port, _State.params, Path.cwd(), s.stop_grace_s
+            )
         )
 
     run_guarded(body)

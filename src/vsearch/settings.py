@@ -516,6 +516,12 @@ class ServingSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(3000, ge=1, le=65535)
     start_timeout_s: float = Field(60, gt=0, description="wait for /readyz when started by us")
+    stop_grace_s: float = Field(
+        20,
+        gt=0,
+        description="on SIGTERM/SIGINT or `services down`: wait this long for the service to "
+        "drain and exit, then SIGKILL its process group",
+    )
     model_source: Literal["auto", "registry", "path"] = Field(
         "auto",
         description="registry: MLflow alias; path: model_dir; auto: registry if MLflow is set",

@@ -45,7 +45,7 @@ def down_command() -> None:
 
         settings = get_settings()
         stopped = ["nightly deployment"] if deploy_down(settings) else []
-        if stop_detached(state_dir(settings.services)):
+        if stop_detached(state_dir(settings.services), settings.serving.stop_grace_s):
             stopped.append("search service")
         stopped += down(settings.services)
         typer.echo(f"stopped: {stopped or 'nothing'}")
