@@ -830,6 +830,13 @@ class PromotionSettings(_Section):
     load_warmup: int = Field(2, ge=0, description="untimed requests per thread first")
     load_photos: int = Field(20, ge=1, description="held-out query photos the load run sends")
     build_bento: bool = Field(True, description="`bentoml build` when a release ships")
+    io_retries: int = Field(
+        2,
+        ge=0,
+        description="retries of the ship's I/O steps (Bento build, service reload), each on "
+        "its own; CURRENT and the champion alias move once, never retried",
+    )
+    io_retry_delay_s: float = Field(5, ge=0, description="wait before each of those retries")
 
 
 class ScheduleSettings(_Section):
