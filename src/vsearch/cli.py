@@ -8,7 +8,6 @@ Sub-command groups (``world``, ``index``, ``services``) live beside the code the
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import typer
@@ -72,22 +71,11 @@ def _connect() -> Settings:
 
 
 def _admin_token(settings: Settings) -> str:
-    """The local admin bearer token (made once, kept 0600 under the services state dir).
+    """The local admin bearer token (:func:`vsearch.local.env.admin_token`), exported into
+    this process's environment: the demo's service and the promotion flow's reload share it."""
+    from vsearch.local.env import admin_token
 
-    The demo's service and the promotion flow's reload share it through the environment.
-    """
-    import secrets
-
-    env = settings.serving.admin_token_env
-    if os.environ.get(env):
-        return os.environ[env]
-    path = settings.services.state_dir / "admin_token"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(24))
-    os.environ[env] = path.read_text().strip()
-    return os.environ[env]
+    return admin_token(settings)
 
 
 def _run_nightly(

@@ -173,7 +173,8 @@ def ensure_detached(
         return {"url": url, "reused": True}
     log_file = state_dir / DETACHED_LOG
     started = start_background(host, port, params, root, log_file, timeout_s, LIVE_PATH, env)
-    write_record(state_dir / DETACHED_STATE, {**started.record(), "url": url})
+    how = {"host": host, "port": port, "params": str(params), "root": str(root.resolve())}
+    write_record(state_dir / DETACHED_STATE, {**started.record(), "url": url, **how})
     return {"url": url, "pid": started.pid, "log": str(log_file), "reused": False}
 
 
