@@ -161,3 +161,16 @@ def test_admin_calls_are_rate_limited_per_caller(service: str) -> None:
     assert 200 in statuses and statuses[-1] == 429
     # public answers are not admin calls: never limited
     assert httpx.get(f"{service}/info", timeout=30).status_code == 200
+
+
+def test_a_client_that_waits_for_100_continue_gets_the_413(service: str, raw_http) -> None:
+    """What docs/operations.md tells clients to do with a big upload: send Content-Length and
+    ``Expect: 100-continue``, then wait; an oversized body is refused before it is sent."""
+    port = int(service.rsplit(":", 1)[1])
+    head = (
+        "POST /admin/items HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b"
+        f"\r\nAuthorization: Bearer {TOKEN}\r\nExpect: 100-continue\r\n"
+        "Content-Length: 30000000\r\n\r\n"
+    )
+    status, body = raw_http(port, head)
+    assert status == 413 and b"exceeds the limit" in body
