@@ -7,7 +7,8 @@ gates (floors, no regression vs that champion; a champion that cannot be read or
 fails them) → on pass: ``CURRENT``, the ``champion`` alias, the Bento, a reload of the
 running service. On fail the flow publishes which gate failed by how much, each figure with
 the eval set it was measured on, and ends Failed; champion, ``CURRENT`` and the serving index
-are untouched. Only the reload retries: it is the one step talking to another process.
+are untouched. Shipping is a subflow ``ship``: ``CURRENT`` and the champion alias move once
+(never retried); only its I/O retries, each step on its own (the Bento build, the reload POST).
 """
 
 from __future__ import annotations
@@ -69,11 +70,35 @@ def gates(
     return steps.run_gates(settings, cand, latency, champion)
 
 
-@task(name="ship", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+@task(name="activate", cache_policy=NO_CACHE)  # never retried: the alias moves once
+def activate(
+    settings: Settings, root: Path, cand: steps.Candidate, release: str, latency: dict[str, Any]
+) -> dict[str, Any]:
+    return steps.activate(settings, root, cand, release, latency)
+
+
+@task(name="bento-build", cache_policy=NO_CACHE)
+def bento_build(root: Path) -> str:
+    return steps.build_bento(root)
+
+
+@task(name="service-reload", cache_policy=NO_CACHE)
+def service_reload(settings: Settings) -> dict[str, Any]:
+    return steps.reload_service(settings)
+
+
+@flow(name="ship")
 def ship(
     settings: Settings, root: Path, cand: steps.Candidate, release: str, latency: dict[str, Any]
 ) -> dict[str, Any]:
-    return steps.promote(settings, root, cand, release, latency)
+    """``CURRENT`` and the champion alias once; then the Bento and the service reload, each
+    retried (``promotion.io_retries``) on its own: a failed reload never moves an alias again."""
+    p = settings.promotion
+    io = {"retries": p.io_retries, "retry_delay_seconds": p.io_retry_delay_s}
+    out = activate(settings, root, cand, release, latency)
+    out["bento"] = bento_build.with_options(**io)(root) if p.build_bento else None
+    out["reload"] = service_reload.with_options(**io)(settings)
+    return out
 
 
 @flow(name="promotion")

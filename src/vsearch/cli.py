@@ -8,7 +8,6 @@ Sub-command groups (``world``, ``index``, ``services``) live beside the code the
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import typer
@@ -72,22 +71,11 @@ def _connect() -> Settings:
 
 
 def _admin_token(settings: Settings) -> str:
-    """The local admin bearer token (made once, kept 0600 under the services state dir).
+    """The local admin bearer token (:func:`vsearch.local.env.admin_token`), exported into
+    this process's environment: the demo's service and the promotion flow's reload share it."""
+    from vsearch.local.env import admin_token
 
-    The demo's service and the promotion flow's reload share it through the environment.
-    """
-    import secrets
-
-    env = settings.serving.admin_token_env
-    if os.environ.get(env):
-        return os.environ[env]
-    path = settings.services.state_dir / "admin_token"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(24))
-    os.environ[env] = path.read_text().strip()
-    return os.environ[env]
+    return admin_token(settings)
 
 
 def _run_nightly(
@@ -184,7 +172,7 @@ def demo_command() -> None:
         res = _run_nightly(None, None, demo=True)
         s = settings.serving
         # A fresh service process: it runs this checkout's code on what the promotion shipped.
-        stop_detached(settings.services.state_dir)
+        stop_detached(settings.services.state_dir, s.stop_grace_s)
         served = ensure_detached(
             s.host,
             s.port,
@@ -234,13 +222,16 @@ def serve_command(
     host: str | None = typer.Option(None, "--host", help="default: serving.host"),
     port: int | None = typer.Option(None, "--port", help="default: serving.port"),
 ) -> None:
-    """Run the BentoML service over HTTP (foreground; Ctrl+C stops it)."""
+    """Run the BentoML service over HTTP (foreground; Ctrl+C or SIGTERM stops it and its
+    workers, SIGKILL after serving.stop_grace_s)."""
     from vsearch.local.service import serve_foreground
 
     def body() -> None:
         s = get_settings().serving
         raise typer.Exit(
-            serve_foreground(host or s.host, port or s.port, _State.params, Path.cwd())
+            serve_foreground(
+                host or s.host, port or s.port, _State.params, Path.cwd(), s.stop_grace_s
+            )
         )
 
     run_guarded(body)

@@ -46,6 +46,33 @@ DELTA = "delta"
 DROP_KINDS = (SNAPSHOT, DELTA)
 
 
+def unsafe_image_path(root: Path, rel: str) -> str | None:
+    """Why the table path ``rel`` may not be followed from the drop folder ``root``, or
+    ``None`` when it names a place inside it.
+
+    Why here, in the contract: validation refuses such a drop (``image_path_safe``), and the
+    ingest and the window, which copy or link every referenced file, check again before
+    touching one; all three apply this one rule. A path is refused when it is absolute, has a
+    ``..`` part, a backslash or a NUL, or leads (through any symlink) outside ``root``. Nothing
+    here opens the file.
+    """
+    if "\x00" in rel or "\\" in rel:
+        return "path has a NUL or backslash character"
+    candidate = Path(rel)
+    if candidate.is_absolute():
+        return "absolute path (image paths are relative to the drop folder)"
+    if ".." in candidate.parts:
+        return "path has a '..' part (image paths stay inside the drop folder)"
+    base = Path(root).resolve()
+    try:
+        full = (base / candidate).resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        return f"path cannot be resolved: {exc}"
+    if not full.is_relative_to(base):
+        return "path leads outside the drop folder (a symlink)"
+    return None
+
+
 @dataclass(frozen=True)
 class Column:
     """One column: arrow type, whether nulls are allowed, a short meaning for docs and reports."""

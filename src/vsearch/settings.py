@@ -526,6 +526,12 @@ class ServingSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(3000, ge=1, le=65535)
     start_timeout_s: float = Field(60, gt=0, description="wait for /readyz when started by us")
+    stop_grace_s: float = Field(
+        20,
+        gt=0,
+        description="on SIGTERM/SIGINT or `services down`: wait this long for the service to "
+        "drain and exit, then SIGKILL its process group",
+    )
     model_source: Literal["auto", "registry", "path"] = Field(
         "auto",
         description="registry: MLflow alias; path: model_dir; auto: registry if MLflow is set",
@@ -565,6 +571,15 @@ class ServingSettings(_Section):
     samples: int = Field(8, ge=0, description="held-out demo query photos offered by /samples")
     max_field_chars: int = Field(
         256, ge=1, description="longest text form field (item_id, title, category, ...)"
+    )
+    admin_rate_per_s: float = Field(
+        5.0,
+        gt=0,
+        description="admin requests per second one caller (its valid token, else its address) "
+        "may sustain; more are refused 429 with Retry-After",
+    )
+    admin_rate_burst: int = Field(
+        20, ge=1, description="admin requests one caller may make at once after being idle"
     )
 
 
@@ -825,6 +840,13 @@ class PromotionSettings(_Section):
     load_warmup: int = Field(2, ge=0, description="untimed requests per thread first")
     load_photos: int = Field(20, ge=1, description="held-out query photos the load run sends")
     build_bento: bool = Field(True, description="`bentoml build` when a release ships")
+    io_retries: int = Field(
+        2,
+        ge=0,
+        description="retries of the ship's I/O steps (Bento build, service reload), each on "
+        "its own; CURRENT and the champion alias move once, never retried",
+    )
+    io_retry_delay_s: float = Field(5, ge=0, description="wait before each of those retries")
 
 
 class ScheduleSettings(_Section):

@@ -31,6 +31,7 @@ from vsearch.contracts import (
     drop_kind,
     has_truth,
     read_drop_manifest,
+    unsafe_image_path,
     read_ledger,
     write_table,
 )
@@ -87,6 +88,14 @@ def resolve_paths(settings: Settings, repo_root: Path) -> dict[str, Path]:
     }
 
 
+def _refuse_unsafe(drop: Path, rel: str) -> None:
+    """Never copy a file from outside the drop (validation refuses such a drop first; this
+    guards callers that stage without it)."""
+    why = unsafe_image_path(drop, rel)
+    if why is not None:
+        raise BadInput(f"drop {drop}: image path {rel!r} refused: {why} (image_path_safe)")
+
+
 def _link_or_copy(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -120,6 +129,7 @@ def stage_drop(
             write_table(frame, contract, tmp)
             if "image" in frame.columns:
                 for rel in frame["image"].dropna().unique():
+                    _refuse_unsafe(drop, str(rel))
                     _link_or_copy(drop / rel, tmp / rel)
         (tmp / DROP_MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
         tmp.rename(target)

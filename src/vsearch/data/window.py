@@ -43,6 +43,7 @@ from vsearch.contracts import (
     REMOVED,
     SNAPSHOT,
     has_table,
+    unsafe_image_path,
     read_table,
     write_table,
 )
@@ -253,6 +254,11 @@ def build_view(drops: Sequence[WindowDrop], raw_dir: Path, out: Path) -> dict[st
             if "image" in frame.columns:
                 for rel in frame["image"].dropna().unique():
                     drop_id, _, path = str(rel).partition("/")
+                    why = unsafe_image_path(raw_dir, str(rel)) or unsafe_image_path(
+                        raw_dir / drop_id, path
+                    )
+                    if why is not None:  # ingest refused such paths: a tampered raw drop
+                        raise BadInput(f"window: image path {rel!r} refused: {why}")
                     _link(raw_dir / drop_id / path, staging / rel)
         atomic_write_text(staging / DROP_MANIFEST, json.dumps(manifest, indent=2) + "\n")
 

@@ -1,7 +1,8 @@
 """``vsearch services up | down | status``: the local servers and what runs beside them.
 
 Why here: ``down`` stops everything this package starts (the nightly deployment, the demo's
-search service, the MLflow and Prefect servers), so the command group sits beside them.
+search service, the MLflow and Prefect servers) and ``up`` brings every one of them back
+(:mod:`vsearch.local.lifecycle`), so the command group sits beside them.
 """
 
 from __future__ import annotations
@@ -9,26 +10,26 @@ from __future__ import annotations
 import typer
 
 from vsearch.cli_support import emit, get_settings, run_guarded
-from vsearch.local.env import client_env, state_dir
-from vsearch.local.servers import down, status, up
 
 app = typer.Typer(
-    help="Local MLflow + Prefect servers (real processes, SQLite).", no_args_is_help=True
+    help="Local MLflow + Prefect servers (real processes, SQLite), the nightly deployment's "
+    "process and the demo's search service.",
+    no_args_is_help=True,
 )
 
 
 @app.command("up")
 def up_command() -> None:
-    """Start MLflow and Prefect locally (reused if already running) and print their URLs."""
+    """Start MLflow and Prefect locally (reused if already running), bring back what `down`
+    stopped (the nightly deployment's process, the search service) and print their URLs."""
 
     def body() -> None:
-        s = get_settings().services
-        infos = up(s)
-        emit(
-            {name: {"url": i.url, "pid": i.pid, "log": i.log_file} for name, i in infos.items()},
-            as_json=False,
-        )
-        env = client_env(s)
+        from vsearch.local.env import client_env
+        from vsearch.local.lifecycle import up_all
+
+        settings = get_settings()
+        emit(up_all(settings), as_json=False)
+        env = client_env(settings.services)
         exports = " ".join(f"{k}={env[k]}" for k in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL"))
         typer.echo(f"export {exports}")
 
@@ -37,17 +38,13 @@ def up_command() -> None:
 
 @app.command("down")
 def down_command() -> None:
-    """Stop the servers started by ``up``, the nightly deployment and the demo's service."""
+    """Stop the nightly deployment, the demo's service and the servers started by ``up``
+    (``up`` brings them all back)."""
 
     def body() -> None:
-        from vsearch.local.deployment import deploy_down  # only `down` needs these two
-        from vsearch.local.service import stop_detached
+        from vsearch.local.lifecycle import down_all
 
-        settings = get_settings()
-        stopped = ["nightly deployment"] if deploy_down(settings) else []
-        if stop_detached(state_dir(settings.services)):
-            stopped.append("search service")
-        stopped += down(settings.services)
+        stopped = down_all(get_settings())
         typer.echo(f"stopped: {stopped or 'nothing'}")
 
     run_guarded(body)
@@ -55,5 +52,16 @@ def down_command() -> None:
 
 @app.command("status")
 def status_command(json_out: bool = typer.Option(False, "--json")) -> None:
-    """Show each server's URL, pid and health."""
-    run_guarded(lambda: emit(status(get_settings().services), as_json=json_out))
+    """Each server's URL, pid and health; the nightly deployment (registered on Prefect? its
+    runner?) and the search service; a problem line when a schedule has no runner."""
+
+    def body() -> None:
+        from vsearch.local.lifecycle import status_all
+
+        report = status_all(get_settings())
+        emit(report, as_json=json_out)
+        if not json_out:
+            for problem in report["problems"]:
+                typer.echo(f"PROBLEM: {problem}", err=True)
+
+    run_guarded(body)

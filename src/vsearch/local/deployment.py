@@ -65,7 +65,13 @@ def deployment_info() -> dict[str, Any] | None:
     if dep is None:
         return None
     crons = [getattr(s.schedule, "cron", None) for s in (dep.schedules or [])]
-    return {"id": str(dep.id), "name": f"{FLOW_NAME}/{DEPLOYMENT}", "cron": [c for c in crons if c]}
+    status = getattr(dep, "status", None)
+    return {
+        "id": str(dep.id),
+        "name": f"{FLOW_NAME}/{DEPLOYMENT}",
+        "cron": [c for c in crons if c],
+        "prefect_status": getattr(status, "value", status),  # READY while a runner polls
+    }
 
 
 def deploy_up(settings: Settings, root: Path, params: Path, timeout_s: float) -> dict[str, Any]:
@@ -83,7 +89,8 @@ def deploy_up(settings: Settings, root: Path, params: Path, timeout_s: float) ->
         argv = [sys.executable, "-m", "flows.deploy", "--repo-root", str(root)]
         argv += ["--params", str(params)]
         started = spawn(argv, log_path, env, cwd=root)
-        write_record(_state_path(settings), {**started.record(), "log": str(log_path)})
+        record = {**started.record(), "log": str(log_path), "root": str(root)}
+        write_record(_state_path(settings), {**record, "params": str(params)})
     info = wait_until(
         started,
         deployment_info,

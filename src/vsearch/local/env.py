@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vsearch.settings import ServicesSettings
+from vsearch.settings import ServicesSettings, Settings
 
 TELEMETRY_OFF: dict[str, str] = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -81,3 +81,27 @@ def apply_client_env(settings: ServicesSettings) -> dict[str, str]:
     env = client_env(settings)
     os.environ.update(env)
     return env
+
+
+ADMIN_TOKEN_FILE = "admin_token"  # under services.state_dir, mode 0600
+
+
+def admin_token(settings: Settings) -> str:
+    """The local admin bearer token, exported into this process's environment.
+
+    The variable ``serving.admin_token_env`` when set, else a secret made once and kept 0600
+    under ``services.state_dir``: the demo's service, the promotion flow's reload and
+    ``vsearch services up`` (restarting the service) share it.
+    """
+    import secrets
+
+    env = settings.serving.admin_token_env
+    if os.environ.get(env):
+        return os.environ[env]
+    path = settings.services.state_dir / ADMIN_TOKEN_FILE
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24))
+    os.environ[env] = path.read_text().strip()
+    return os.environ[env]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -29,6 +30,7 @@ import psutil
 from vsearch.fsio import atomic_write_json
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 15.0  # SIGTERM, then SIGKILL after this long
 SAME_START_S = 0.05  # create_time values this close are the same process (clock-tick rounding)
@@ -162,9 +164,14 @@ def stop(started: Started, grace_s: float = STOP_GRACE_S) -> bool:
     """SIGTERM the process group ``started`` leads, wait up to ``grace_s``, then SIGKILL it.
 
     Nothing is signalled unless the pid still belongs to the recorded process (same
-    ``create_time``). Returns whether it was running. Waits until the processes are gone (their
-    ports are free for a successor); our own child is reaped so it is no zombie.
+    ``create_time``; a pid without a start time is signalled only when it is our own child).
+    Returns whether it was running. Waits until the processes are gone (their ports are free
+    for a successor); our own child is reaped so it is no zombie.
     """
+    if started.create_time is None and started.proc is None:
+        # A pid from a file with no start time could be anyone's by now: never signal it.
+        log.warning("pid %d has no recorded start time; not signalling it", started.pid)
+        return False
     leader = _same(started.pid, started.create_time)
     if leader is None:
         return False
@@ -206,9 +213,11 @@ def read_record(path: Path) -> dict[str, Any] | None:
 
 
 def recorded(record: Mapping[str, Any] | None) -> Started | None:
-    """The process a state-file record names, if it still runs (same pid *and* start time)."""
-    if not record or not record.get("pid"):
-        return None
+    """The process a state-file record names, if it still runs (same pid *and* start time);
+    ``None`` for a record without a start time (written before they were recorded: that pid
+    may belong to anyone now)."""
+    if not record or not record.get("pid") or record.get("create_time") is None:
+        return None  # no start time: the pid cannot be told apart from a reused one
     found = Started(int(record["pid"]), record.get("create_time"))
     return found if found.alive() else None
 

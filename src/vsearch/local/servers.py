@@ -69,8 +69,8 @@ class ServiceInfo:
 
     def process(self) -> Started | None:
         """The recorded process, if it still runs (same pid and start time)."""
-        if not self.pid:
-            return None
+        if not self.pid or self.create_time is None:
+            return None  # no start time: the pid cannot be told apart from a reused one
         found = Started(self.pid, self.create_time)
         return found if found.alive() else None
 

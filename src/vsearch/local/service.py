@@ -10,7 +10,10 @@ so nothing here imports :mod:`vsearch.serving`.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +23,7 @@ import httpx
 from vsearch.local.env import LIVE_PATH, PARAMS_ENV, READY_PATH, ROOT_ENV, TELEMETRY_OFF
 from vsearch.local.processes import (
     Started,
+    create_time,
     spawn,
     stop_recorded,
     wait_until,
@@ -27,10 +31,11 @@ from vsearch.local.processes import (
 )
 from vsearch.local.processes import stop as stop_process
 
+log = logging.getLogger(__name__)
 SERVICE_IMPORT = "vsearch.serving.service:VSearchService"
 DETACHED_STATE = "serving.json"  # pid + url of the service `vsearch demo` leaves running
 DETACHED_LOG = "serving.log"
-STOP_GRACE_S = 20.0  # the service drains in-flight requests on SIGTERM
+STOP_GRACE_S = 20.0  # default of serving.stop_grace_s where no settings are at hand
 _POLL_S = 0.5
 _PROBE_TIMEOUT_S = 2.0
 
@@ -67,12 +72,47 @@ def _answers(url: str) -> bool:
         return False
 
 
-def serve_foreground(host: str, port: int, params: Path, root: Path) -> int:
-    """Run the service until interrupted; returns its exit code."""
+def serve_foreground(
+    host: str, port: int, params: Path, root: Path, grace_s: float = STOP_GRACE_S
+) -> int:
+    """Run the service until it exits or this process gets SIGTERM/SIGINT; returns its exit
+    code (0 when stopped on request).
+
+    Why not just ``subprocess.call``: a process manager or ``docker stop`` sends SIGTERM to
+    this process only; without forwarding, it would exit and leave BentoML's server running
+    with the port bound. The server runs in a process group of its own; a signal here stops
+    that whole group (SIGTERM, then SIGKILL after ``grace_s``, by
+    :func:`vsearch.local.processes.stop`)
+    and this function returns only once it is gone.
+    """
+    proc = subprocess.Popen(
+        _command(host, port),
+        env=_env(params, root),
+        cwd=root,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl+C reaches it through us, once, as SIGTERM
+    )
+    started = Started(proc.pid, create_time(proc.pid), proc)
+    received: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return subprocess.call(_command(host, port), env=_env(params, root), cwd=root)
-    except KeyboardInterrupt:
-        return 0
+        while not received and proc.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=_POLL_S)
+        if received:
+            log.info("signal %d: stopping the service (grace %.0f s)", received[0], grace_s)
+            stop_process(started, grace_s)
+            return 0
+        return proc.returncode
+    finally:
+        if proc.poll() is None:  # an exception on the way out: never leave it behind
+            stop_process(started, grace_s)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def start_background(
@@ -133,13 +173,14 @@ def ensure_detached(
         return {"url": url, "reused": True}
     log_file = state_dir / DETACHED_LOG
     started = start_background(host, port, params, root, log_file, timeout_s, LIVE_PATH, env)
-    write_record(state_dir / DETACHED_STATE, {**started.record(), "url": url})
+    how = {"host": host, "port": port, "params": str(params), "root": str(root.resolve())}
+    write_record(state_dir / DETACHED_STATE, {**started.record(), "url": url, **how})
     return {"url": url, "pid": started.pid, "log": str(log_file), "reused": False}
 
 
-def stop_detached(state_dir: Path) -> bool:
+def stop_detached(state_dir: Path, grace_s: float = STOP_GRACE_S) -> bool:
     """Stop the service :func:`ensure_detached` started; ``True`` when one was running.
 
     Waits until it exited, so its port is free for a successor.
     """
-    return stop_recorded(state_dir / DETACHED_STATE, STOP_GRACE_S)
+    return stop_recorded(state_dir / DETACHED_STATE, grace_s)

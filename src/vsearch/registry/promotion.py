@@ -430,10 +430,15 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def promote(
+def activate(
     settings: Settings, root: Path, cand: Candidate, release: str, latency: dict[str, Any]
 ) -> dict[str, Any]:
-    """The gate passed: ``CURRENT`` → release, ``champion`` → version, Bento, service reload."""
+    """The gate passed: ``CURRENT`` → release, ``champion`` → version (and its p95 tag).
+
+    The promotion's decision, done once; the I/O after it (:func:`build_bento`,
+    :func:`reload_service`) is what may be retried, never this (a retry would re-point the
+    alias and record the new champion as its own predecessor).
+    """
     from vsearch.registry.registry import ModelRegistry
 
     indexes = _abs(root, settings.project.indexes_dir)
@@ -444,11 +449,7 @@ def promote(
     reg.client.set_model_version_tag(
         reg.model_name, cand.version, TAG_SERVICE_P95, f"{latency['p95_ms']:.3f}"
     )
-    out: dict[str, Any] = {"release": release, "previous_release": previous}
-    out["champion"] = cand.version
-    out["bento"] = build_bento(root) if settings.promotion.build_bento else None
-    out["reload"] = reload_service(settings)
-    return out
+    return {"release": release, "previous_release": previous, "champion": cand.version}
 
 
 def build_bento(root: Path) -> str:

@@ -6,7 +6,8 @@ Endpoints:
   ``/uploads/...``, ``/admin/...``: a Starlette app mounted into the service
   (:mod:`vsearch.serving.web`; why not ``@bentoml.api`` is explained there);
 * ``POST /search_batch``: adaptive batching (:mod:`vsearch.serving.batch`);
-* ``POST /info``: version, drops, the release on disk and the one served;
+* ``POST /info`` (and ``GET /info``): versions and health; with the admin token also drops,
+  paths, lineage and load errors (:mod:`vsearch.serving.info`);
 * BentoML's own ``/livez``, ``/readyz`` (ready only once a pipeline is loaded), ``/metrics``,
   ``/docs.json``.
 
@@ -35,7 +36,7 @@ from pydantic import Field
 from vsearch import __version__
 from vsearch.local.env import PARAMS_ENV, ROOT_ENV
 from vsearch.serving.batch import BatchQuery, run_batch
-from vsearch.serving.http import BodyLimit, JsonApiGate
+from vsearch.serving.http import BodyLimit, HttpError, JsonApiGate, SecurityHeaders
 from vsearch.serving.state import ServingState
 from vsearch.serving.web import WebApp
 from vsearch.settings import Settings, load_settings
@@ -61,11 +62,6 @@ def boot_settings() -> Settings:
     if not path.is_file() and PARAMS_ENV not in os.environ:
         return Settings()
     return load_settings(path)
-
-
-def _current_release(indexes_dir: Path) -> str | None:
-    pointer = indexes_dir / "CURRENT"
-    return pointer.read_text().strip() if pointer.is_file() else None
 
 
 def _state() -> ServingState:
@@ -99,32 +95,20 @@ class VSearchService:
         """``/readyz``: ready only while a pipeline is loaded."""
         return self.state.current is not None
 
-    def _abs(self, path: Path) -> Path:
-        return path if path.is_absolute() else self.root / path
-
     @bentoml.api(route=INFO_ROUTE)
-    def info(self) -> dict[str, Any]:
-        """Version, ingested drops (with DVC hashes), the release on disk and what is served."""
-        from vsearch.data.ingest import list_drops
-
-        raw = self._abs(self.settings.ingest.raw_dir)
-        current = self.state.current
-        return {
-            "version": __version__,
-            "drops": list_drops(raw) if raw.is_dir() else [],
-            "index_release": _current_release(self._abs(self.settings.project.indexes_dir)),
-            "ready": current is not None,
-            "serving": current.describe() if current else None,
-            "error": None if current else self.state.not_loaded_message(),
-            "admin_enabled": bool(os.environ.get(self.settings.serving.admin_token_env)),
-            "limits": {
-                "max_k": self.settings.search.max_k,
-                "default_k": self.settings.search.default_k,
-                "max_image_bytes": self.settings.search.max_image_bytes,
-                "max_request_bytes": self.settings.serving.max_request_bytes,
-                "max_batch_items": self.settings.serving.max_batch_items,
-            },
-        }
+    def info(self, ctx: bentoml.Context) -> dict[str, Any]:
+        """Versions and health (the public view); with the admin bearer token also drops,
+        paths, lineage and load errors (:mod:`vsearch.serving.info`). ``GET /info`` answers
+        the same."""
+        request = ctx.request
+        client = request.client.host if request.client else ""
+        try:
+            return _web.info_for(request.headers, client)
+        except HttpError as exc:
+            ctx.response.status_code = exc.status
+            for name, value in exc.headers.items():
+                ctx.response.headers[name] = value
+            return {"error": exc.message}
 
     @bentoml.api(
         route=BATCH_ROUTE,
@@ -153,6 +137,8 @@ def _not_ready_message() -> str:
     return _state().not_loaded_message()
 
 
+# Outermost first: the security headers also go on the refusals of the two guards below.
+VSearchService.add_asgi_middleware(SecurityHeaders)
 VSearchService.add_asgi_middleware(BodyLimit, limit_for=_body_limit)
 VSearchService.add_asgi_middleware(
     JsonApiGate,

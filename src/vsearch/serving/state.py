@@ -25,7 +25,9 @@ Admin writes (:meth:`ServingState.upsert`, :meth:`ServingState.delete`) are reco
 change set first, then applied to the serving release with the change's sequence number; a
 loaded release applies the changes it does not hold yet (photos re-encoded by the served model).
 Writes and reloads are serialised by one lock, so a write always lands in the release that
-serves after it.
+serves after it. A write that finds its release sealed by a compaction
+(:class:`~vsearch.index.engine.StaleRelease`: ``vsearch index compact`` folded it into a new
+release) reopens ``CURRENT``, whose load applies the change just recorded, and succeeds.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ import torch
 
 from vsearch.errors import BadInput
 from vsearch.index.embeddings import EmbeddingSet, ModelInfo
-from vsearch.index.engine import Engine
+from vsearch.index.engine import Engine, StaleRelease
 from vsearch.index.manifest import Manifest
 from vsearch.index.release import current_version, resolve
 from vsearch.index.release_data import lineage_of, read_catalog, require_data
@@ -192,6 +194,16 @@ class ServingState:
             served._release()
 
     def not_loaded_message(self) -> str:
+        """Why nothing serves, as public answers say it: no path, no error text from inside
+        (those are in :meth:`not_loaded_detail`, for the admin view of ``/info``)."""
+        why = " (the last load failed; the admin view of /info says why)" if self.last_error else ""
+        return (
+            f"no index release is loaded{why}: build one (`vsearch index build` or the nightly "
+            "flow), then POST /admin/reload"
+        )
+
+    def not_loaded_detail(self) -> str:
+        """Why nothing serves, with the last load's error (paths and all): admins only."""
         why = f" ({self.last_error})" if self.last_error else ""
         return (
             f"no index release is loaded{why}: build one (`vsearch index build` or the nightly "
@@ -394,28 +406,33 @@ class ServingState:
                 damaged files, no release, no model); the previous pipeline keeps serving.
         """
         with self._writes:
-            try:
-                new = self._build()
-            except BadInput as exc:  # ReleaseError, FingerprintMismatch, missing model, ...
-                self._refused(str(exc))
-                raise ReloadRefused(str(exc)) from None
-            except Exception as exc:  # any other failure to load is a refusal too
-                log.exception("reload failed")
-                self._refused(f"{type(exc).__name__}: {exc}")
-                raise ReloadRefused(f"{type(exc).__name__}: {exc}") from None
-            with self._swap:
-                old, self._current = self._current, new
-            self.last_error = None
-            log.info(
-                "serving release %s with model %s (%.1fs); previous %s",
-                new.release,
-                str(new.model.get("fingerprint"))[:12],
-                new.load_s,
-                old.release if old else None,
-            )
-            if old is not None:
-                old.retire()
-            return new
+            return self._reload_locked()
+
+    def _reload_locked(self) -> Served:
+        """:meth:`reload` with the write lock already held (an admin write that found its
+        release sealed by a compaction reopens ``CURRENT`` this way, then carries on)."""
+        try:
+            new = self._build()
+        except BadInput as exc:  # ReleaseError, FingerprintMismatch, missing model, ...
+            self._refused(str(exc))
+            raise ReloadRefused(str(exc)) from None
+        except Exception as exc:  # any other failure to load is a refusal too
+            log.exception("reload failed")
+            self._refused(f"{type(exc).__name__}: {exc}")
+            raise ReloadRefused(f"{type(exc).__name__}: {exc}") from None
+        with self._swap:
+            old, self._current = self._current, new
+        self.last_error = None
+        log.info(
+            "serving release %s with model %s (%.1fs); previous %s",
+            new.release,
+            str(new.model.get("fingerprint"))[:12],
+            new.load_s,
+            old.release if old else None,
+        )
+        if old is not None:
+            old.retire()
+        return new
 
     def _refused(self, reason: str) -> None:
         serving = self._current.release if self._current else None
@@ -479,17 +496,32 @@ class ServingState:
                 enc.embeddings,
                 ModelInfo(model.name, model.version, model.fingerprint),
             )
-            seq = pipeline.engine.upsert(items, ref=change)
-            pipeline.update_catalog(pd.DataFrame([stored]).reindex(columns=CATALOG_COLUMNS))
-            return {
+            out = {
                 "item_id": row["item_id"],
                 "category": category,
                 "box": [float(x) for x in enc.boxes[0]],
                 "image": stored["image"],
-                "release": served.release,
-                "seq": seq,
                 "change": change,
             }
+            try:
+                seq = pipeline.engine.upsert(items, ref=change)
+            except StaleRelease:
+                # A compaction sealed the served release: reopen CURRENT, whose load applies
+                # this change (recorded above, newer than anything the new release holds).
+                fresh = self._reopen_sealed(served)
+                return {**out, "release": fresh.release, "seq": fresh.pipeline.engine.log.last_seq}
+            pipeline.update_catalog(pd.DataFrame([stored]).reindex(columns=CATALOG_COLUMNS))
+            return {**out, "release": served.release, "seq": seq}
+
+    def _reopen_sealed(self, served: Served) -> Served:
+        """The served release was compacted into a newer one: load ``CURRENT`` (write lock
+        held), so admin writes keep working after ``vsearch index compact``."""
+        log.info(
+            "release %s was compacted into %s: reopening CURRENT for admin writes",
+            served.release,
+            served.pipeline.engine.sealed_into,
+        )
+        return self._reload_locked()
 
     def delete(self, item_id: str) -> int:
         """Tombstone a listing durably; returns how many live items were deleted (0 or 1).
@@ -498,8 +530,12 @@ class ServingState:
         """
         with self._writes, self.lease() as served:
             engine = served.pipeline.engine
-            engine.sync()  # writes of the other workers first
+            engine.sync()  # writes of the other workers (and a compaction's seal) first
             if engine.lookup([item_id])[0] < 0:
                 return 0
             change = self.admin.delete(item_id)
-            return engine.delete([item_id], ref=change)
+            try:
+                return engine.delete([item_id], ref=change)
+            except StaleRelease:  # the reopened release's load applies the recorded delete
+                self._reopen_sealed(served)
+                return 1

@@ -13,18 +13,19 @@ Routes (all answers JSON unless a page or photo):
 * ``POST /search`` multipart: ``image`` file, optional ``box``, ``category`` (repeat the field
   for several), ``k`` and the filters ``price_min``, ``price_max``, ``seller`` (repeat for
   several), ``in_stock`` (:mod:`vsearch.search.filters`); an unknown field is a 422;
+* ``GET /info`` versions and health (``POST /info`` is BentoML's API with the same answer);
+  the admin token adds paths, lineage and load errors (:mod:`vsearch.serving.info`);
 * ``GET /samples`` held-out demo query photos; ``GET /images/{path}`` photos of the drop;
   ``GET /uploads/{name}`` photos added through the admin API;
 * ``POST /admin/items`` (multipart upsert), ``DELETE /admin/items/{item_id}``,
-  ``POST /admin/reload``: bearer token from the environment variable ``serving.admin_token_env``.
+  ``POST /admin/reload``: bearer token from the environment variable ``serving.admin_token_env``,
+  rate-limited per caller (:mod:`vsearch.serving.guard`).
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
-import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -43,6 +44,7 @@ from starlette.staticfiles import StaticFiles
 from vsearch.errors import BadInput
 from vsearch.search.filters import FILTER_FIELDS, SearchFilter
 from vsearch.serving.admin_store import IMAGE_PREFIX
+from vsearch.serving.guard import AdminGuard
 from vsearch.serving.http import (
     HttpError,
     error_response,
@@ -54,6 +56,7 @@ from vsearch.serving.http import (
     parse_text,
     status_of,
 )
+from vsearch.serving.info import admin_info, public_info
 from vsearch.serving.state import NotLoaded, ReloadRefused, Served, ServingState
 
 log = logging.getLogger(__name__)
@@ -114,10 +117,29 @@ class WebApp:
         self.get_state = get_state
         self._search_limiter: anyio.CapacityLimiter | None = None
         self._admin_limiter: anyio.CapacityLimiter | None = None
+        self._admin_guard: AdminGuard | None = None
 
     @property
     def state(self) -> ServingState:
         return self.get_state()
+
+    def guard(self) -> AdminGuard:
+        """The admin token check and rate limit of this process (made on first use: the
+        settings come with the state)."""
+        if self._admin_guard is None:
+            self._admin_guard = AdminGuard(self.state.settings.serving)
+        return self._admin_guard
+
+    def info_for(self, headers: Mapping[str, str], client: str) -> dict[str, Any]:
+        """``/info``: the public view, or the admin view for the valid admin token.
+
+        Raises:
+            HttpError: a token was sent but refused (401/403/429).
+        """
+        guard = self.guard()
+        if guard.is_admin(headers, client):
+            return admin_info(self.state, guard.enabled)
+        return public_info(self.state, guard.enabled)
 
     def limiters(self) -> tuple[anyio.CapacityLimiter, anyio.CapacityLimiter]:
         """Searches share ``serving.search_threads`` threads; admin work gets its own one, so
@@ -134,6 +156,7 @@ class WebApp:
             Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
             Route("/search", self.search, methods=["POST"]),
             Route("/samples", self.samples, methods=["GET"]),
+            Route("/info", self.info, methods=["GET"]),
             Route("/images/{path:path}", self.drop_image, methods=["GET"]),
             Route("/uploads/{name:path}", self.upload_image, methods=["GET"]),
             Route("/admin/items", self.admin_upsert, methods=["POST"]),
@@ -211,6 +234,15 @@ class WebApp:
         except BadInput as exc:
             return error_response(404, str(exc))
         return FileResponse(path, headers={"Cache-Control": IMAGE_CACHE})
+
+    async def info(self, request: Request) -> Response:
+        """``GET /info``: the same answer as BentoML's ``POST /info``."""
+
+        async def run() -> Response:
+            client = request.client.host if request.client else ""
+            return JSONResponse(self.info_for(request.headers, client))
+
+        return await self._guard(run)
 
     async def samples(self, request: Request) -> Response:
         """Held-out query photos of the drop (never trained on): the page's demo queries."""
@@ -294,25 +326,9 @@ class WebApp:
     # -- admin ---------------------------------------------------------------------------------
 
     def _authorize(self, request: Request) -> None:
-        """Bearer token from ``serving.admin_token_env``: 403 when unset (admin disabled),
-        401 without a bearer token, 403 with a wrong one."""
-        env = self.state.settings.serving.admin_token_env
-        token = os.environ.get(env, "")
-        if not token:
-            raise HttpError(
-                403,
-                f"the admin API is disabled: set the environment variable {env} to a secret "
-                "token and restart the service, then send 'Authorization: Bearer <token>'",
-            )
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not given.strip():
-            raise HttpError(
-                401,
-                "admin API: send 'Authorization: Bearer <token>'",
-                {"WWW-Authenticate": 'Bearer realm="vsearch-admin"'},
-            )
-        if not hmac.compare_digest(given.strip().encode(), token.encode()):
-            raise HttpError(403, "admin API: the bearer token is not valid")
+        """The admin token and rate limit (:class:`~vsearch.serving.guard.AdminGuard`): 429
+        over the limit, 403 when admin is disabled or the token is wrong, 401 without one."""
+        self.guard().check(request.headers, request.client.host if request.client else "")
 
     async def admin_upsert(self, request: Request) -> Response:
         async def run() -> Response:

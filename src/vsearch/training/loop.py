@@ -141,26 +141,33 @@ class _Trainer:
     # -- checkpoint ----------------------------------------------------------------------------
     def state(self, epoch: int, elapsed: float, images: int, history: list) -> dict[str, Any]:
         """Everything a resumed run needs to continue bit-for-bit (weights, optimiser, RNGs)."""
+        plain = _plain(
+            {
+                "config": self.config.to_dict(),
+                "classes": [str(c) for c in self.data.classes],
+                "step": self.step,
+                "epoch": epoch,
+                "elapsed": elapsed,
+                "images": images,
+                "history": history,
+                "np_rng": self.np_rng.bit_generator.state,
+                "queue": list(self.sampler._queue),
+            }
+        )
         return {
             "net": self.net.state_dict(),
             "loss": self.loss.state_dict(),
             "optim": self.optim.state_dict(),
-            "config": self.config.to_dict(),
-            "classes": self.data.classes,
-            "step": self.step,
-            "epoch": epoch,
-            "elapsed": elapsed,
-            "images": images,
-            "history": history,
-            "np_rng": self.np_rng.bit_generator.state,
             "gen": self.gen.get_state(),
             "torch_rng": torch.get_rng_state(),
-            "queue": list(self.sampler._queue),
+            **plain,  # plain Python values only: the file loads with weights_only=True
         }
 
     def load(self, ckpt: dict[str, Any]) -> None:
         """Restore :meth:`state`; refuses a checkpoint of other data or another config."""
-        if ckpt["classes"] != self.data.classes or ckpt["config"] != self.config.to_dict():
+        if ckpt["classes"] != [str(c) for c in self.data.classes] or ckpt["config"] != _plain(
+            self.config.to_dict()
+        ):
             raise ValueError(
                 "checkpoint was made for other data or another model config; "
                 "train into a fresh --out folder or drop --resume"
@@ -286,9 +293,42 @@ def click_recall(
     }
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays turned into Python values, tuples into lists:
+    what ``torch.load(weights_only=True)`` accepts besides tensors."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    return value
+
+
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:  # a crash never leaves a half-written checkpoint
+    """Write a checkpoint atomically and durably (temp file, fsync, rename, fsync the folder:
+    :func:`vsearch.fsio.atomic_path`), so a crash leaves the previous one whole."""
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``: tensors, state dicts and plain Python
+    values only, so a tampered file cannot run code when a run resumes.
+
+    Raises:
+        ValueError: the file holds anything else (or is not a checkpoint).
+    """
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        raise ValueError(
+            f"{path}: not a loadable training checkpoint ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); train into a fresh --out "
+            "folder or drop --resume"
+        ) from None
 
 
 def train(
@@ -386,7 +426,7 @@ def _train(settings: Settings, data: TrainData, out_dir: Path, opts: _RunOptions
     history: list[dict[str, float]] = []
     start_epoch, elapsed, images = 0, 0.0, 0
     if opts.resume and ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ckpt = load_checkpoint(ckpt_path)
         trainer.load(ckpt)
         start_epoch, elapsed = int(ckpt["epoch"]) + 1, float(ckpt["elapsed"])
         images, history = int(ckpt["images"]), list(ckpt["history"])

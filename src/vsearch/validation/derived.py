@@ -17,6 +17,7 @@ import pandas as pd
 from vsearch.contracts import CATALOG, IMPRESSIONS, QUERIES
 from vsearch.validation.images import ImageCheck
 
+IMAGE_PATH_ERROR = "image_path_error"
 IMAGE_FILE_ERROR = "image_file_error"
 IMAGE_SIZE_ERROR = "image_size_error"
 ITEM_IN_CATALOG = "item_id_in_catalog"
@@ -28,6 +29,7 @@ CLICK_ORDER_STARTS_AT_0 = "click_order_starts_at_0"
 CLICK_ORDER_CONTIGUOUS = "click_order_contiguous"
 
 DERIVED_COLUMNS = (
+    IMAGE_PATH_ERROR,
     IMAGE_FILE_ERROR,
     IMAGE_SIZE_ERROR,
     ITEM_IN_CATALOG,
@@ -41,8 +43,11 @@ DERIVED_COLUMNS = (
 
 
 def with_image_errors(frame: pd.DataFrame, checks: dict[str, ImageCheck]) -> pd.DataFrame:
-    """Add ``image_file_error`` / ``image_size_error`` (text or null) from the image checks."""
+    """Add ``image_path_error`` / ``image_file_error`` / ``image_size_error`` (text or null)
+    from the image checks."""
     out = frame.copy()
+    path_err = {p: c.path_error for p, c in checks.items()}
+    out[IMAGE_PATH_ERROR] = pd.Series(out["image"].map(path_err), dtype=object)
     file_err = {p: c.file_error for p, c in checks.items()}
     size_err = {p: c.size_error for p, c in checks.items()}
     out[IMAGE_FILE_ERROR] = pd.Series(out["image"].map(file_err), dtype=object)

@@ -1,4 +1,4 @@
-"""Image file checks for a drop: present, inside the drop, decodable, and of a usable size.
+"""Image file checks for a drop: a safe path, present, decodable, and of a usable size.
 
 Why two kinds of error: a *missing or undecodable* file means the drop was copied incompletely or
 corrupted in transit, so the whole drop is suspect and must be re-sent (critical); an image that
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from vsearch.contracts import unsafe_image_path
 from vsearch.settings import ValidationSettings
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ class ImageCheck:
 
     Attributes:
         path: the path as written in the table (relative to the drop).
+        path_error: why the path itself is refused (absolute, ``..``, a symlink out of the
+            drop): critical, and the file is never opened.
         file_error: why the file is unusable as a file (critical), or ``None``.
         size_error: why the image is outside the accepted size (quarantine), or ``None``.
         width: pixels, when the header could be read.
@@ -41,26 +44,21 @@ class ImageCheck:
     width: int | None = None
     height: int | None = None
     n_bytes: int | None = None
-
-
-def _resolve(root: Path, rel: str) -> Path | None:
-    """The file a relative path names, or ``None`` if it points outside the drop."""
-    candidate = Path(rel)
-    if candidate.is_absolute():
-        return None
-    full = (root / candidate).resolve()
-    return full if full.is_relative_to(root) else None
+    path_error: str | None = None
 
 
 def check_image(root: Path, rel: str, settings: ValidationSettings) -> ImageCheck:
     """Check one image file referenced as ``rel`` from the drop folder ``root`` (resolved).
 
-    Order matters: existence, then byte size (no read), then the header (size in pixels, no
-    decode), and only then a full decode, which is what detects a truncated file.
+    Order matters: the path (:func:`vsearch.contracts.unsafe_image_path`: nothing outside the
+    drop is ever opened),
+    existence, then byte size (no read), then the header (size in pixels, no decode), and only
+    then a full decode, which is what detects a truncated file.
     """
-    full = _resolve(root, rel)
-    if full is None:
-        return ImageCheck(rel, file_error="path points outside the drop folder")
+    refused = unsafe_image_path(root, rel)
+    if refused is not None:
+        return ImageCheck(rel, path_error=refused)
+    full = (root / rel).resolve()
     if not full.is_file():
         return ImageCheck(rel, file_error="file missing")
     n_bytes = full.stat().st_size

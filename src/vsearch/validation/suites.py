@@ -34,6 +34,7 @@ quarantine failure means one *row* is unusable while its neighbours are fine.
 | `click_order_only_if_clicked` | impressions | critical | ExpectColumnValuesToBeInSet |
 | `click_order_starts_at_0` | impressions | critical | ExpectColumnValuesToBeInSet |
 | `click_order_contiguous` | impressions | critical | ExpectColumnValuesToBeInSet |
+| `image_path_safe` | catalog, queries | critical | ExpectColumnValuesToBeNull |
 | `image_file_ok` | catalog, queries | critical | ExpectColumnValuesToBeNull |
 | `value_not_null` | all | quarantine | ExpectColumnValuesToNotBeNull |
 | `image_size_ok` | catalog, queries | quarantine | ExpectColumnValuesToBeNull |
@@ -67,6 +68,7 @@ from vsearch.validation.derived import (
     CLICK_ORDER_ONLY_IF_CLICKED,
     CLICK_ORDER_STARTS_AT_0,
     IMAGE_FILE_ERROR,
+    IMAGE_PATH_ERROR,
     IMAGE_SIZE_ERROR,
     ITEM_IN_CATALOG,
     ITEM_LISTED_AT,
@@ -133,9 +135,15 @@ CHECKS: dict[str, CheckSpec] = dict(
             "Click orders of a query are 0..n-1 without gaps or repeats: lost or doubled clicks.",
         ),
         _spec(
+            "image_path_safe",
+            True,
+            "Image path absolute, with '..', or a symlink leading out of the drop folder: "
+            "refused, the file is never read.",
+        ),
+        _spec(
             "image_file_ok",
             True,
-            "Image file missing, outside the drop or not decodable: an incomplete copy.",
+            "Image file missing or not decodable: an incomplete copy.",
         ),
         _spec("value_not_null", False, "A required value is missing: the row is unusable."),
         _spec(
@@ -305,6 +313,7 @@ def _image_checks() -> list[Any]:
     import great_expectations.expectations as gxe
 
     return [
+        _expect(gxe.ExpectColumnValuesToBeNull, "image_path_safe", column=IMAGE_PATH_ERROR),
         _expect(gxe.ExpectColumnValuesToBeNull, "image_file_ok", column=IMAGE_FILE_ERROR),
         _expect(gxe.ExpectColumnValuesToBeNull, "image_size_ok", column=IMAGE_SIZE_ERROR),
     ]

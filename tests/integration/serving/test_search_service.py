@@ -87,7 +87,7 @@ def wait_for(condition: Callable[[], bool], limit_s: float = TIMEOUT) -> None:
 
 def test_ready_and_info(client: httpx.Client, served_project) -> None:
     assert client.get("/readyz").status_code == 200
-    info = client.post("/info", json={}).json()
+    info = client.post("/info", json={}, headers=ADMIN).json()  # the admin view: lineage
     assert info["ready"] is True and info["index_release"] == "v0001"
     serving = info["serving"]
     assert serving["release"] == "v0001" and serving["items"] == len(served_project.catalog)

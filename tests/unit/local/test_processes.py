@@ -79,3 +79,45 @@ def test_wait_until_stops_on_timeout(tmp_path: Path) -> None:
             stop_grace_s=5,
         )
     assert not started.alive()
+
+
+def test_a_record_without_start_time_is_never_signalled(sleeper: Started, tmp_path: Path) -> None:
+    """An old-format state file naming a pid that is now someone else's: left alone."""
+    state = tmp_path / "state.json"
+    write_record(state, {"pid": sleeper.pid})
+    assert recorded(read_record(state)) is None
+    assert stop_recorded(state, grace_s=1) is False
+    assert stop(Started(sleeper.pid, None), grace_s=1) is False
+    assert sleeper.alive()
+
+
+def test_services_down_leaves_a_reused_pid_alone(sleeper: Started, tmp_path: Path) -> None:
+    """Every stop path of `vsearch services down` (servers, nightly deployment, search service)
+    meets state files whose pids now belong to an unrelated live process: none signals it."""
+    import json
+
+    from vsearch.local.deployment import STATE_FILE as DEPLOY_STATE
+    from vsearch.local.deployment import deploy_down
+    from vsearch.local.servers import STATE_FILE as SERVERS_STATE
+    from vsearch.local.servers import down
+    from vsearch.local.service import DETACHED_STATE, stop_detached
+    from vsearch.settings import Settings
+
+    settings = Settings()
+    settings.services.state_dir = tmp_path / "state"
+    folder = settings.services.state_dir
+    folder.mkdir()
+    stale = {"pid": sleeper.pid, "create_time": sleeper.create_time - 1000.0}
+    server = {"url": "http://x:1", "health_url": "http://x:1/h", "log_file": None, **stale}
+    (folder / SERVERS_STATE).write_text(
+        json.dumps(
+            {"mlflow": {"name": "mlflow", **server}, "prefect": {"name": "prefect", **server}}
+        )
+    )
+    write_record(folder / DEPLOY_STATE, stale)
+    write_record(folder / DETACHED_STATE, {**stale, "url": "http://x:1"})
+    assert down(settings.services) == []
+    assert deploy_down(settings) is False
+    assert stop_detached(folder) is False
+    assert sleeper.alive() and psutil.Process(sleeper.pid).status() != psutil.STATUS_ZOMBIE
+    assert not any(folder.glob("*.json"))  # the stale records are gone

@@ -92,6 +92,61 @@ def test_resume_continues_exactly(tiny_data, make_settings, tmp_path: Path) -> N
     assert resumed.fingerprint == straight.fingerprint  # bit-identical weights
 
 
+class _RunsCode:
+    """A pickle that runs code when loaded without ``weights_only`` (what a tampered
+    checkpoint would carry)."""
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+
+def test_checkpoint_loads_weights_only_and_a_tampered_one_is_refused(
+    tiny_data, make_settings, tmp_path: Path
+) -> None:
+    s = make_settings(epochs=2)
+    quiet = {"progress": False, "final_check": False, "write_embeddings": False}
+    res = train(s, tiny_data, tmp_path / "run", max_steps=2, **quiet)
+    ckpt = torch.load(res.checkpoint, map_location="cpu", weights_only=True)  # plain values
+    assert ckpt["step"] == 2 and isinstance(ckpt["optim"]["state"], dict)
+    assert all(type(v) is float for row in ckpt["history"] for v in row.values() if v % 1)
+    marker = tmp_path / "pwned"
+    torch.save({**ckpt, "history": [_RunsCode(marker)]}, res.checkpoint)
+    with pytest.raises(ValueError, match="not a loadable training checkpoint"):
+        train(s, tiny_data, tmp_path / "run", resume=True, **quiet)
+    assert not marker.exists()  # the pickle's code never ran
+
+
+def test_checkpoint_is_written_atomically_and_fsynced(
+    tiny_data, make_settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from vsearch.training import loop
+
+    s = make_settings(epochs=1)
+    quiet = {"progress": False, "final_check": False, "write_embeddings": False}
+    res = train(s, tiny_data, tmp_path / "run", **quiet)
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    loop._save_checkpoint(res.checkpoint, {"step": 1})
+    assert any(p.startswith(str(res.checkpoint.parent / ".")) for p in synced), synced  # the file
+    assert str(res.checkpoint.parent) in synced  # and its folder, after the rename
+    before = res.checkpoint.read_bytes()
+    with pytest.raises(Exception, match="pickle"):  # a save that fails half-way ...
+        loop._save_checkpoint(res.checkpoint, {"step": 2, "bad": (x for x in ())})
+    assert res.checkpoint.read_bytes() == before  # ... left the previous one whole
+    assert [p.name for p in res.checkpoint.parent.iterdir() if p.name.startswith(".")] == []
+
+
 def test_time_budget_stops_the_run(tiny_data, make_settings, tmp_path: Path) -> None:
     res = train(
         make_settings(epochs=50),

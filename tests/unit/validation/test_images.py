@@ -68,8 +68,15 @@ def test_paths_outside_the_drop_are_refused(tmp_path: Path) -> None:
     drop = tmp_path / "drop"
     drop.mkdir()
     (tmp_path / "secret.png").write_bytes(_png(32, 32))
-    for rel in ("../secret.png", str(tmp_path / "secret.png")):
-        assert check_image(drop, rel, SETTINGS).file_error == "path points outside the drop folder"
+    (drop / "link.png").symlink_to(tmp_path / "secret.png")
+    for rel, why in (
+        ("../secret.png", "'..'"),
+        (str(tmp_path / "secret.png"), "absolute path"),
+        ("link.png", "outside the drop folder"),
+    ):
+        check = check_image(drop, rel, SETTINGS)
+        assert check.path_error is not None and why in check.path_error
+        assert check.file_error is None and check.width is None  # never opened
 
 
 def test_check_images_checks_each_distinct_path_once(tmp_path: Path) -> None:

@@ -509,8 +509,8 @@ ODD: dict[str, tuple[Callable[[Path], None], str, str, list[str], bool]] = {
     "image path outside the drop": (
         _pandas_edit("catalog", lambda df: df.assign(image=["../../etc/passwd"] * len(df))),
         "catalog",
-        "image_file_ok",
-        ["image_file_error"],
+        "image_path_safe",
+        ["image_path_error"],
         True,
     ),
     "null query timestamp": (
