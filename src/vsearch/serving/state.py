@@ -223,7 +223,9 @@ class ServingState:
         out = []
         raw = self.abs(self.settings.ingest.raw_dir)
         for drop in (manifest.lineage or {}).get("drops", []):
-            merged = [raw / str(w.get("drop", "")) for w in drop.get("window") or []]
+            window = drop.get("window")  # a merged view's drops (a demo drop's is its dates)
+            entries = window if isinstance(window, list) else []
+            merged = [raw / str(w["drop"]) for w in entries if isinstance(w, dict) and "drop" in w]
             if merged and all(m.is_dir() for m in merged):
                 out.extend(merged)
                 continue
