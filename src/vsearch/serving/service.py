@@ -35,7 +35,7 @@ from pydantic import Field
 from vsearch import __version__
 from vsearch.local.env import PARAMS_ENV, ROOT_ENV
 from vsearch.serving.batch import BatchQuery, run_batch
-from vsearch.serving.http import BodyLimit, JsonApiGate
+from vsearch.serving.http import BodyLimit, CleanPath, JsonApiGate
 from vsearch.serving.state import ServingState
 from vsearch.serving.web import WebApp
 from vsearch.settings import Settings, load_settings
@@ -78,7 +78,7 @@ def _body_limit(path: str) -> int:
 
 
 _BOOT = boot_settings().serving
-_web = WebApp(_state)
+_web = WebApp(_state, lambda: VSearchService.openapi_spec.asdict())
 
 
 @bentoml.asgi_app(_web.app(), path="/", name="vsearch-web")
@@ -154,6 +154,7 @@ def _not_ready_message() -> str:
 
 
 VSearchService.add_asgi_middleware(BodyLimit, limit_for=_body_limit)
+VSearchService.add_asgi_middleware(CleanPath)
 VSearchService.add_asgi_middleware(
     JsonApiGate,
     json_paths=frozenset({BATCH_ROUTE, INFO_ROUTE}),
