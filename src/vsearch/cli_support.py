@@ -17,7 +17,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 
-from vsearch.errors import EXIT_BAD_INPUT, EXIT_ERROR, BadInput
+from vsearch.errors import EXIT_BAD_INPUT, EXIT_ERROR, BadInput, Unavailable
 from vsearch.settings import DEFAULT_PARAMS, Settings, SettingsError, load_settings
 
 log = logging.getLogger("vsearch")
@@ -62,6 +62,9 @@ def run_guarded(fn: Callable[[], T]) -> T:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
+    except Unavailable as exc:  # a server that is down: not a bug, say which and what to do
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_ERROR) from None
     except OSError as exc:
         if exc.errno not in DISK_FULL:
             return _unexpected(exc)
