@@ -63,6 +63,31 @@ def boot_settings() -> Settings:
     return load_settings(path)
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_supervisor() -> None:
+    """Ask Linux to SIGTERM this worker when the ``bentoml serve`` process that started it dies.
+
+    Why: BentoML starts each worker in its own session, so a supervisor killed with SIGKILL
+    (the OOM killer, ``kill -9``) left its worker running, still serving on the inherited
+    socket: the port stayed taken and a restart failed. With the death signal the worker
+    drains and exits like on a normal stop. A no-op elsewhere than Linux.
+    """
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+        log.warning("prctl(PR_SET_PDEATHSIG) failed (errno %d)", ctypes.get_errno())
+    elif parent == 1 or os.getppid() != parent:  # it died before the call
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _current_release(indexes_dir: Path) -> str | None:
     pointer = indexes_dir / "CURRENT"
     return pointer.read_text().strip() if pointer.is_file() else None
@@ -88,6 +113,7 @@ class VSearchService:
 
     def __init__(self) -> None:
         logging.getLogger("vsearch").setLevel(logging.INFO)  # BentoML sets up only its own
+        die_with_supervisor()
         self.root = project_root()
         self.settings = load_settings(self.root / os.environ.get(PARAMS_ENV, "params.yaml"))
         torch.set_num_threads(self.settings.project.threads)
