@@ -36,6 +36,7 @@ from vsearch import __version__
 from vsearch.local.env import PARAMS_ENV, ROOT_ENV
 from vsearch.serving.batch import BatchQuery, run_batch
 from vsearch.serving.http import BodyLimit, CleanPath, JsonApiGate
+from vsearch.serving.metrics import record_served
 from vsearch.serving.state import ServingState
 from vsearch.serving.web import WebApp
 from vsearch.settings import Settings, load_settings
@@ -120,6 +121,9 @@ class VSearchService:
         self.state = ServingState(self.settings, self.root)
         log.info("vsearch service %s, project root %s", __version__, self.root)
         self.state.try_initial_load()
+        if self.state.current is not None:
+            served = self.state.current
+            record_served(served.pipeline.engine.manifest.created_at, served.loaded_at)
 
     def __is_ready__(self) -> bool:
         """``/readyz``: ready only while a pipeline is loaded."""

@@ -42,6 +42,7 @@ from starlette.staticfiles import StaticFiles
 
 from vsearch.errors import BadInput
 from vsearch.search.filters import FILTER_FIELDS, SearchFilter
+from vsearch.serving import metrics
 from vsearch.serving.admin_store import IMAGE_PREFIX
 from vsearch.serving.http import (
     HttpError,
@@ -433,8 +434,11 @@ class WebApp:
             try:
                 served = await anyio.to_thread.run_sync(state.reload, limiter=admin_limiter)
             except ReloadRefused as exc:
+                metrics.record_reload(metrics.RELOAD_REFUSED)
                 now = state.current.release if state.current else None
                 return error_response(409, f"reload refused: {exc}", serving=now)
+            metrics.record_reload(metrics.RELOAD_OK)
+            metrics.record_served(served.pipeline.engine.manifest.created_at, served.loaded_at)
             return JSONResponse({"serving": served.describe(), "previous": before})
 
         return await self._guard(run)

@@ -151,5 +151,8 @@ def test_flipped_byte_is_refused_by_checksum_and_the_old_release_keeps_serving(
         r = httpx.post(f"{url}/search", files=files, timeout=TIMEOUT)
         assert r.status_code == 200 and r.json()["release"] == before
         assert httpx.get(f"{url}/readyz", timeout=TIMEOUT).status_code == 200
+        exported = httpx.get(f"{url}/metrics", timeout=TIMEOUT).text  # what alerts read
+        assert 'vsearch_reloads_total{result="refused"} 1.0' in exported
+        assert "vsearch_release_created_timestamp_seconds" in exported
     finally:
         set_current(indexes, before)
