@@ -16,7 +16,9 @@ Routes (all answers JSON unless a page or photo):
 * ``GET /samples`` held-out demo query photos; ``GET /images/{path}`` photos of the drop;
   ``GET /uploads/{name}`` photos added through the admin API;
 * ``POST /admin/items`` (multipart upsert), ``DELETE /admin/items/{item_id}``,
-  ``POST /admin/reload``: bearer token from the environment variable ``serving.admin_token_env``.
+  ``POST /admin/reload``: bearer token from the environment variable ``serving.admin_token_env``;
+* ``GET /docs.json`` the OpenAPI description of all of it (:mod:`vsearch.serving.openapi`);
+* any other path: a JSON 404 (405 with ``Allow`` for a known path's other method).
 """
 
 from __future__ import annotations
