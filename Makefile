@@ -47,6 +47,8 @@ bench: setup
 	$(BIN)/python bench/index_bench.py --n 100000
 	$(BIN)/python bench/service_bench.py --skip-1m
 	$(BIN)/python -m bench.foreign_shop
+	$(BIN)/python bench/fuzz.py
+	$(BIN)/python bench/load.py
 
 serve: setup
 	$(BIN)/vsearch serve

@@ -7,16 +7,17 @@ Why a module of its own: command groups live beside the code they drive (``world
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
 
-from vsearch.errors import EXIT_BAD_INPUT, EXIT_ERROR, BadInput
+from vsearch.errors import EXIT_BAD_INPUT, EXIT_ERROR, BadInput, Unavailable
 from vsearch.settings import DEFAULT_PARAMS, Settings, SettingsError, load_settings
 
 log = logging.getLogger("vsearch")
@@ -46,6 +47,9 @@ def get_settings() -> Settings:
     return _State.settings
 
 
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
 def run_guarded(fn: Callable[[], T]) -> T:
     """Run a command body, mapping errors to the documented exit codes with a clear message."""
     try:
@@ -58,10 +62,29 @@ def run_guarded(fn: Callable[[], T]) -> T:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
-    except Exception as exc:  # an unexpected error is a bug: say so, keep the traceback in logs
-        log.exception("unexpected error")
-        typer.echo(f"unexpected error ({type(exc).__name__}): {exc}", err=True)
+    except Unavailable as exc:  # a server that is down: not a bug, say which and what to do
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_ERROR) from None
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            return _unexpected(exc)
+        # Not a bug, and not the input: the environment. Writers publish by rename only when
+        # complete and remove their staging on failure, so nothing half-written stays.
+        typer.echo(
+            f"error: the disk is full ({exc}): free space (or point the output elsewhere) and "
+            "run the command again; nothing was published",
+            err=True,
+        )
+        raise typer.Exit(EXIT_ERROR) from None
+    except Exception as exc:
+        return _unexpected(exc)
+
+
+def _unexpected(exc: Exception) -> NoReturn:
+    """An unexpected error is a bug: say so, keep the traceback in the log."""
+    log.exception("unexpected error")
+    typer.echo(f"unexpected error ({type(exc).__name__}): {exc}", err=True)
+    raise typer.Exit(EXIT_ERROR) from None
 
 
 def emit(payload: Any, as_json: bool) -> None:

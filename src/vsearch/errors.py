@@ -1,8 +1,9 @@
 """Error types that map to the CLI's exit codes (docs/cli.md#exit-codes).
 
 Why: scripts and CI branch on exit codes. ``BadInput`` (exit 2) means the *input* was wrong
-(a malformed drop, a failed validation or gate) and the message says what to fix; anything else
-escaping to the CLI is a bug (exit 1).
+(a malformed drop, a failed validation or gate) and the message says what to fix;
+``Unavailable`` (exit 1) names a server that is down; anything else escaping to the CLI is a bug
+(exit 1).
 """
 
 from __future__ import annotations
@@ -22,3 +23,8 @@ class TooLarge(BadInput):
 
 class GateFailed(BadInput):
     """A validation or promotion gate did not pass (exit 2); nothing downstream was changed."""
+
+
+class Unavailable(RuntimeError):
+    """A server or resource the command needs is not there (exit 1, not a bug): the message
+    names it and how to bring it up."""

@@ -823,6 +823,15 @@ class RegistrySettings(_Section):
     await_registration_s: int = Field(
         120, ge=0, description="wait for a new model version to become READY"
     )
+    http_retries: int = Field(
+        4,
+        ge=0,
+        description="MLflow client retries of a request on I/O failures (connection errors, "
+        "429, 5xx), with exponential backoff; then the command fails naming the server",
+    )
+    http_backoff_factor: int = Field(
+        1, ge=0, description="MLflow client backoff: factor * 2**(retry-1) s between retries"
+    )
     challenger_alias: str = Field(
         "challenger", min_length=1, description="alias training points at each new version"
     )

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from vsearch.errors import BadInput
+from vsearch.errors import BadInput, Unavailable
 from vsearch.fsio import atomic_write_json
 from vsearch.local.env import (
     TELEMETRY_OFF,
@@ -47,8 +47,9 @@ _HEALTH_TIMEOUT_S = 2.0
 _PORT_PROBE_S = 0.5
 
 
-class ServiceError(StartFailed):
-    """A server did not become healthy (the message points at its log file)."""
+class ServiceError(StartFailed, Unavailable):
+    """A server did not become healthy (the message points at its log file), or an external
+    one does not answer."""
 
 
 @dataclass
@@ -147,6 +148,11 @@ def _specs(settings: ServicesSettings) -> list[ServiceSpec]:
     return specs
 
 
+def _answers(info: ServiceInfo) -> bool:
+    """An external server's health endpoint answers (``file:``/``sqlite:`` stores need none)."""
+    return not info.url.startswith(("http://", "https://")) or _healthy(info.health_url)
+
+
 def _healthy(url: str) -> bool:
     try:
         return httpx.get(url, timeout=_HEALTH_TIMEOUT_S).status_code == 200
@@ -234,6 +240,14 @@ def up(settings: ServicesSettings) -> dict[str, ServiceInfo]:
     if settings.prefect.api_url:
         url = settings.prefect.api_url
         infos["prefect"] = ServiceInfo("prefect", url, f"{url}/health", None, None, external=True)
+    for name, key in (("mlflow", "tracking_uri"), ("prefect", "api_url")):
+        info = infos.get(name)
+        if info is not None and info.external and not _answers(info):
+            errors.append(
+                f"{name} server {info.url} does not answer ({info.health_url}): start it, or "
+                f"clear services.{name}.{key} in params.yaml to use the local one "
+                "(`vsearch services up`)"
+            )
     _write_state(settings, {k: v for k, v in infos.items() if not v.external})
     if errors:
         down(settings)

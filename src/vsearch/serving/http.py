@@ -118,6 +118,24 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+class CleanPath:
+    """ASGI middleware: a JSON 400 for a request path with control characters (``%0A``...).
+
+    Why: Starlette's route patterns stop at a line break, so such a path matched no route at
+    all and got the server's plain-text 404; no id, photo name or route contains one.
+    """
+
+    def __init__(self, app: Callable[..., Awaitable[None]]):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and any(ord(c) < 32 or ord(c) == 127 for c in path):
+            await reply_json(send, 400, f"the request path {path!r} has control characters")
+            return
+        await self.app(scope, receive, send)
+
+
 class JsonApiGate:
     """ASGI middleware in front of BentoML's JSON APIs: 415 for a POST to ``json_paths`` whose
     body is not ``application/json``; 503 with ``message()`` on ``ready_paths`` while

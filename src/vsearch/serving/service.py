@@ -36,7 +36,8 @@ from pydantic import Field
 from vsearch import __version__
 from vsearch.local.env import PARAMS_ENV, ROOT_ENV
 from vsearch.serving.batch import BatchQuery, run_batch
-from vsearch.serving.http import BodyLimit, HttpError, JsonApiGate, SecurityHeaders
+from vsearch.serving.http import BodyLimit, CleanPath, HttpError, JsonApiGate, SecurityHeaders
+from vsearch.serving.metrics import record_served
 from vsearch.serving.state import ServingState
 from vsearch.serving.web import WebApp
 from vsearch.settings import Settings, load_settings
@@ -64,6 +65,31 @@ def boot_settings() -> Settings:
     return load_settings(path)
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_supervisor() -> None:
+    """Ask Linux to SIGTERM this worker when the ``bentoml serve`` process that started it dies.
+
+    Why: BentoML starts each worker in its own session, so a supervisor killed with SIGKILL
+    (the OOM killer, ``kill -9``) left its worker running, still serving on the inherited
+    socket: the port stayed taken and a restart failed. With the death signal the worker
+    drains and exits like on a normal stop. A no-op elsewhere than Linux.
+    """
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+        log.warning("prctl(PR_SET_PDEATHSIG) failed (errno %d)", ctypes.get_errno())
+    elif parent == 1 or os.getppid() != parent:  # it died before the call
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _state() -> ServingState:
     return bentoml.get_current_service().state
 
@@ -74,7 +100,7 @@ def _body_limit(path: str) -> int:
 
 
 _BOOT = boot_settings().serving
-_web = WebApp(_state)
+_web = WebApp(_state, lambda: VSearchService.openapi_spec.asdict())
 
 
 @bentoml.asgi_app(_web.app(), path="/", name="vsearch-web")
@@ -84,12 +110,16 @@ class VSearchService:
 
     def __init__(self) -> None:
         logging.getLogger("vsearch").setLevel(logging.INFO)  # BentoML sets up only its own
+        die_with_supervisor()
         self.root = project_root()
         self.settings = load_settings(self.root / os.environ.get(PARAMS_ENV, "params.yaml"))
         torch.set_num_threads(self.settings.project.threads)
         self.state = ServingState(self.settings, self.root)
         log.info("vsearch service %s, project root %s", __version__, self.root)
         self.state.try_initial_load()
+        if self.state.current is not None:
+            served = self.state.current
+            record_served(served.pipeline.engine.manifest.created_at, served.loaded_at)
 
     def __is_ready__(self) -> bool:
         """``/readyz``: ready only while a pipeline is loaded."""
@@ -140,6 +170,7 @@ def _not_ready_message() -> str:
 # Outermost first: the security headers also go on the refusals of the two guards below.
 VSearchService.add_asgi_middleware(SecurityHeaders)
 VSearchService.add_asgi_middleware(BodyLimit, limit_for=_body_limit)
+VSearchService.add_asgi_middleware(CleanPath)
 VSearchService.add_asgi_middleware(
     JsonApiGate,
     json_paths=frozenset({BATCH_ROUTE, INFO_ROUTE}),

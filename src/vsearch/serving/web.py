@@ -19,7 +19,9 @@ Routes (all answers JSON unless a page or photo):
   ``GET /uploads/{name}`` photos added through the admin API;
 * ``POST /admin/items`` (multipart upsert), ``DELETE /admin/items/{item_id}``,
   ``POST /admin/reload``: bearer token from the environment variable ``serving.admin_token_env``,
-  rate-limited per caller (:mod:`vsearch.serving.guard`).
+  rate-limited per caller (:mod:`vsearch.serving.guard`);
+* ``GET /docs.json`` the OpenAPI description of all of it (:mod:`vsearch.serving.openapi`);
+* any other path: a JSON 404 (405 with ``Allow`` for a known path's other method).
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from vsearch.errors import BadInput
 from vsearch.search.filters import FILTER_FIELDS, SearchFilter
+from vsearch.serving import metrics
 from vsearch.serving.admin_store import IMAGE_PREFIX
 from vsearch.serving.guard import AdminGuard
 from vsearch.serving.http import (
@@ -67,6 +70,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".
 PHOTO_CONTENT_TYPES = ("image/", "application/octet-stream")
 SEARCH_FIELDS = ("image", "k", "box", "category", *FILTER_FIELDS)
 IMAGE_CACHE = "public, max-age=3600"
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 # -- what the JSON says about photos ---------------------------------------------------------
@@ -113,8 +117,16 @@ def _optional_count(raw: Any, name: str) -> int | None:
 class WebApp:
     """Route handlers over a :class:`ServingState` (``get_state`` finds it per request)."""
 
-    def __init__(self, get_state: Callable[[], ServingState]) -> None:
+    def __init__(
+        self,
+        get_state: Callable[[], ServingState],
+        base_spec: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        """``base_spec`` gives BentoML's OpenAPI dict; ``/docs.json`` serves it completed
+        (:func:`vsearch.serving.openapi.complete_spec`). ``None``: BentoML's view answers."""
         self.get_state = get_state
+        self.base_spec = base_spec
+        self._spec: dict[str, Any] | None = None
         self._search_limiter: anyio.CapacityLimiter | None = None
         self._admin_limiter: anyio.CapacityLimiter | None = None
         self._admin_guard: AdminGuard | None = None
@@ -151,7 +163,9 @@ class WebApp:
         return self._search_limiter, self._admin_limiter
 
     def routes(self) -> list[Any]:
+        docs = [Route("/docs.json", self.openapi, methods=["GET"])] if self.base_spec else []
         return [
+            *docs,
             Route("/", self.page, methods=["GET"]),
             Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
             Route("/search", self.search, methods=["POST"]),
@@ -162,10 +176,35 @@ class WebApp:
             Route("/admin/items", self.admin_upsert, methods=["POST"]),
             Route("/admin/items/{item_id:path}", self.admin_delete, methods=["DELETE"]),
             Route("/admin/reload", self.admin_reload, methods=["POST"]),
+            # Last: any other path is a JSON 404 (BentoML's own would be plain text). Only
+            # BentoML's Swagger assets (/static_content) sit behind it; the page replaces them.
+            Route("/{path:path}", self.not_found, methods=ALL_METHODS),
         ]
 
     def app(self) -> Starlette:
-        return Starlette(routes=self.routes())
+        async def http_error(request: Request, exc: Exception) -> Response:
+            status, detail = getattr(exc, "status_code", 500), getattr(exc, "detail", exc)
+            return error_response(status, f"{request.method} {request.url.path}: {detail}")
+
+        return Starlette(routes=self.routes(), exception_handlers={HTTPException: http_error})
+
+    async def not_found(self, request: Request) -> Response:
+        """404 for a path no route knows; 405 (with ``Allow``) for a known path's other method."""
+        allowed = sorted(
+            {
+                method
+                for route in request.app.routes[:-1]
+                if isinstance(route, Route) and route.matches(request.scope)[0] == Match.PARTIAL
+                for method in route.methods or ()
+            }
+        )
+        if allowed:
+            return error_response(
+                405,
+                f"{request.method} {request.url.path}: method not allowed (use {allowed})",
+                {"Allow": ", ".join(allowed)},
+            )
+        return error_response(404, f"no route {request.method} {request.url.path}")
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -211,6 +250,15 @@ class WebApp:
             raise HttpError(413, f"image too large: {len(data)} bytes > {limit}")
 
     # -- pages and photos ----------------------------------------------------------------------
+
+    async def openapi(self, request: Request) -> Response:
+        """The OpenAPI description of every route (BentoML's, completed), built once."""
+        from vsearch.serving.openapi import complete_spec
+
+        if self._spec is None:
+            assert self.base_spec is not None  # the route exists only with it
+            self._spec = complete_spec(self.base_spec())
+        return JSONResponse(self._spec)
 
     async def page(self, request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
@@ -407,8 +455,11 @@ class WebApp:
             try:
                 served = await anyio.to_thread.run_sync(state.reload, limiter=admin_limiter)
             except ReloadRefused as exc:
+                metrics.record_reload(metrics.RELOAD_REFUSED)
                 now = state.current.release if state.current else None
                 return error_response(409, f"reload refused: {exc}", serving=now)
+            metrics.record_reload(metrics.RELOAD_OK)
+            metrics.record_served(served.pipeline.engine.manifest.created_at, served.loaded_at)
             return JSONResponse({"serving": served.describe(), "previous": before})
 
         return await self._guard(run)

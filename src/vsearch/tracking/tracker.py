@@ -144,6 +144,28 @@ def require_server(uri: str, timeout_s: float, hint: str = "") -> None:
         )
 
 
+def apply_http_retries(settings: Settings) -> None:
+    """Bound MLflow's own HTTP retries (``registry.http_retries``, ``http_backoff_factor``).
+
+    Why: MLflow's client retries a request on I/O failures only (connection errors, 429 and
+    5xx answers; a 4xx is final) with exponential backoff, by default 7 times (about four
+    minutes). The project's values make a dead server a clear failure in seconds. They are
+    environment variables because MLflow reads them per request.
+    """
+    r = settings.registry
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(r.http_retries)
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(r.http_backoff_factor)
+
+
+def unreachable(uri: str, timeout_s: float) -> bool:
+    """The tracking server does not answer ``/health`` (a local store always answers)."""
+    try:
+        require_server(uri, timeout_s)
+    except TrackingUnavailable:
+        return True
+    return False
+
+
 @contextlib.contextmanager
 def _stdout_to_stderr() -> Iterator[None]:
     """MLflow prints "View run ..." on stdout when a run ends: keep stdout for ``--json``."""
@@ -243,6 +265,7 @@ class TrainingTracker:
             self.settings.registry.connect_timeout_s,
             hint="; or train with --no-mlflow and track the run later with `vsearch register`",
         )
+        apply_http_retries(self.settings)
         mlflow.set_tracking_uri(self.tracking_uri)  # the pytorch flavor logs via the fluent API
         self._client = mlflow.MlflowClient(self.tracking_uri)
         self.experiment_id = _experiment_id(self._client, self.settings.registry.experiment)
@@ -273,12 +296,20 @@ class TrainingTracker:
             status = "FINISHED"
         else:
             status = "KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED"
+        from mlflow.exceptions import MlflowException
+
         active = mlflow.active_run()
-        with _stdout_to_stderr():
-            if active is not None and active.info.run_id == self.run_id:
-                mlflow.end_run(status)
-            elif self.run_id is not None:
-                self._client.set_terminated(self.run_id, status)
+        try:
+            with _stdout_to_stderr():
+                if active is not None and active.info.run_id == self.run_id:
+                    mlflow.end_run(status)
+                elif self.run_id is not None:
+                    self._client.set_terminated(self.run_id, status)
+        except MlflowException as end_exc:
+            if exc_type is None:
+                raise
+            # The server is gone too: the error that ended the run is the one to report.
+            log.warning("could not mark MLflow run %s %s: %s", self.run_id, status, end_exc)
 
     @property
     def client(self) -> Any:
@@ -340,16 +371,49 @@ class TrainingTracker:
             The run id, the version (``None`` when not registered) and the model's fingerprint;
             also written to ``<run_folder>/mlflow_run.json``.
         """
-        import mlflow
-        import torch
-
-        from vsearch.model.export import ServingModule, load_model, mlflow_signature
+        from vsearch.model.export import load_model
 
         register = self.label_source == "clicks" if register is None else register
         try:
             net, meta = load_model(model_dir)
         except ValueError as exc:
             raise BadInput(f"cannot log {model_dir}: {exc}") from None
+        with self._server_gone_is_said(model_dir):
+            return self._log_model(net, meta, model_dir, metrics, register)
+
+    @contextlib.contextmanager
+    def _server_gone_is_said(self, model_dir: Path) -> Iterator[None]:
+        """An MLflow failure with the server gone becomes :class:`TrackingUnavailable` naming
+        it and what to do; a failure with the server up (a real error) stays as it is."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            yield
+        except MlflowException as exc:
+            if not unreachable(self.tracking_uri, self.settings.registry.connect_timeout_s):
+                raise
+            raise TrackingUnavailable(
+                f"MLflow tracking server {self.tracking_uri} stopped answering while logging "
+                f"run {self.run_id} (after {self.settings.registry.http_retries} retries with "
+                f"backoff): the model is safe in {model_dir}, and an alias only ever moves to a "
+                "completely logged version. Start the "
+                "server (`vsearch services up`) and track the run again with "
+                "`vsearch register RUN`"
+            ) from exc
+
+    def _log_model(
+        self,
+        net: Any,
+        meta: Mapping[str, Any],
+        model_dir: Path,
+        metrics: Mapping[str, Any] | None,
+        register: bool,
+    ) -> TrackedModel:
+        import mlflow
+        import torch
+
+        from vsearch.model.export import ServingModule, mlflow_signature
+
         fp = str(meta["fingerprint"])
         self._log_final(metrics or {})
         signature, example = mlflow_signature(net)
