@@ -47,6 +47,7 @@ def _settings(live: ServicesSettings, root: Path, inbox: Path, port: int) -> Set
     s.serving.model_source = "registry"
     s.serving.model_cache_dir = root / ".services" / "models"
     s.serving.admin_token_env = "VSEARCH_TEST_ADMIN_TOKEN"
+    s.registry.model_name = "foreign-shop"  # the session's MLflow is shared: own aliases
     g = s.registry.gates
     g.click_floors = {"click_recall@10": 0.0, "latency_p95_ms": 5000.0}
     g.click_tolerances = {"click_recall@10": 1.0, "latency_p95_ms": 10.0}
