@@ -41,9 +41,11 @@ def data_lineage(drop: Path) -> dict[str, Any]:
     """The data a drop folder holds: its id and, for the window, each drop with its DVC hash."""
     path = Path(drop) / DROP_MANIFEST
     manifest = json.loads(path.read_text()) if path.is_file() else {}
+    window = manifest.get("window")  # the merged window's drops (a world's drop: its time span)
     drops = [
         {"drop": str(d.get("drop")), "dvc_hash": d.get("dvc_hash")}
-        for d in manifest.get("window") or []
+        for d in (window if isinstance(window, list) else [])
+        if isinstance(d, dict)
     ]
     return {"id": str(manifest.get("drop_id") or Path(drop).name), "drops": drops}
 

@@ -85,6 +85,7 @@ def run_evaluation(
     from vsearch.evaluation.figures import attach_figures, data_lineage, read_figures
 
     started = time.perf_counter()
+    latest = read_figures(figures)  # a broken figures file fails before the measuring
     ev = prepare_eval_set(settings, drop, truth, mining)
     systems = {MODEL: load_model_encoder(settings, model_dir)}
     results = evaluate_systems(systems, ev, settings, workdir)
@@ -97,7 +98,7 @@ def run_evaluation(
     report["data"] = data_lineage(drop)
     if mining is not None and ev.has_truth and truth is not None:
         report["virtual_ids"] = _virtual_id_report(mining, truth)
-    report = attach_figures(report, read_figures(figures), settings.evaluation, figures)
+    report = attach_figures(report, latest, settings.evaluation, figures)
     curves = curve_frame(results)
     paths = write_report(report, curves, results[MODEL].per_query, out)
     plots = out / PLOTS_DIR
