@@ -157,7 +157,8 @@ def pipeline_command(
 
 @app.command("deploy")
 def deploy_command(json_out: bool = typer.Option(False, "--json")) -> None:
-    """Register the nightly deployment (cron from params) and serve its runs in the background."""
+    """Register the nightly and weekly baselines deployments (crons from params) and serve their
+    runs in the background."""
     from vsearch.local.deployment import deploy_up
 
     def body() -> None:

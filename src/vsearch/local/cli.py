@@ -1,6 +1,6 @@
 """``vsearch services up | down | status``: the local servers and what runs beside them.
 
-Why here: ``down`` stops everything this package starts (the nightly deployment, the demo's
+Why here: ``down`` stops everything this package starts (the deployments, the demo's
 search service, the MLflow and Prefect servers), so the command group sits beside them.
 """
 
@@ -37,14 +37,14 @@ def up_command() -> None:
 
 @app.command("down")
 def down_command() -> None:
-    """Stop the servers started by ``up``, the nightly deployment and the demo's service."""
+    """Stop the servers started by ``up``, the deployments and the demo's service."""
 
     def body() -> None:
         from vsearch.local.deployment import deploy_down  # only `down` needs these two
         from vsearch.local.service import stop_detached
 
         settings = get_settings()
-        stopped = ["nightly deployment"] if deploy_down(settings) else []
+        stopped = ["deployments (nightly, baselines)"] if deploy_down(settings) else []
         if stop_detached(state_dir(settings.services)):
             stopped.append("search service")
         stopped += down(settings.services)

@@ -110,7 +110,7 @@ def deploy_up(settings: Settings, root: Path, params: Path, timeout_s: float) ->
     info = wait_until(
         started,
         deployment_info,
-        name="the nightly deployment process",
+        name="the deployments' process",
         log_file=log_path,
         timeout_s=timeout_s,
         poll_s=_POLL_S,
