@@ -138,18 +138,27 @@ def ingest_flow(
             "(`vsearch demo`)"
         )
     timings: list[dict[str, Any]] = []
+    world_reused = False
     if drop is None:
         the_seed = seed if seed is not None else settings.project.seed
         with timed(timings, WORLD) as entry:
-            entry["ran"] = not steps.demo_world_ready(
+            world_reused = steps.demo_world_ready(
                 settings, root, seed=the_seed, items=items, queries=queries
             )
+            entry["ran"] = not world_reused
             drop_path, truth_path = generate_demo_drop(settings, root, the_seed, items, queries)
     else:
         drop_path, truth_path = Path(drop), Path(truth) if truth else None
     started = time.perf_counter()
-    result, report_path = validate(drop_path, settings, root, accept_volume)
-    existing = steps.existing_drop(result.drop_id, settings, root) if reuse_existing else None
+    # The same demo world, already ingested (validated then): not validated again.
+    existing = (
+        steps.reused_demo_drop(drop_path, settings, root)
+        if world_reused and reuse_existing
+        else None
+    )
+    if existing is None:
+        result, report_path = validate(drop_path, settings, root, accept_volume)
+        existing = steps.existing_drop(result.drop_id, settings, root) if reuse_existing else None
     if existing is not None:
         log.info("drop %s already ingested (dvc %s): reusing", existing.drop_id, existing.dvc_hash)
         res = existing

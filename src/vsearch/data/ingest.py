@@ -453,6 +453,18 @@ def existing_drop(drop_id: str, settings: Settings, repo_root: Path) -> IngestRe
     )
 
 
+def reused_demo_drop(drop: Path, settings: Settings, repo_root: Path) -> IngestResult | None:
+    """The ingest record of a reused demo world folder when it was ingested already.
+
+    Why: ``vsearch demo`` re-runs on the world it generated (same folder, same files); that
+    world was validated when it was first ingested, and validating it again would spend a
+    quarter of the unchanged re-run's minute on a known answer. ``None``: not ingested yet.
+    """
+    from vsearch.validation.tables import drop_id_of
+
+    return existing_drop(drop_id_of(drop), settings, repo_root)
+
+
 def _report_stats(report: str | None) -> dict[str, Any]:
     """The validation stats of a drop ingested before the ledger existed (its JSON report)."""
     try:
