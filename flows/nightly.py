@@ -44,6 +44,7 @@ from vsearch.settings import Settings, load_settings
 ARTIFACT_KEY = "nightly-summary"
 WINDOW_STAGE = "window"
 PROMOTION = "promotion"  # timing row: skipped = nothing new to ship
+TRAINING = "training"  # timing row of a training flow that failed (else one row per stage)
 CHANGES = "changes"  # timing row: window refresh + dvc status (what changed since the last run)
 
 
@@ -255,13 +256,16 @@ def _night(
             "promotion": None,
             "timings": timings,
         }
-    trained = training_flow(repo_root=repo_root)
-    timings += trained["timings"]
-    with timed(timings, PROMOTION) as entry:
-        promoted = promotion_flow(repo_root=repo_root, first_release=first_release)
-        entry["ran"] = bool(promoted.get("shipped"))
-    md = _summary(settings, ingested, rejected, pending, run_training, timings)
-    create_markdown_artifact(key=ARTIFACT_KEY, markdown=md, description="what this night did")
+    try:
+        with timed(timings, TRAINING):  # one row if it fails; its stages' rows when it ran
+            trained = training_flow(repo_root=repo_root)
+        timings[-1:] = trained["timings"]
+        with timed(timings, PROMOTION) as entry:
+            promoted = promotion_flow(repo_root=repo_root, first_release=first_release)
+            entry["ran"] = bool(promoted.get("shipped"))
+    finally:  # a failed gate too: the artifact says where the time went
+        md = _summary(settings, ingested, rejected, pending, run_training, timings)
+        create_markdown_artifact(key=ARTIFACT_KEY, markdown=md, description="what this night did")
     return {
         **out,
         "nothing_to_do": False,
