@@ -5,11 +5,13 @@ Thin wiring only: each task calls one step function of :mod:`vsearch.data.ingest
 functions ``vsearch ingest`` runs), so the flow adds scheduling, retries, run history and a
 report in the Prefect UI, and nothing else. Only the DVC task retries: it is the one doing I/O
 that can fail transiently; validation is deterministic and retrying it would hide a bad drop.
-The demo world is generated only when asked for (``demo=True``: ``vsearch demo``).
+The demo world is generated only when asked for (``demo=True``: ``vsearch demo``). The result
+carries the wall time of the world generation and of the ingest (``timings``).
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,12 @@ from prefect.runtime import flow_run
 
 from vsearch.data import ingest as steps
 from vsearch.errors import BadInput, GateFailed
+from vsearch.local.timing import row, timed
 from vsearch.settings import Settings, load_settings
 
 ARTIFACT_KEY = "ingest-report"
+WORLD = "world"  # timing rows: the demo world's generation (skipped: reused) ...
+INGEST = "ingest"  # ... and validate → version → record → window (skipped: drop reused)
 
 
 @task(name="generate-demo-drop")
@@ -132,14 +137,28 @@ def ingest_flow(
             "no drop to ingest: pass a drop folder, or demo=True for the built-in demo world "
             "(`vsearch demo`)"
         )
+    timings: list[dict[str, Any]] = []
+    world_reused = False
     if drop is None:
-        drop_path, truth_path = generate_demo_drop(
-            settings, root, seed if seed is not None else settings.project.seed, items, queries
-        )
+        the_seed = seed if seed is not None else settings.project.seed
+        with timed(timings, WORLD) as entry:
+            world_reused = steps.demo_world_ready(
+                settings, root, seed=the_seed, items=items, queries=queries
+            )
+            entry["ran"] = not world_reused
+            drop_path, truth_path = generate_demo_drop(settings, root, the_seed, items, queries)
     else:
         drop_path, truth_path = Path(drop), Path(truth) if truth else None
-    result, report_path = validate(drop_path, settings, root, accept_volume)
-    existing = steps.existing_drop(result.drop_id, settings, root) if reuse_existing else None
+    started = time.perf_counter()
+    # The same demo world, already ingested (validated then): not validated again.
+    existing = (
+        steps.reused_demo_drop(drop_path, settings, root)
+        if world_reused and reuse_existing
+        else None
+    )
+    if existing is None:
+        result, report_path = validate(drop_path, settings, root, accept_volume)
+        existing = steps.existing_drop(result.drop_id, settings, root) if reuse_existing else None
     if existing is not None:
         log.info("drop %s already ingested (dvc %s): reusing", existing.drop_id, existing.dvc_hash)
         res = existing
@@ -149,5 +168,11 @@ def ingest_flow(
     record(res, settings, root)
     window = select_window(settings, root)
     report(res, reused=existing is not None)
+    timings.append(row(INGEST, existing is None, time.perf_counter() - started))
     log.info("drop %s at %s, dvc hash %s", res.drop_id, res.raw_path, res.dvc_hash)
-    return {**res.to_dict(), "window": window, "flow_run_id": str(flow_run.id)}
+    return {
+        **res.to_dict(),
+        "window": window,
+        "flow_run_id": str(flow_run.id),
+        "timings": timings,
+    }

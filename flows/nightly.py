@@ -9,6 +9,9 @@ the night decides whether there is anything to do: no new drop and ``dvc status`
 the window and learning stages (same code, params and data) means no training and no
 promotion, and the night says so. Otherwise ``training`` (DVC stages; unchanged ones are
 skipped) and ``promotion`` (candidate index, service load run, gates) run on the window.
+The comparison baselines are not part of a night (``flows/baselines.py``, weekly). The night's
+artifact ends with a table of each stage's wall time (ran or skipped), also returned as
+``timings``.
 
 The demo world is generated and ingested only with ``demo=True`` (``vsearch demo``), never by
 a scheduled night; ``drop=...`` runs one night on one given drop (``vsearch pipeline --drop``).
@@ -35,10 +38,14 @@ from vsearch.data import dvc, incoming
 from vsearch.data import ingest as steps
 from vsearch.errors import BadInput, GateFailed
 from vsearch.local.deployment import nightly_lock
+from vsearch.local.timing import timed, timing_markdown
 from vsearch.settings import Settings, load_settings
 
 ARTIFACT_KEY = "nightly-summary"
 WINDOW_STAGE = "window"
+PROMOTION = "promotion"  # timing row: skipped = nothing new to ship
+TRAINING = "training"  # timing row of a training flow that failed (else one row per stage)
+CHANGES = "changes"  # timing row: window refresh + dvc status (what changed since the last run)
 
 
 @task(name="find-new-drops", cache_policy=NO_CACHE)
@@ -146,7 +153,9 @@ def _summary(
     rejected: list[dict[str, str]],
     pending: dict[str, Any],
     ran: bool,
+    timings: list[dict[str, Any]] | None = None,
 ) -> str:
+    """The night's markdown artifact; with ``timings``, a table of each stage's wall time."""
     lines = ["# Nightly", ""]
     if not ran:
         lines.append(
@@ -161,7 +170,19 @@ def _summary(
         lines.append(f"- rejected `{rej['drop']}` → `{rej['moved_to']}`: {reason}")
     if ran and not ingested:
         lines.append(f"- no new drop; changed since the last run: {', '.join(sorted(pending))}")
+    if timings:
+        lines += ["", "## Time per stage", "", timing_markdown(timings)]
     return "\n".join(lines) + "\n"
+
+
+def _ingest_rows(ingested: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ingests' timing rows, named by drop when the night took more than one."""
+    many = len(ingested) > 1
+    return [
+        {**r, "stage": f"{r['stage']} {res['drop_id']}" if many else r["stage"]}
+        for res in ingested
+        for r in res.get("timings") or []
+    ]
 
 
 @flow(name="nightly")
@@ -225,7 +246,9 @@ def _night(
     else:
         taken = incoming_flow(repo_root=repo_root, params=params, accept_volume=accept_volume)
         ingested, rejected = taken["ingested"], taken["rejected"]
-    pending = pending_changes(settings, root)
+    timings = _ingest_rows(ingested)
+    with timed(timings, CHANGES):
+        pending = pending_changes(settings, root)
     # The demo always shows its run (DVC skips unchanged stages in seconds).
     run_training = demo or bool(ingested) or bool(pending)
     md = _summary(settings, ingested, rejected, pending, run_training)
@@ -241,7 +264,27 @@ def _night(
             "nothing to do: no new drop in %s and no change since the last run",
             settings.ingest.incoming,
         )
-        return {**out, "nothing_to_do": True, "training": None, "promotion": None}
-    trained = training_flow(repo_root=repo_root)
-    promoted = promotion_flow(repo_root=repo_root, first_release=first_release)
-    return {**out, "nothing_to_do": False, "training": trained, "promotion": promoted}
+        return {
+            **out,
+            "nothing_to_do": True,
+            "training": None,
+            "promotion": None,
+            "timings": timings,
+        }
+    try:
+        with timed(timings, TRAINING):  # one row if it fails; its stages' rows when it ran
+            trained = training_flow(repo_root=repo_root)
+        timings[-1:] = trained["timings"]
+        with timed(timings, PROMOTION) as entry:
+            promoted = promotion_flow(repo_root=repo_root, first_release=first_release)
+            entry["ran"] = bool(promoted.get("shipped"))
+    finally:  # a failed gate too: the artifact says where the time went
+        md = _summary(settings, ingested, rejected, pending, run_training, timings)
+        create_markdown_artifact(key=ARTIFACT_KEY, markdown=md, description="what this night did")
+    return {
+        **out,
+        "nothing_to_do": False,
+        "training": trained,
+        "promotion": promoted,
+        "timings": timings,
+    }

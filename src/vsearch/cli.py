@@ -107,8 +107,9 @@ def _run_nightly(
         res = None
     if not isinstance(res, dict):
         raise BadInput(
-            "another nightly run (the scheduled one?) holds the project lock; "
-            "wait for it to finish (Prefect UI) and run again"
+            "another nightly or baselines run (a scheduled one, or the demo's baselines in "
+            "the background?) holds the project lock; wait for it to finish (Prefect UI) and "
+            "run again"
         )
     return res
 
@@ -144,7 +145,8 @@ def pipeline_command(
 
 @app.command("deploy")
 def deploy_command(json_out: bool = typer.Option(False, "--json")) -> None:
-    """Register the nightly deployment (cron from params) and serve its runs in the background."""
+    """Register the nightly and weekly baselines deployments (crons from params) and serve their
+    runs in the background."""
     from vsearch.local.deployment import deploy_up
 
     def body() -> None:
@@ -156,32 +158,74 @@ def deploy_command(json_out: bool = typer.Option(False, "--json")) -> None:
     run_guarded(body)
 
 
+@app.command("baselines")
+def baselines_command(json_out: bool = typer.Option(False, "--json")) -> None:
+    """Measure the comparison baselines now (the Prefect flow ``baselines``; starts the
+    servers if needed): oracle and category-only trainings, colour histogram, untrained net,
+    on the current window; unchanged inputs skip them (DVC). The evaluation report shows them."""
+
+    def body() -> None:
+        settings = _connect()
+        from prefect.exceptions import CancelledRun
+
+        from flows.baselines import baselines_flow
+        from vsearch.evaluation.figures import figures_markdown
+        from vsearch.local.timing import timing_text
+
+        try:
+            res = baselines_flow(repo_root=str(Path.cwd()))
+        except CancelledRun:
+            res = None
+        if not isinstance(res, dict):
+            raise BadInput(
+                "a nightly or baselines run holds the project lock; wait for it to finish "
+                f"(Prefect UI, {settings.services.prefect.host}) and run again"
+            )
+        if json_out:
+            emit(res, as_json=True)
+            return
+        typer.echo(figures_markdown(res["figures"]) if res["figures"] else "no figures")
+        typer.echo("\ntime per stage:\n" + timing_text(res["timings"]))
+
+    run_guarded(body)
+
+
 @app.command("demo")
 def demo_command() -> None:
-    """The main job: servers, the nightly deployment, the nightly flow on the demo world now,
-    then the search service left running; prints where to look."""
+    """The main job: servers, the deployments, the nightly flow on the demo world now, then the
+    search service left running; the comparison baselines start in the background (when not up
+    to date); prints where to look and the time each stage took."""
 
     def body() -> None:
         from vsearch.local.deployment import deploy_up
         from vsearch.local.env import client_env
         from vsearch.local.service import ensure_detached, stop_detached
+        from vsearch.local.timing import timed, timing_text
 
-        settings = _connect()
-        token = _admin_token(settings)
-        dep = deploy_up(settings, Path.cwd(), _State.params, settings.schedule.register_timeout_s)
+        timings: list[dict] = []
+        with timed(timings, "servers"):
+            settings = _connect()
+            token = _admin_token(settings)
+        with timed(timings, "deployments"):
+            dep = deploy_up(
+                settings, Path.cwd(), _State.params, settings.schedule.register_timeout_s
+            )
         res = _run_nightly(None, None, demo=True)
+        timings += res["timings"]
         s = settings.serving
         # A fresh service process: it runs this checkout's code on what the promotion shipped.
-        stop_detached(settings.services.state_dir, s.stop_grace_s)
-        served = ensure_detached(
-            s.host,
-            s.port,
-            _State.params,
-            Path.cwd(),
-            settings.services.state_dir,
-            s.start_timeout_s,
-            env={s.admin_token_env: token},
-        )
+        with timed(timings, "service"):
+            stop_detached(settings.services.state_dir, s.stop_grace_s)
+            served = ensure_detached(
+                s.host,
+                s.port,
+                _State.params,
+                Path.cwd(),
+                settings.services.state_dir,
+                s.start_timeout_s,
+                env={s.admin_token_env: token},
+            )
+        baselines = _demo_baselines()
         env = client_env(settings.services)
         prefect_ui = env["PREFECT_API_URL"].removesuffix("/api")
         ing, tr, promo = res["ingest"], res["training"], res["promotion"]
@@ -199,16 +243,46 @@ def demo_command() -> None:
                     f"{metrics.get('identical_recall@10')}, category_acc_fused "
                     f"{metrics.get('category_acc_fused')}",
                     f"  promotion      {_promotion_line(promo)}",
+                    f"  baselines      {baselines}",
                     f"  Prefect UI     {prefect_ui}  (nightly run {res['flow_run_id']}; "
-                    f"deployment {dep['name']} cron {dep['cron']})",
+                    f"deployments {dep['name']} cron {dep['cron']}, "
+                    f"{dep['baselines']['name']} cron {dep['baselines']['cron']})",
                     f"  MLflow UI      {env['MLFLOW_TRACKING_URI']}",
                     f"  admin token    {settings.services.state_dir / 'admin_token'}",
                     "  everything keeps running; stop it with: .venv/bin/vsearch services down",
+                    "",
+                    "time per stage (seconds):",
+                    timing_text(timings),
                 ]
             )
         )
 
     run_guarded(body)
+
+
+def _demo_baselines() -> str:
+    """Start the baselines flow in the background unless its stages are up to date.
+
+    Why in the background: the baselines take two more trainings; the demo ends with the
+    service up within its time budget and the figures follow (the evaluation report then
+    shows them). Returns the line the demo prints.
+    """
+    from flows.baselines import STAGES
+    from vsearch.data import dvc
+    from vsearch.local.deployment import start_baselines_run
+
+    pending = dvc.status(list(STAGES), Path.cwd())
+    if not pending:
+        return "up to date (reports/baselines/metrics.json; `vsearch baselines` re-measures)"
+    try:
+        run_id = start_baselines_run()
+    except Exception as exc:  # off the critical path: say so, never fail the demo
+        return f"not started ({exc}); `vsearch baselines` measures them"
+    return (
+        f"measuring in the background (Prefect flow run {run_id}, two trainings: about "
+        "20 min on 2 cores); the evaluation report shows them when done. "
+        "`vsearch baselines` runs them in the foreground instead"
+    )
 
 
 def _promotion_line(promo: dict) -> str:
@@ -247,7 +321,7 @@ def _register_groups() -> None:
     app.add_typer(index_app, name="index")
     app.add_typer(services_app, name="services")
     from vsearch.data.cli import window_command
-    from vsearch.evaluation.cli import evaluate_command
+    from vsearch.evaluation.cli import evaluate_baselines_command, evaluate_command
     from vsearch.mining.cli import mine_command
     from vsearch.registry.cli import promote_command, register_command
     from vsearch.search.cli import search_command
@@ -261,6 +335,7 @@ def _register_groups() -> None:
     app.command("register")(register_command)
     app.command("promote")(promote_command)
     app.command("evaluate")(evaluate_command)
+    app.command("evaluate-baselines")(evaluate_baselines_command)
     app.command("search")(search_command)
 
 

@@ -859,9 +859,14 @@ class PromotionSettings(_Section):
 
 
 class ScheduleSettings(_Section):
-    """The nightly deployment (``flows/deploy.py``, started by ``vsearch deploy``/``demo``)."""
+    """The nightly and baselines deployments (``flows/deploy.py``, ``vsearch deploy``/``demo``)."""
 
     cron: str = Field("0 2 * * *", min_length=9, description="when the nightly flow runs (UTC)")
+    baselines_cron: str = Field(
+        "0 4 * * 0",
+        min_length=9,
+        description="when the baselines flow runs (UTC; weekly, after that night's run)",
+    )
     register_timeout_s: float = Field(
         60, gt=0, description="wait for the deployment process to register it"
     )

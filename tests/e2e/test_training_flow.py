@@ -1,9 +1,11 @@
 """The offline loop end to end on real servers (Prefect, MLflow, BentoML, DVC):
 
-training flow (DVC stages mine → train (+ baselines) → evaluate; unchanged inputs skip every
-stage) → release flow (a failed gate changes nothing; a passed one ships: CURRENT, champion)
-→ a corrupted click-log drop fed to the nightly flow stops before training, champion and
-serving index unchanged."""
+training flow (DVC stages mine → train → evaluate; unchanged inputs skip every stage) →
+release flow (a failed gate changes nothing; a passed one ships: CURRENT, champion; no baseline
+figures exist yet: the gates never need them) → the baselines flow (``vsearch baselines``:
+oracle, category-only, colour histogram, untrained, off the nightly path) and the report then
+showing its figures, dated → a corrupted click-log drop fed to the nightly flow stops before
+training, champion and serving index unchanged."""
 
 from __future__ import annotations
 
@@ -23,7 +25,9 @@ from vsearch.settings import ServicesSettings, load_settings
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-LEARNING_STAGES = ["mine", "train", "train_oracle", "train_category", "evaluate"]
+LEARNING_STAGES = ["mine", "train", "evaluate"]
+BASELINE_STAGES = ["mine", "train_oracle", "train_category", "baselines"]
+FIGURES = Path("reports") / "baselines" / "metrics.json"
 
 
 def _set_floor(root: Path, metric: str, floor: float) -> None:
@@ -41,10 +45,13 @@ def test_offline_loop_trains_gates_ships_and_stops_on_bad_clicks(
     scratch_repo: Path,
     copy_drop,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import mlflow
+    from typer.testing import CliRunner
 
     from flows.training import training_flow
+    from vsearch.cli import app
 
     s = tiny_project(load_settings(REPO_ROOT / "params.yaml"), live_services)
     scratch_project(scratch_repo, s)
@@ -55,11 +62,17 @@ def test_offline_loop_trains_gates_ships_and_stops_on_bad_clicks(
 
     first = training_flow(repo_root=str(scratch_repo))
     assert first["stages"] == dict.fromkeys(LEARNING_STAGES, True)
+    assert [r["stage"] for r in first["timings"]] == LEARNING_STAGES
+    assert all(r["ran"] and r["seconds"] > 0 for r in first["timings"])
     metrics = json.loads(Path(first["metrics_path"]).read_text())
     assert {"identical_recall@10", "category_acc_fused", "box_iou_mean"} <= metrics.keys()
-    assert "skipped" not in metrics["baselines"]["oracle"]
-    assert "skipped" not in metrics["baselines"]["category_only"]
+    # the baselines are not on this path: none trained, none measured, the report says so
+    assert not (scratch_repo / "runs" / "oracle").exists()
+    assert not (scratch_repo / "runs" / "category").exists()
+    assert metrics["baselines"] == {} and metrics["seconds"].keys() == {"model"}
+    assert "vsearch baselines" in metrics["baseline_figures"]["note"]
     assert 0 <= metrics["virtual_ids"]["purity"] <= 1
+    first_fingerprint = metrics["model_fingerprint"]
 
     # MLflow: the click-trained model is the challenger, tagged with data, code and flow run.
     run_info = json.loads((scratch_repo / "runs" / "train" / "mlflow_run.json").read_text())
@@ -78,6 +91,7 @@ def test_offline_loop_trains_gates_ships_and_stops_on_bad_clicks(
     # Nothing changed: DVC skips every stage, no new model version appears.
     second = training_flow(repo_root=str(scratch_repo))
     assert second["stages"] == dict.fromkeys(LEARNING_STAGES, False)
+    assert [r["ran"] for r in second["timings"]] == [False] * len(LEARNING_STAGES)
     again = client.get_model_version_by_alias(name, "challenger")
     assert again.version == challenger.version
 
@@ -103,6 +117,32 @@ def test_offline_loop_trains_gates_ships_and_stops_on_bad_clicks(
     assert float(champion.tags["service_p95_ms"]) > 0  # the load run's p95 is kept for later
     again = promotion_flow(repo_root=str(scratch_repo))  # same model, same index: nothing to do
     assert again["shipped"] is False
+
+    # The baselines, off the nightly path (`vsearch baselines`): both trainings, the four
+    # figures on the model's eval set, then the model's report shows them, dated.
+    monkeypatch.chdir(scratch_repo)
+    out = CliRunner().invoke(app, ["--params", "params.yaml", "baselines"])
+    assert out.exit_code == 0, out.output
+    assert "baseline figures measured" in out.output and "time per stage" in out.output
+    figures = json.loads((scratch_repo / FIGURES).read_text())
+    for baseline in ("oracle", "category_only", "colour_histogram", "untrained"):
+        assert 0 <= figures["baselines"][baseline]["identical_recall@10"] <= 1, baseline
+    assert figures["data"]["drops"][0]["dvc_hash"] == res.dvc_hash
+    metrics = json.loads(Path(first["metrics_path"]).read_text())  # evaluate ran again
+    assert metrics["baselines"] == figures["baselines"]
+    assert metrics["baseline_figures"]["measured_at"] == figures["measured_at"]
+    assert metrics["baseline_figures"]["same_data"] is True
+    assert "model_vs_oracle_identical_recall@10" in metrics["ratios"]
+    assert metrics["model_fingerprint"] == first_fingerprint  # the same model, re-evaluated
+    from flows.baselines import baselines_flow
+
+    unchanged = baselines_flow(repo_root=str(scratch_repo))
+    assert unchanged["stages"] == dict.fromkeys(BASELINE_STAGES, False)
+    assert unchanged["evaluated"] is False
+    third = training_flow(repo_root=str(scratch_repo))  # still nothing to do for the nightly
+    assert third["stages"] == dict.fromkeys(LEARNING_STAGES, False)
+    assert figures["measured_at"] in third["report_md"]
+    assert promotion_flow(repo_root=str(scratch_repo))["shipped"] is False
 
     # A corrupted click log stops the nightly before training; nothing downstream moves.
     versions = len(client.search_model_versions(f"name='{name}'"))
@@ -131,6 +171,12 @@ def test_offline_loop_trains_gates_ships_and_stops_on_bad_clicks(
         except CancelledRun:
             out = None
     assert not isinstance(out, dict)
+    with nightly_lock(scratch_repo):  # nor a night and the baselines
+        try:
+            out = baselines_flow(repo_root=str(scratch_repo))
+        except CancelledRun:
+            out = None
+    assert not isinstance(out, dict)
     assert nightly_lock(scratch_repo) is not None  # released again
 
 
@@ -141,9 +187,10 @@ def test_training_flow_without_truth_skips_the_oracle_and_evaluates_clicks(
     tiny_world: tuple[Path, Path],
     scratch_repo: Path,
 ) -> None:
-    """A shop's drop has no ground truth: every stage still runs (DVC deps intact), the oracle
-    records why it was skipped, the evaluation reports click metrics only; a second run on the
-    same inputs skips every stage."""
+    """A shop's drop has no ground truth: every stage still runs (DVC deps intact), the
+    baselines flow's oracle records why it was skipped, the evaluation reports click metrics
+    only; a second run on the same inputs skips every stage."""
+    from flows.baselines import baselines_flow
     from flows.training import training_flow
     from vsearch.contracts import NO_TRUTH_FILE
     from vsearch.trained import read_skipped
@@ -157,7 +204,12 @@ def test_training_flow_without_truth_skips_the_oracle_and_evaluates_clicks(
 
     first = training_flow(repo_root=str(scratch_repo))
     assert first["stages"] == dict.fromkeys(LEARNING_STAGES, True)
+    base = baselines_flow(repo_root=str(scratch_repo))
+    ran = dict.fromkeys(BASELINE_STAGES, True) | {"mine": False, "evaluate": True}
+    assert base["stages"] == ran  # mine: cached from the nightly's run
     assert "no ground truth" in str(read_skipped(scratch_repo / "runs" / "oracle"))
+    assert "ground truth" in base["figures"]["baselines"]["oracle"]["skipped"]
+    assert "click_recall@10" in base["figures"]["baselines"]["untrained"]
     metrics = json.loads(Path(first["metrics_path"]).read_text())
     assert metrics["families"] == ["click"] and metrics["eval_set"]["truth"] is False
     assert {"click_recall@1", "click_recall@10", "click_mrr", "click_category_acc_fused"} <= (
@@ -170,3 +222,4 @@ def test_training_flow_without_truth_skips_the_oracle_and_evaluates_clicks(
 
     second = training_flow(repo_root=str(scratch_repo))
     assert second["stages"] == dict.fromkeys(LEARNING_STAGES, False)
+    assert "ground truth" in second["report_md"]  # the oracle's note, in the artifact too

@@ -143,6 +143,7 @@ def repro(
     repo_root: Path,
     env: dict[str, str] | None = None,
     on_line: Callable[[str], None] | None = None,
+    force: bool = False,
 ) -> bool:
     """``dvc repro --single-item STAGE``: run one stage of ``dvc.yaml`` if its inputs changed.
 
@@ -150,6 +151,8 @@ def repro(
     stage's deps and params whether anything changed, so an unchanged stage is skipped (and its
     cached outputs restored) by the same rule whether a person runs ``dvc repro`` or the flow
     does. The stage command's output (progress, logs) is streamed to ``on_line`` as it comes.
+    ``force`` runs it even when nothing DVC tracks changed (``--force``: the baselines flow
+    re-evaluates so the report shows the figures it just measured).
 
     Returns:
         ``True`` when the stage ran, ``False`` when DVC skipped it as unchanged.
@@ -160,8 +163,8 @@ def repro(
     bin_dir = str(Path(sys.executable).parent)  # stage commands call `vsearch` from this env
     full_env = {**os.environ, **TELEMETRY_OFF, **(env or {})}
     full_env["PATH"] = bin_dir + os.pathsep + full_env.get("PATH", "")
-    cmd = [_dvc_bin(), "repro", "--single-item", stage]
-    log.info("dvc repro --single-item %s", stage)
+    cmd = [_dvc_bin(), "repro", "--single-item", *(["--force"] if force else []), stage]
+    log.info("dvc repro --single-item %s%s", "--force " if force else "", stage)
     tail: list[str] = []
     skipped = False
     with subprocess.Popen(

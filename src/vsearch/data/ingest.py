@@ -465,12 +465,47 @@ def existing_drop(drop_id: str, settings: Settings, repo_root: Path) -> IngestRe
     )
 
 
+def reused_demo_drop(drop: Path, settings: Settings, repo_root: Path) -> IngestResult | None:
+    """The ingest record of a reused demo world folder when it was ingested already.
+
+    Why: ``vsearch demo`` re-runs on the world it generated (same folder, same files); that
+    world was validated when it was first ingested, and validating it again would spend a
+    quarter of the unchanged re-run's minute on a known answer. ``None``: not ingested yet.
+    """
+    from vsearch.validation.tables import drop_id_of
+
+    return existing_drop(drop_id_of(drop), settings, repo_root)
+
+
 def _report_stats(report: str | None) -> dict[str, Any]:
     """The validation stats of a drop ingested before the ledger existed (its JSON report)."""
     try:
         return dict(json.loads(Path(report).read_text())["stats"]) if report else {}
     except (OSError, ValueError, KeyError, TypeError):
         return {}
+
+
+def _demo_paths(
+    settings: Settings, repo_root: Path, seed: int, items: int, queries: int
+) -> tuple[Path, Path]:
+    data_dir = settings.project.data_dir
+    base = (data_dir if data_dir.is_absolute() else repo_root / data_dir) / "world"
+    drop = base / f"demo-s{seed}-i{items}-q{queries}"
+    return drop, base / f"{drop.name}.truth"
+
+
+def demo_world_ready(
+    settings: Settings,
+    repo_root: Path,
+    *,
+    seed: int,
+    items: int | None = None,
+    queries: int | None = None,
+) -> bool:
+    """Whether :func:`demo_drop` would reuse a generated world (the demo's timing says so)."""
+    w = settings.world
+    drop, truth = _demo_paths(settings, repo_root, seed, items or w.items, queries or w.queries)
+    return (drop / DROP_MANIFEST).is_file() and truth.is_dir()
 
 
 def demo_drop(
@@ -490,11 +525,8 @@ def demo_drop(
 
     w = settings.world
     n_items, n_queries = items or w.items, queries or w.queries
-    data_dir = settings.project.data_dir
-    base = (data_dir if data_dir.is_absolute() else repo_root / data_dir) / "world"
-    drop = base / f"demo-s{seed}-i{n_items}-q{n_queries}"
-    truth = base / f"{drop.name}.truth"
-    if (drop / DROP_MANIFEST).is_file() and truth.is_dir():
+    drop, truth = _demo_paths(settings, repo_root, seed, n_items, n_queries)
+    if demo_world_ready(settings, repo_root, seed=seed, items=items, queries=queries):
         log.info("demo world %s already generated: reusing", drop)
         return drop, truth
     for leftover in (drop, truth):  # an interrupted generation: start clean

@@ -1,4 +1,5 @@
-"""``vsearch evaluate``: a thin wrapper over :func:`vsearch.evaluation.stage.run_evaluation`.
+"""``vsearch evaluate`` and ``vsearch evaluate-baselines``: thin wrappers over
+:func:`vsearch.evaluation.stage.run_evaluation` and :func:`~vsearch.evaluation.stage.run_baselines`.
 
 Paths are arguments (``dvc.yaml`` is their only home); settings come from ``--params`` once.
 """
@@ -43,14 +44,15 @@ def evaluate_command(
         "without the option: click metrics only, the oracle baseline skipped",
     ),
     model: Path = typer.Option(..., "--model", help="model folder (or a training run folder)"),
-    baseline: list[str] = typer.Option(
-        [],
-        "--baseline",
-        help="NAME=DIR of a model trained elsewhere (category_only, oracle); repeatable",
+    figures: Path | None = typer.Option(
+        None,
+        "--baseline-figures",
+        help="the latest baseline figures (reports/baselines/metrics.json, `vsearch baselines`) "
+        "shown beside the model with their date and data; missing: the report says so",
     ),
     out: Path = typer.Option(Path("reports"), "--out", help="writes metrics.json and plots/ here"),
     workdir: Path | None = typer.Option(
-        None, "--workdir", help="scratch folder for the per-system index builds (default: tmp)"
+        None, "--workdir", help="scratch folder for the index build (default: tmp)"
     ),
     mining: Path | None = typer.Option(
         None,
@@ -65,10 +67,11 @@ def evaluate_command(
     ),
     json_out: bool = typer.Option(False, "--json", help="print the whole report as JSON"),
 ) -> None:
-    """Evaluate the model and its baselines on held-out queries through the search pipeline.
+    """Evaluate the model on held-out queries through the search pipeline, beside the latest
+    baseline figures.
 
     Click metrics always (held-out queries with a click); truth metrics too when the truth
-    folder has ground truth.
+    folder has ground truth. The baselines are measured apart (`vsearch evaluate-baselines`).
     """
 
     def body() -> None:
@@ -81,7 +84,7 @@ def evaluate_command(
             truth,
             model,
             out,
-            baselines=parse_baselines(baseline),
+            figures=figures,
             workdir=workdir,
             mining=mining,
         )
@@ -92,6 +95,61 @@ def evaluate_command(
             emit(report, as_json=True)
         else:
             typer.echo(report_markdown(report))
+
+    run_guarded(body)
+
+
+def evaluate_baselines_command(
+    drop: Path = typer.Option(..., "--drop", help="drop folder (catalog, queries, images)"),
+    truth: Path | None = typer.Option(
+        None,
+        "--truth",
+        help="the drop's ground-truth folder; without truth: click metrics only, the oracle "
+        "skipped with a note",
+    ),
+    architecture: Path = typer.Option(
+        ...,
+        "--architecture",
+        help="model folder whose config and categories the built-in baselines copy "
+        "(colour_histogram, untrained): the category-only run's",
+    ),
+    baseline: list[str] = typer.Option(
+        [],
+        "--baseline",
+        help="NAME=DIR of a model trained elsewhere (category_only, oracle); repeatable",
+    ),
+    out: Path = typer.Option(
+        Path("reports/baselines"), "--out", help="writes the figures file metrics.json here"
+    ),
+    workdir: Path | None = typer.Option(
+        None, "--workdir", help="scratch folder for the per-system index builds (default: tmp)"
+    ),
+    mining: Path | None = typer.Option(
+        None, "--mining", help="mining outputs: virtual IDs group results by product"
+    ),
+    json_out: bool = typer.Option(False, "--json", help="print the figures as JSON"),
+) -> None:
+    """Measure the comparison baselines (colour histogram, untrained, category-only, oracle) on
+    the model's eval set: the figures every later model evaluation shows, dated."""
+
+    def body() -> None:
+        from vsearch.evaluation.figures import figures_markdown
+        from vsearch.evaluation.stage import run_baselines
+
+        figures = run_baselines(
+            get_settings(),
+            drop,
+            truth,
+            architecture,
+            out,
+            baselines=parse_baselines(baseline),
+            workdir=workdir,
+            mining=mining,
+        )
+        if json_out:
+            emit(figures, as_json=True)
+        else:
+            typer.echo(figures_markdown(figures))
 
     run_guarded(body)
 

@@ -14,9 +14,16 @@ Layout of ``metrics.json``::
       "eval_set": {"id": ..., "drop": ..., "split": "time 0.2", "queries": n,
                    "click_queries": m, "truth": bool},
       "inputs": {"drop": ..., "truth": ..., "mining": ...},  # what the champion is re-scored on
+      "data": {"id": ..., "drops": [{"drop", "dvc_hash"}]},  # the window evaluated (DVC hashes)
+      "baseline_figures": {"measured_at": ..., "data": {...}, "eval_set": ..., "same_data": bool,
+                           "note": ..., "notes": [...]},  # where "baselines" come from
       "queries": n, "drop": id, "model_fingerprint": sha256,
       "warnings": [...]
     }
+
+The baselines are not measured with the model: the ``baselines`` stage (``vsearch baselines``,
+weekly) measures them, and :mod:`vsearch.evaluation.figures` attaches its latest figures,
+dated and with their data hash; ratios only when they were measured on the same eval set.
 
 ``null`` marks a metric that does not apply (no classifier) or could not be computed (no
 oracle given, an exact recall of 0); targets on such values are ``met: null``, never faked.
@@ -44,6 +51,7 @@ METRICS_FILE = "metrics.json"
 PLOTS_DIR = "plots"
 CURVE_FILE = "recall_at_k.csv"
 PER_QUERY_FILE = "per_query.csv"  # the model's outcome per held-out query (debugging, audits)
+FIGURES_KEY = "baseline_figures"  # where the baselines shown were measured (evaluation.figures)
 
 
 def _clean(value: Any) -> Any:
@@ -87,12 +95,7 @@ def build_report(
         if "skipped" not in m
         for k in keys
     }
-    oracle_ratio = ratios.get(f"model_vs_{ORACLE}_{key}")
-    targets: dict[str, dict[str, Any]] = {}
-    for metric, target in settings.targets.items():
-        value = oracle_ratio if metric == ORACLE_RATIO else model.get(metric)
-        met = None if value is None or not math.isfinite(value) else bool(value >= target)
-        targets[metric] = {"target": target, "value": value, "met": met}
+    targets = build_targets(model, ratios, settings)
     warnings = [f"baseline {n}: {why}" for n, why in skipped.items()]
     if not ev.has_truth:
         warnings.append(
@@ -126,6 +129,20 @@ def build_report(
         "warnings": warnings,
     }
     return _clean(report)
+
+
+def build_targets(
+    model: Mapping[str, Any], ratios: Mapping[str, Any], settings: EvaluationSettings
+) -> dict[str, dict[str, Any]]:
+    """Each target with the model's value (``oracle_ratio``: from ``ratios``) and whether it is
+    met (``None`` when the value is missing: no oracle figures on this eval set)."""
+    oracle_ratio = ratios.get(f"model_vs_{ORACLE}_identical_recall@{settings.headline_k}")
+    targets: dict[str, dict[str, Any]] = {}
+    for metric, target in settings.targets.items():
+        value = oracle_ratio if metric == ORACLE_RATIO else model.get(metric)
+        met = None if value is None or not math.isfinite(value) else bool(value >= target)
+        targets[metric] = {"target": target, "value": value, "met": met}
+    return targets
 
 
 def curve_frame(results: Mapping[str, Any]) -> pd.DataFrame:
@@ -188,4 +205,8 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         met = {True: "yes", False: "NO", None: "n/a"}[t["met"]]
         lines.append(f"| {metric} | {_cell(t['value'])} | >= {t['target']} | {met} |")
     lines += [f"- {w}" for w in report["warnings"]]
+    figures = report.get(FIGURES_KEY)
+    if figures:
+        lines += ["", f"baseline figures: {figures.get('note', '')}"]
+        lines += [f"- {n}" for n in figures.get("notes", [])]
     return "\n".join(lines)

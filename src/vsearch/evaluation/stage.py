@@ -1,10 +1,12 @@
 """The evaluation stage: paths in, report files out (``vsearch evaluate`` and ``dvc repro``).
 
-:func:`run_evaluation` loads the eval set (:mod:`~vsearch.evaluation.evalset`), builds the
-systems (:mod:`~vsearch.evaluation.systems`), measures each one
-(:mod:`~vsearch.evaluation.measure`) and writes what people, DVC and MLflow read:
+:func:`run_evaluation` loads the eval set (:mod:`~vsearch.evaluation.evalset`), measures the
+model (:mod:`~vsearch.evaluation.measure`), attaches the latest baseline figures
+(:mod:`~vsearch.evaluation.figures`) and writes what people, DVC and MLflow read:
 ``metrics.json``, ``per_query.csv``, ``plots/recall_at_k.csv`` and the PNGs, and the trained
 model's loss curves (``loss_curves.png``, from its run's ``history.json``).
+:func:`run_baselines` measures the baselines on the same eval set, off the nightly path (the
+``baselines`` stage), into the figures file the next evaluation shows.
 
 :func:`log_to_training_run` is the optional last step: the report, the plots and the loss
 curves go into the MLflow run that trained the model.
@@ -12,6 +14,7 @@ curves go into the MLflow run that trained the model.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -37,7 +40,7 @@ from vsearch.evaluation.report import (
     curve_frame,
     write_report,
 )
-from vsearch.evaluation.systems import build_systems
+from vsearch.evaluation.systems import build_baseline_systems, load_model_encoder
 from vsearch.mined import read_query_virtual_ids, read_virtual_ids
 from vsearch.settings import Settings
 from vsearch.trained import MODEL_DIR, read_history
@@ -53,41 +56,49 @@ def run_evaluation(
     truth: Path | None,
     model_dir: Path,
     out: Path,
-    baselines: Mapping[str, Path] | None = None,
+    figures: Path | None = None,
     workdir: Path | None = None,
     mining: Path | None = None,
 ) -> dict[str, Any]:
-    """``vsearch evaluate``: evaluate the model and its baselines, write the report and plots.
+    """``vsearch evaluate``: evaluate the model, attach the latest baseline figures, write all.
 
     Writes ``out/metrics.json``, ``out/per_query.csv``, ``out/plots/recall_at_k.csv``, the PNGs
     under ``out/plots`` and ``out/loss_curves.png`` (when the model's run folder has a
-    ``history.json``); returns the report.
+    ``history.json``); returns the report. Only the model is measured here (the nightly
+    path); the baselines come from ``figures`` as they were last measured
+    (:func:`run_baselines`), dated, with their data.
 
     Args:
         settings: all settings (``evaluation``, ``split``, ``search``, ``index``, ``project``).
         drop: the drop folder (catalog, queries, images).
         truth: the drop's ground-truth folder; ``None`` or a folder without truth tables
-            (``no_truth.json``, a real shop's drop): click metrics only, the oracle skipped.
+            (``no_truth.json``, a real shop's drop): click metrics only.
         model_dir: a model folder, or a training run folder holding one in ``model/``.
         out: the report folder.
-        baselines: name → model folder of the baselines trained elsewhere.
-        workdir: scratch folder for the per-system index builds (default: a temp folder).
+        figures: the baselines' figures file (``reports/baselines/metrics.json``); missing or
+            ``None``: the report says none were measured yet.
+        workdir: scratch folder for the index build (default: a temp folder).
         mining: the mining outputs the model trained on: their virtual IDs group listings of
             one product in the results (as the service does), and the report scores them
             against the truth (purity, coverage).
     """
+    from vsearch.evaluation.figures import attach_figures, data_lineage, read_figures
+
     started = time.perf_counter()
+    latest = read_figures(figures)  # a broken figures file fails before the measuring
     ev = prepare_eval_set(settings, drop, truth, mining)
-    systems, skipped = build_systems(settings, model_dir, baselines or {}, has_truth=ev.has_truth)
+    systems = {MODEL: load_model_encoder(settings, model_dir)}
     results = evaluate_systems(systems, ev, settings, workdir)
-    report = build_report(results, skipped, ev, settings.evaluation)
+    report = build_report(results, {}, ev, settings.evaluation)
     report["inputs"] = {
         "drop": str(drop),
         "truth": str(truth) if truth is not None else None,
         "mining": str(mining) if mining is not None else None,
     }
+    report["data"] = data_lineage(drop)
     if mining is not None and ev.has_truth and truth is not None:
         report["virtual_ids"] = _virtual_id_report(mining, truth)
+    report = attach_figures(report, latest, settings.evaluation, figures)
     curves = curve_frame(results)
     paths = write_report(report, curves, results[MODEL].per_query, out)
     plots = out / PLOTS_DIR
@@ -101,6 +112,39 @@ def run_evaluation(
     plot_training_history(training_run_folder(model_dir), out / LOSS_CURVES_FILE)
     log.info("evaluation written to %s (%.1f s)", paths["metrics"], time.perf_counter() - started)
     return report
+
+
+def run_baselines(
+    settings: Settings,
+    drop: Path,
+    truth: Path | None,
+    architecture: Path,
+    out: Path,
+    baselines: Mapping[str, Path] | None = None,
+    workdir: Path | None = None,
+    mining: Path | None = None,
+) -> dict[str, Any]:
+    """``vsearch evaluate-baselines``: measure the baselines on the model's eval set.
+
+    The same eval set, search pipeline and metrics as :func:`run_evaluation`, for the
+    colour histogram, the untrained net (both copying ``architecture``'s model folder) and
+    the model folders in ``baselines`` (``category_only``, ``oracle``). Writes the figures file
+    ``out/metrics.json`` (:mod:`vsearch.evaluation.figures`) and returns its content.
+    """
+    from vsearch.evaluation.figures import FIGURES_FILE, build_figures, data_lineage
+    from vsearch.fsio import atomic_write_text
+
+    started = time.perf_counter()
+    ev = prepare_eval_set(settings, drop, truth, mining)
+    systems, skipped = build_baseline_systems(
+        settings, architecture, baselines or {}, has_truth=ev.has_truth
+    )
+    results = evaluate_systems(systems, ev, settings, workdir)
+    figures = build_figures(results, skipped, ev, data_lineage(drop))
+    path = out / FIGURES_FILE
+    atomic_write_text(path, json.dumps(figures, indent=2, allow_nan=False) + "\n")
+    log.info("baseline figures written to %s (%.1f s)", path, time.perf_counter() - started)
+    return figures
 
 
 def prepare_eval_set(
@@ -144,7 +188,6 @@ def score_model(
     Raises:
         BadInput: an input is missing or the model folder is not one.
     """
-    from vsearch.evaluation.systems import load_model_encoder
 
     def path(key: str) -> Path | None:
         value = inputs.get(key)

@@ -1,11 +1,13 @@
-"""The systems an evaluation compares: the trained model and its baselines, as search encoders.
+"""The systems an evaluation measures: the trained model, or its baselines, as search encoders.
 
 Why encoders: every system is measured through the same search pipeline
 (:mod:`vsearch.evaluation.measure`), so the comparison isolates what the model contributes.
 The model and the external baselines (``category_only``, ``oracle``) are model folders; the
-built-in baselines (:mod:`vsearch.evaluation.baselines`) are made here from the model's
-categories and configuration. A missing or unreadable external baseline is skipped with the
-reason, never fatal: the report says which comparison is missing.
+built-in baselines (:mod:`vsearch.evaluation.baselines`) are made here from a reference model
+folder's categories and configuration. The model is evaluated on the nightly path; the
+baselines apart (``vsearch evaluate-baselines``, :mod:`vsearch.evaluation.figures`). A
+missing or unreadable external baseline is skipped with the reason, never fatal: the figures
+say which comparison is missing.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from vsearch.evaluation.baselines import (
     ColourHistogramEncoder,
     untrained_encoder,
 )
-from vsearch.evaluation.report import MODEL, ORACLE
+from vsearch.evaluation.report import ORACLE
 from vsearch.model.export import META_FILE
 from vsearch.search.encoder import Encoder, NetEncoder, resolve_device
 from vsearch.settings import Settings
@@ -53,34 +55,41 @@ def load_model_encoder(settings: Settings, model_dir: Path) -> NetEncoder:
     )
 
 
-def build_systems(
-    settings: Settings, model_dir: Path, baselines: Mapping[str, Path], has_truth: bool = True
+def build_baseline_systems(
+    settings: Settings,
+    architecture: Path,
+    baselines: Mapping[str, Path],
+    has_truth: bool = True,
 ) -> tuple[dict[str, Encoder], dict[str, str]]:
-    """The encoders to evaluate, and the baselines skipped with the reason why.
+    """The baselines to measure (``vsearch evaluate-baselines``), and those skipped with why.
 
+    The built-in ones copy ``architecture``, a model folder (the category-only run's: same
+    network config, same categories as the click-trained model): the colour histogram takes
+    its categories and input size, the untrained net its config with random weights.
     Without truth (``has_truth`` False) the baselines that need it (:data:`NEEDS_TRUTH`) are
     skipped with a note, never a failure; a baseline run folder that records why it was
     skipped (``skipped.json``) is skipped with that reason.
 
     Raises:
-        BadInput: the model folder is not one, or a baseline name is taken or unknown-shaped.
+        BadInput: ``architecture`` is not a model folder, or a baseline takes a built-in name.
     """
     device = resolve_device(settings.project.device)
     e = settings.evaluation
-    model_dir = resolve_model_dir(model_dir)
-    model = load_model_encoder(settings, model_dir)
-    systems: dict[str, Encoder] = {MODEL: model}
-    systems[COLOUR_HISTOGRAM] = ColourHistogramEncoder(
-        model.categories,
-        e.histogram_bins,
-        settings.index.bits,
-        settings.project.seed,
-        input_size=int(model.input_size),
-        batch_size=e.batch_size,
-    )
-    systems[UNTRAINED] = untrained_encoder(
-        model_dir, settings.project.seed, device=device, batch_size=e.batch_size
-    )
+    arch_dir = resolve_model_dir(architecture)
+    reference = load_model_encoder(settings, arch_dir)
+    systems: dict[str, Encoder] = {
+        COLOUR_HISTOGRAM: ColourHistogramEncoder(
+            reference.categories,
+            e.histogram_bins,
+            settings.index.bits,
+            settings.project.seed,
+            input_size=int(reference.input_size),
+            batch_size=e.batch_size,
+        ),
+        UNTRAINED: untrained_encoder(
+            arch_dir, settings.project.seed, device=device, batch_size=e.batch_size
+        ),
+    }
     skipped: dict[str, str] = {}
     for name, folder in baselines.items():
         if name in BUILTIN_SYSTEMS:

@@ -3,7 +3,8 @@
 Modules: :mod:`~vsearch.local.processes` (spawn, wait until ready, state file, stop),
 :mod:`~vsearch.local.env` (telemetry switches, client environment, variable names shared with
 the service), :mod:`~vsearch.local.servers` (MLflow + Prefect), :mod:`~vsearch.local.deployment`
-(the nightly deployment's process and lock), :mod:`~vsearch.local.service` (the search service
+(the deployments' process and the project lock), :mod:`~vsearch.local.service` (the search service
 as a process), :mod:`~vsearch.local.loadrun` (HTTP load runs against it) and
-:mod:`~vsearch.local.cli` (``vsearch services``). Nothing here imports :mod:`vsearch.serving`.
+:mod:`~vsearch.local.cli` (``vsearch services``), :mod:`~vsearch.local.timing` (per-stage
+timing table of the demo and the nightly). Nothing here imports :mod:`vsearch.serving`.
 """

@@ -1,6 +1,6 @@
 """``vsearch services up | down | status``: the local servers and what runs beside them.
 
-Why here: ``down`` stops everything this package starts (the nightly deployment, the demo's
+Why here: ``down`` stops everything this package starts (the deployments, the demo's
 search service, the MLflow and Prefect servers) and ``up`` brings every one of them back
 (:mod:`vsearch.local.lifecycle`), so the command group sits beside them.
 """
@@ -38,7 +38,7 @@ def up_command() -> None:
 
 @app.command("down")
 def down_command() -> None:
-    """Stop the nightly deployment, the demo's service and the servers started by ``up``
+    """Stop the deployments, the demo's service and the servers started by ``up``
     (``up`` brings them all back)."""
 
     def body() -> None:

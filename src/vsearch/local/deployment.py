@@ -1,12 +1,13 @@
-"""The nightly deployment's process: start it in the background, find it, stop it.
+"""The deployments' process (nightly, weekly baselines): start it in the background, stop it.
 
 Why a background process: a Prefect cron schedule needs a running server *and* something that
 executes the scheduled runs. ``python -m flows.deploy`` is that something (Prefect's
 ``Flow.serve``: it registers the deployment with its schedule and runs what comes due). Like the
 MLflow and Prefect servers it runs in its own session (started and stopped with
 :mod:`vsearch.local.processes`), its pid and log under ``services.state_dir``;
-``vsearch services down`` stops it with them. The nightly lock lives here too: it keeps the
-deployment's runs and a manual run from overlapping.
+``vsearch services down`` stops it with them. It serves two deployments: the nightly and the
+weekly baselines (:func:`start_baselines_run` asks it for a baselines run now). The project
+lock lives here too: it keeps the deployments' runs and a manual run from overlapping.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ STATE_FILE = "deploy.json"
 LOG_FILE = "deploy.log"
 FLOW_NAME = "nightly"
 DEPLOYMENT = "vsearch-nightly"  # the deployment's name (flows.deploy serves it under this)
+BASELINES_FLOW = "baselines"
+BASELINES_DEPLOYMENT = "vsearch-baselines"  # the weekly baselines (flows/baselines.py)
 _POLL_S = 1.0
 
 
@@ -59,19 +62,39 @@ async def _deployment(name: str) -> Any | None:
             return None
 
 
-def deployment_info() -> dict[str, Any] | None:
-    """The nightly deployment as the Prefect server knows it (``None`` if not registered)."""
-    dep = asyncio.run(_deployment(f"{FLOW_NAME}/{DEPLOYMENT}"))
-    if dep is None:
-        return None
+def _describe(dep: Any, name: str) -> dict[str, Any]:
     crons = [getattr(s.schedule, "cron", None) for s in (dep.schedules or [])]
     status = getattr(dep, "status", None)
     return {
         "id": str(dep.id),
-        "name": f"{FLOW_NAME}/{DEPLOYMENT}",
+        "name": name,
         "cron": [c for c in crons if c],
         "prefect_status": getattr(status, "value", status),  # READY while a runner polls
     }
+
+
+def deployment_info() -> dict[str, Any] | None:
+    """The nightly deployment as the Prefect server knows it, with the weekly baselines one
+    under ``"baselines"`` (``None`` until both are registered)."""
+    nightly_name = f"{FLOW_NAME}/{DEPLOYMENT}"
+    baselines_name = f"{BASELINES_FLOW}/{BASELINES_DEPLOYMENT}"
+    nightly = asyncio.run(_deployment(nightly_name))
+    baselines = asyncio.run(_deployment(baselines_name))
+    if nightly is None or baselines is None:
+        return None
+    return {**_describe(nightly, nightly_name), "baselines": _describe(baselines, baselines_name)}
+
+
+def start_baselines_run() -> str:
+    """Ask the deployment process to run the baselines flow now, in the background.
+
+    Returns the flow run's id at once (Prefect's ``run_deployment`` with ``timeout=0``): the
+    run shows in the Prefect UI; the caller does not wait for it.
+    """
+    from prefect.deployments import run_deployment
+
+    run = run_deployment(f"{BASELINES_FLOW}/{BASELINES_DEPLOYMENT}", timeout=0)
+    return str(run.id)
 
 
 def deploy_up(settings: Settings, root: Path, params: Path, timeout_s: float) -> dict[str, Any]:
@@ -94,7 +117,7 @@ def deploy_up(settings: Settings, root: Path, params: Path, timeout_s: float) ->
     info = wait_until(
         started,
         deployment_info,
-        name="the nightly deployment process",
+        name="the deployments' process",
         log_file=log_path,
         timeout_s=timeout_s,
         poll_s=_POLL_S,

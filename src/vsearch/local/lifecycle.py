@@ -38,12 +38,12 @@ from vsearch.settings import Settings
 log = logging.getLogger(__name__)
 
 STOPPED_FILE = "stopped.json"
-DEPLOYMENT = "nightly deployment"
+DEPLOYMENT = "deployments (nightly, baselines)"  # one serve process runs both
 SERVICE = "search service"
 NO_RUNNER = (
-    "the nightly deployment is registered on the Prefect server but its serve process is not "
-    "running: the schedule will not fire; run `vsearch services up` (after `services down`) "
-    "or `vsearch deploy`"
+    "the deployments (nightly, baselines) are registered on the Prefect server but their serve "
+    "process is not running: their schedules will not fire; run `vsearch services up` (after "
+    "`services down`) or `vsearch deploy`"
 )
 
 

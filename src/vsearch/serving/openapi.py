@@ -208,6 +208,9 @@ def web_paths() -> dict[str, Any]:
                 parameters=[_path_param("path", "file under static/")],
             )
         },
+        "/info": {  # GET answers what BentoML's POST /info does (complete_spec adds that)
+            "get": _op(INFO_SUMMARY, {"200": _json(INFO_SUMMARY, INFO), **admin_denied})
+        },
         "/search": {
             "post": _op(
                 "Search one photo (multipart form; filters: " + ", ".join(FILTER_FIELDS) + ")",
@@ -330,11 +333,8 @@ def complete_spec(spec: dict[str, Any]) -> dict[str, Any]:
         ok["content"] = {"text/plain": {"schema": {"type": "string"}}}
     info_post = paths.get("/info", {}).get("post")
     paths.update(web_paths())
-    if info_post is not None:  # GET /info is a web route answering what POST /info does
-        paths["/info"] = {
-            "post": info_post,
-            "get": _op(INFO_SUMMARY, {"200": _json(INFO_SUMMARY, INFO), **_errors(401, 403, 429)}),
-        }
+    if info_post is not None:  # GET /info is a web route beside BentoML's POST /info
+        paths["/info"]["post"] = info_post
     components = out.setdefault("components", {})
     components.setdefault("securitySchemes", {})["adminBearer"] = {
         "type": "http",

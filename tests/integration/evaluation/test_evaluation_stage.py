@@ -1,9 +1,11 @@
-"""``vsearch evaluate`` end to end on the tiny demo world, through the real search pipeline.
+"""``vsearch evaluate-baselines`` then ``vsearch evaluate`` end to end on the tiny demo world,
+through the real search pipeline.
 
 A tiny *untrained* network stands in for the trained model (its numbers are meaningless; the
-test checks that the stage measures the right queries, writes every output and keeps every
-metric in range), with a second tiny net as the ``category_only`` baseline and a missing
-``oracle`` folder that must be skipped with a warning.
+test checks that the stages measure the right queries, write every output and keep every
+metric in range), with a second tiny net as the ``category_only`` baseline (and the reference
+the built-in baselines copy) and a missing ``oracle`` folder that must be skipped with a
+warning. The model's report shows the figures the baselines stage wrote, dated.
 """
 
 from __future__ import annotations
@@ -63,15 +65,29 @@ def test_evaluate_cli_on_held_out_queries(tiny_world, tmp_path: Path) -> None:
     category_only = _tiny_model(s, categories, 1, tmp_path / "category" / "model")
     out = tmp_path / "reports"
     mine_drop(drop, tmp_path / "mining", s.mining)
-    args = ["--params", str(params), "evaluate", "--drop", str(drop), "--truth", str(truth)]
-    args += ["--model", str(model), "--out", str(out), "--json"]
-    args += ["--mining", str(tmp_path / "mining"), "--no-mlflow"]
+    common = ["--drop", str(drop), "--truth", str(truth), "--mining", str(tmp_path / "mining")]
+    args = ["--params", str(params), "evaluate-baselines", *common, "--json"]
+    args += ["--architecture", str(category_only), "--out", str(out / "baselines")]
     args += ["--baseline", f"category_only={category_only.parent}"]  # a run folder works too
     args += ["--baseline", f"oracle={tmp_path / 'no-such-model'}"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
+    figures = json.loads((out / "baselines" / "metrics.json").read_text())
+    assert json.loads(res.stdout) == figures
+    assert figures["measured_at"] and figures["data"]["id"] == figures["eval_set"]["drop"]
+    assert "model" not in figures["baselines"]
+
+    args = ["--params", str(params), "evaluate", *common, "--model", str(model)]
+    args += ["--out", str(out), "--json", "--no-mlflow"]
+    args += ["--baseline-figures", str(out / "baselines" / "metrics.json")]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
 
     report = json.loads((out / "metrics.json").read_text())
+    assert report["baselines"] == figures["baselines"]
+    assert report["baseline_figures"]["same_data"] is True
+    assert report["baseline_figures"]["measured_at"] == figures["measured_at"]
+    assert report["seconds"].keys() == {"model"}  # only the model was measured here
     printed = json.loads(res.stdout)
     assert 0 <= printed["virtual_ids"]["purity"] <= 1  # mined groups scored against the truth
     assert "coverage" in printed["virtual_ids"]
@@ -101,7 +117,7 @@ def test_evaluate_cli_on_held_out_queries(tiny_world, tmp_path: Path) -> None:
     assert hist["box_iou_mean"] > 0  # the full frame overlaps every true box
     assert set(report["baselines"]) == {"colour_histogram", "untrained", "category_only", "oracle"}
     assert "skipped" in report["baselines"]["oracle"]
-    assert any("oracle" in w for w in report["warnings"])
+    assert any("oracle" in w for w in report["baseline_figures"]["notes"])
     assert "model_vs_colour_histogram_identical_recall@10" in report["ratios"]
     assert "model_vs_oracle_identical_recall@10" not in report["ratios"]
     assert report["targets"]["oracle_ratio"]["met"] is None
@@ -190,6 +206,17 @@ def test_bad_paths_exit_2_naming_the_problem(tiny_world, params_path, tmp_path: 
     assert res.exit_code == 2 and "--drop" in res.output
     res = runner.invoke(app, [*base, "--drop", str(drop), "--model", str(tmp_path)])
     assert res.exit_code == 2 and "not a model folder" in res.output
+    garbage = tmp_path / "figures.json"
+    garbage.write_text("{")
+    res = runner.invoke(
+        app,
+        [*base, "--drop", str(drop), "--model", str(tmp_path), "--baseline-figures", str(garbage)],
+    )
+    assert res.exit_code == 2 and "unreadable baseline figures" in res.output
+    baselines = ["--params", str(params_path), "evaluate-baselines", "--drop", str(drop)]
+    baselines += ["--architecture", str(tmp_path), "--out", str(tmp_path / "r")]
+    res = runner.invoke(app, baselines)
+    assert res.exit_code == 2 and "not a model folder" in res.output
     assert not (tmp_path / "r").exists()  # nothing written on bad input
 
 
@@ -198,7 +225,7 @@ def test_evaluation_without_truth_reports_click_metrics_and_rescoring_matches(
     tiny_world, tmp_path: Path
 ) -> None:
     from vsearch.contracts import NO_TRUTH_FILE
-    from vsearch.evaluation.stage import run_evaluation, score_model
+    from vsearch.evaluation.stage import run_baselines, run_evaluation, score_model
     from vsearch.evaluation.systems import NO_TRUTH_NOTE
     from vsearch.trained import write_skipped
 
@@ -213,8 +240,10 @@ def test_evaluation_without_truth_reports_click_metrics_and_rescoring_matches(
     (no_truth / NO_TRUTH_FILE).write_text("{}")
     oracle = tmp_path / "oracle"
     write_skipped(oracle, "no ground truth")
+    figures = tmp_path / "reports" / "baselines"
+    run_baselines(s, drop, no_truth, model, figures, {"oracle": oracle / "model"}, None, mining)
     report = run_evaluation(
-        s, drop, no_truth, model, tmp_path / "reports", {"oracle": oracle / "model"}, None, mining
+        s, drop, no_truth, model, tmp_path / "reports", figures / "metrics.json", None, mining
     )
     assert report["families"] == ["click"] and report["eval_set"]["truth"] is False
     model_m = report["model"]

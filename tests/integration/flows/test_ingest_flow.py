@@ -82,3 +82,25 @@ def test_ingest_flow_good_then_bad_drop(
         drop=str(drop), params=str(params_path), repo_root=str(scratch_repo), reuse_existing=True
     )
     assert reused["dvc_hash"] == res["dvc_hash"]
+
+
+def test_the_demo_world_is_generated_validated_and_ingested_once(
+    prefect_server: str, scratch_repo: Path, params_path: Path
+) -> None:
+    """`vsearch demo` re-runs on its world: the second time nothing is generated, validated
+    or versioned again (the timing rows say skipped), and the same drop comes back."""
+    from flows.ingest import ingest_flow
+
+    kw = {"params": str(params_path), "repo_root": str(scratch_repo), "demo": True}
+    kw |= {"reuse_existing": True, "seed": 3, "items": 40, "queries": 40}
+    first = ingest_flow(**kw)
+    assert [(r["stage"], r["ran"]) for r in first["timings"]] == [("world", True), ("ingest", True)]
+    report = Path(first["report_path"])
+    validated_at = report.stat().st_mtime_ns
+    again = ingest_flow(**kw)
+    assert [(r["stage"], r["ran"]) for r in again["timings"]] == [
+        ("world", False),
+        ("ingest", False),
+    ]
+    assert again["drop_id"] == first["drop_id"] and again["dvc_hash"] == first["dvc_hash"]
+    assert report.stat().st_mtime_ns == validated_at  # not validated again

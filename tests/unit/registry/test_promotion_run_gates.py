@@ -60,3 +60,19 @@ def test_an_evaluation_without_an_eval_set_fails_closed() -> None:
     cand = Candidate(Path("runs/train"), "f" * 64, "4", {"model": dict(CLICKS)})
     rep = run_gates(Settings(), cand, LATENCY, ChampionReference(first_release=True))
     assert not rep.passed and "re-run `vsearch evaluate`" in rep.summary()
+
+
+def test_the_gates_never_read_the_baselines() -> None:
+    """Baselines are off the critical path: none measured, or terrible ones on other data, or a
+    model far below the oracle: the gate's verdict is the same."""
+    champ = ChampionReference(first_release=True)
+    bare = run_gates(Settings(), _cand(), LATENCY, champ)
+    figures = {
+        "baselines": {"oracle": {"click_recall@10": 0.99}, "untrained": {"skipped": "why"}},
+        "ratios": {"model_vs_oracle_click_recall@10": 0.6},
+        "targets": {"oracle_ratio": {"target": 0.8, "value": 0.6, "met": False}},
+        "baseline_figures": {"measured_at": "2026-01-01T00:00:00+00:00", "same_data": False},
+    }
+    with_figures = run_gates(Settings(), _cand(figures), LATENCY, champ)
+    assert bare.passed and with_figures.passed
+    assert bare.to_dict() == with_figures.to_dict()

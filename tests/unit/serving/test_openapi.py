@@ -48,7 +48,9 @@ def test_complete_spec_documents_refusals_and_drops_500() -> None:
     }
     spec = complete_spec(bento)
     info = spec["paths"]["/info"]["post"]["responses"]
-    assert set(info) == {"200", "400", "413", "415"}
+    # a presented token is checked like an admin call: 401/403/429 besides the body refusals
+    assert set(info) == {"200", "400", "401", "403", "413", "415", "429"}
+    assert set(spec["paths"]["/info"]) == {"get", "post"}  # GET: the web route, same answer
     batch = spec["paths"]["/search_batch"]["post"]["responses"]
     assert set(batch) == {"200", "400", "413", "415", "503"}
     assert "503" in spec["paths"]["/readyz"]["get"]["responses"]
