@@ -5,6 +5,7 @@ memory over time.
     python bench/load.py                        # 10 minutes in all (2.5 per level)
     python bench/load.py --minutes 3            # shorter
     python bench/load.py --quick                # tiny world, seconds per level (smoke test)
+    python bench/load.py --clients 32 --no-admin   # searches only: what upserts/reload cost
 
 What runs: a project in a temporary folder (a generated world, an untrained model of the
 ``params.yaml`` architecture and a release of its catalog, as ``service_bench.py`` builds its
@@ -197,7 +198,10 @@ async def run_level(
             search_client(searches, photos, c * 7, deadline, budget, level) for c in range(clients)
         ]
         mid = t0 + seconds / 2
-        tasks.append(admin_client(admin, upsert, deadline, mid, args.upsert_every, level, counter))
+        if not args.no_admin:
+            tasks.append(
+                admin_client(admin, upsert, deadline, mid, args.upsert_every, level, counter)
+            )
         await asyncio.gather(*tasks)
     level.seconds = time.monotonic() - t0
     return level
@@ -271,6 +275,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--upsert-every", type=float, default=UPSERT_EVERY_S, help="seconds")
     ap.add_argument("--rss-every", type=float, default=RSS_EVERY_S, help="seconds")
     ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    ap.add_argument(
+        "--no-admin",
+        action="store_true",
+        help="searches only: no upserts, no reload (the ablation of what they cost the tail)",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.items, args.queries = QUICK["items"], QUICK["queries"]
