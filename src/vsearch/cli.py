@@ -239,9 +239,9 @@ def demo_command() -> None:
                     f"  drop           {ing['drop_id']}  (DVC hash {ing['dvc_hash']})",
                     f"  validation     {ing['report_path']}",
                     f"  Data Docs      {ing['docs_path'] or '(not built)'}",
-                    f"  metrics        {tr['metrics_path']}  identical_recall@10 "
-                    f"{metrics.get('identical_recall@10')}, category_acc_fused "
-                    f"{metrics.get('category_acc_fused')}",
+                    f"  metrics        {tr['metrics_path']}",
+                    f"    from clicks  {_figures_line(metrics, CLICK_FIGURES)}",
+                    f"    from truth   {_figures_line(metrics, TRUTH_FIGURES)}",
                     f"  promotion      {_promotion_line(promo)}",
                     f"  baselines      {baselines}",
                     f"  Prefect UI     {prefect_ui}  (nightly run {res['flow_run_id']}; "
@@ -258,6 +258,17 @@ def demo_command() -> None:
         )
 
     run_guarded(body)
+
+
+# The demo's summary: both metric families (clicks for every shop, truth for the demo world).
+CLICK_FIGURES = ("click_recall@1", "click_recall@10", "click_mrr", "click_category_acc_fused")
+TRUTH_FIGURES = ("identical_recall@1", "identical_recall@10", "category_acc_fused", "box_iou_mean")
+
+
+def _figures_line(metrics: dict, keys: tuple[str, ...]) -> str:
+    """``key value`` pairs of ``metrics`` (3 decimals); the ones it lacks are left out."""
+    shown = [f"{k} {metrics[k]:.3f}" for k in keys if isinstance(metrics.get(k), int | float)]
+    return ", ".join(shown) or "(none)"
 
 
 def _demo_baselines() -> str:
