@@ -15,7 +15,7 @@ what the schema allows; negative: what it forbids), sent with the admin token an
 one (operations without security: once). Each answer goes through schemathesis' checks:
 ``not_a_server_error``, ``status_code_conformance``, ``content_type_conformance``,
 ``response_headers_conformance``, ``response_schema_conformance``; an operation that needs the
-token must refuse every request without it (401/403, counted as ``auth_leaks`` otherwise).
+token must refuse every request without it (401/403/429, counted as ``auth_leaks`` otherwise).
 
 Figures (JSON lines, docs/contributing.md#measuring): a header, one ``fuzz_operation`` line
 per operation and auth mode (requests, statuses, 5xx, violations), and ``fuzz_total``
@@ -48,7 +48,7 @@ WORLD = {"items": 60, "queries": 24}  # the served project: small, it is the HTT
 REQUEST_TIMEOUT_S = 60.0
 SERVICE_START_TIMEOUT_S = 300.0
 KEPT_FAILURES = 20  # failure messages kept in the summary line
-REFUSED_BEFORE_AUTH = frozenset({400, 401, 403, 413})
+REFUSED_BEFORE_AUTH = frozenset({400, 401, 403, 413, 429})
 
 
 @dataclass
@@ -87,7 +87,9 @@ def checks() -> list[Any]:
 def leaked(path_template: str, response: Any) -> bool:
     """An admin request without a token that reached its handler. Refusals that come before
     the token check are fine: 401/403, a malformed request (400: control characters in the
-    path, a bad Content-Length), a body over the limit (413), and the JSON 404 of a drawn
+    path, a bad Content-Length), a body over the limit (413), the admin rate limit (429: it
+    counts every admin call of a caller, token or not, so guessing is throttled too), and the
+    JSON 404 of a drawn
     path parameter (``..``) that moved the URL off the admin route."""
     if response.status_code in REFUSED_BEFORE_AUTH:
         return False
