@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from vsearch.settings import ServicesSettings, Settings
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_SEED = 11  # project.seed of settings built from scratch
 TINY_BITS = 32
+SERVICE_START_TIMEOUT_S = 120  # a test service on a busy 2-core machine
 #: The tiny network's shape (NetConfig keyword arguments besides the categories).
 TINY_NET: dict[str, Any] = {
     "widths": (8, 16, 24, 32),
@@ -164,3 +167,31 @@ def write_mining_outputs(
         report={"counts": {"virtual_ids": int(virtual_ids["virtual_id"].nunique())}},
     )
     return folder
+
+
+@contextmanager
+def service_with(
+    root: Path, params: Path, port: int, name: str, token: str, **serving: object
+) -> Iterator[str]:
+    """The project at ``root`` served on ``port`` with an admin ``token`` and ``params`` with
+    these ``serving`` settings changed (written to ``params-NAME.yaml`` beside it, the log to
+    ``service-NAME.log``); yields its URL and stops it after."""
+    from vsearch.local.service import start_background, stop
+
+    raw = yaml.safe_load(params.read_text())
+    raw["serving"].update(serving)
+    changed = root / f"params-{name}.yaml"
+    changed.write_text(yaml.safe_dump(raw, sort_keys=False))
+    proc = start_background(
+        "127.0.0.1",
+        port,
+        changed,
+        root,
+        root / f"service-{name}.log",
+        timeout_s=SERVICE_START_TIMEOUT_S,
+        env={"VSEARCH_ADMIN_TOKEN": token},
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)

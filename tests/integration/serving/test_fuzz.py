@@ -14,10 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
+from tests.kit import service_with
 from vsearch.local.env import TELEMETRY_OFF
-from vsearch.local.service import start_background, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -32,27 +31,12 @@ ADMIN_OPS = {"POST /admin/items", "DELETE /admin/items/{item_id}", "POST /admin/
 
 @pytest.fixture(scope="module")
 def service(served_project, port_factory) -> Iterator[str]:
-    port = port_factory()
-    root = served_project.root
     # The admin rate limit is its own test (test_security.py): here it would answer 429 to
     # every admin call after the first few and hide the token check the fuzzer exercises.
-    raw = yaml.safe_load(served_project.params.read_text())
-    raw["serving"].update(admin_rate_per_s=FUZZ_ADMIN_RATE, admin_rate_burst=FUZZ_ADMIN_RATE)
-    params = root / "params-fuzz.yaml"
-    params.write_text(yaml.safe_dump(raw, sort_keys=False))
-    proc = start_background(
-        "127.0.0.1",
-        port,
-        params,
-        root,
-        root / "fuzz-service.log",
-        timeout_s=120,
-        env={"VSEARCH_ADMIN_TOKEN": TOKEN},
-    )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
+    limits = {"admin_rate_per_s": FUZZ_ADMIN_RATE, "admin_rate_burst": FUZZ_ADMIN_RATE}
+    root, params = served_project.root, served_project.params
+    with service_with(root, params, port_factory(), "fuzz", TOKEN, **limits) as url:
+        yield url
 
 
 def test_schema_lists_every_route(service: str) -> None:

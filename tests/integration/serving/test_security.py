@@ -10,10 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
-from vsearch.local.processes import Started
-from vsearch.local.service import start_background, stop
+from tests.kit import service_with
 from vsearch.serving.http import CONTENT_SECURITY_POLICY
 
 pytestmark = pytest.mark.integration
@@ -32,25 +30,10 @@ SECURITY_HEADERS = {
 
 @pytest.fixture(scope="module")
 def service(served_project, port_factory) -> Iterator[str]:
-    root = served_project.root
-    raw = yaml.safe_load(served_project.params.read_text())
-    raw["serving"].update(admin_rate_per_s=RATE, admin_rate_burst=BURST)
-    params = root / "params-security.yaml"
-    params.write_text(yaml.safe_dump(raw, sort_keys=False))
-    port = port_factory()
-    proc: Started = start_background(
-        "127.0.0.1",
-        port,
-        params,
-        root,
-        root / "service-security.log",
-        timeout_s=120,
-        env={"VSEARCH_ADMIN_TOKEN": TOKEN},
-    )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
+    limits = {"admin_rate_per_s": RATE, "admin_rate_burst": BURST}
+    root, params = served_project.root, served_project.params
+    with service_with(root, params, port_factory(), "security", TOKEN, **limits) as url:
+        yield url
 
 
 def _leaks(text: str, root: Path) -> list[str]:

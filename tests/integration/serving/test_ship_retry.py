@@ -11,10 +11,8 @@ from collections.abc import Iterator
 import httpx
 import mlflow
 import pytest
-import yaml
 
-from vsearch.local.processes import Started
-from vsearch.local.service import start_background, stop
+from tests.kit import service_with
 from vsearch.registry.promotion import Candidate
 from vsearch.registry.registry import ModelRegistry
 
@@ -27,25 +25,10 @@ LATENCY = {"p95_ms": 12.5, "requests": 6}
 
 @pytest.fixture(scope="module")
 def service(served_project, port_factory) -> Iterator[int]:
-    root = served_project.root
-    raw = yaml.safe_load(served_project.params.read_text())
-    raw["serving"].update(admin_rate_per_s=1.0 / REFILL_S, admin_rate_burst=1)
-    params = root / "params-ship.yaml"
-    params.write_text(yaml.safe_dump(raw, sort_keys=False))
     port = port_factory()
-    proc: Started = start_background(
-        "127.0.0.1",
-        port,
-        params,
-        root,
-        root / "service-ship.log",
-        timeout_s=120,
-        env={"VSEARCH_ADMIN_TOKEN": TOKEN},
-    )
-    try:
+    limits = {"admin_rate_per_s": 1.0 / REFILL_S, "admin_rate_burst": 1}
+    with service_with(served_project.root, served_project.params, port, "ship", TOKEN, **limits):
         yield port
-    finally:
-        stop(proc)
 
 
 async def _task_runs(flow_run_id) -> list:
