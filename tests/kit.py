@@ -195,3 +195,30 @@ def service_with(
         yield f"http://127.0.0.1:{port}"
     finally:
         stop(proc)
+
+
+def run_quick_bench(
+    script: Path, tmp_path: Path, timeout_s: float = 600
+) -> tuple[list[dict[str, Any]], str]:
+    """Run ``script --quick`` as ``make bench`` would (this repo's params, telemetry off, its
+    temporary files under ``tmp_path``): its JSON-line figures and its stderr (the summary).
+    Fails the test on a non-zero exit, with the end of its stderr."""
+    import json
+    import os
+    import sys
+
+    from vsearch.local.env import TELEMETRY_OFF
+
+    env = {**os.environ, **TELEMETRY_OFF, "TMPDIR": str(tmp_path)}
+    for var in ("VSEARCH_PARAMS", "VSEARCH_ROOT"):
+        env.pop(var, None)
+    out = subprocess.run(
+        [sys.executable, str(script), "--quick"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()], out.stderr

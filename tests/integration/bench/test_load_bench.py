@@ -4,36 +4,20 @@ prints every figure it promises. Times are not checked: benches assert nothing a
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from vsearch.local.env import TELEMETRY_OFF
+from tests.kit import REPO_ROOT, run_quick_bench
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[3]
-BENCH = REPO / "bench" / "load.py"
+
+BENCH = REPO_ROOT / "bench" / "load.py"
 
 
 def test_quick_run_prints_every_figure(tmp_path: Path) -> None:
-    env = {**os.environ, **TELEMETRY_OFF, "TMPDIR": str(tmp_path)}
-    for var in ("VSEARCH_PARAMS", "VSEARCH_ROOT"):
-        env.pop(var, None)
-    out = subprocess.run(
-        [sys.executable, str(BENCH), "--quick"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-4000:]
-    rows = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    rows, _ = run_quick_bench(BENCH, tmp_path)
     assert rows[0]["bench"] == "load" and rows[0]["levels"] == [1, 4]
     by_name: dict[str, list[dict]] = {}
     for row in rows[1:]:

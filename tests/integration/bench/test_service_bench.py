@@ -4,38 +4,22 @@ Times are not checked: benches assert nothing about time, and neither does this 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from vsearch.local.env import TELEMETRY_OFF
+from tests.kit import REPO_ROOT, run_quick_bench
 from vsearch.search.pipeline import STAGES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[3]
-BENCH = REPO / "bench" / "service_bench.py"
+
+BENCH = REPO_ROOT / "bench" / "service_bench.py"
 QUICK_CONCURRENCY = {1, 2}  # service_bench.QUICK["concurrency"]
 
 
 def test_quick_run_prints_every_figure(tmp_path: Path) -> None:
-    env = {**os.environ, **TELEMETRY_OFF, "TMPDIR": str(tmp_path)}
-    for var in ("VSEARCH_PARAMS", "VSEARCH_ROOT"):
-        env.pop(var, None)
-    out = subprocess.run(
-        [sys.executable, str(BENCH), "--quick"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-4000:]
-    rows = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    rows, stderr = run_quick_bench(BENCH, tmp_path)
 
     header = rows[0]
     assert header["bench"] == "service"
@@ -68,4 +52,4 @@ def test_quick_run_prints_every_figure(tmp_path: Path) -> None:
         assert set(rps) == QUICK_CONCURRENCY
         assert all(r["failed"] == 0 and r["value"] > 0 and "ratio" in r for r in rps.values())
         assert next(r for r in mine if r["name"] == "index_bytes_per_item")["value"] > 0
-    assert "req/s" in out.stderr  # the summary table
+    assert "req/s" in stderr  # the summary table
