@@ -455,7 +455,7 @@ def existing_drop(drop_id: str, settings: Settings, repo_root: Path) -> IngestRe
         rows=manifest.get("rows", {}),
         quarantined=manifest.get("quarantined", {}),
         report_path=manifest.get("validation_report", ""),
-        docs_path=None,
+        docs_path=_report_docs(manifest.get("validation_report")),
         truth_path=str(truth) if truth.is_dir() else None,
         pushed=settings.ingest.dvc_push,
         kind=manifest.get("kind") or SNAPSHOT,
@@ -477,12 +477,24 @@ def reused_demo_drop(drop: Path, settings: Settings, repo_root: Path) -> IngestR
     return existing_drop(drop_id_of(drop), settings, repo_root)
 
 
+def _report(report: str | None) -> dict[str, Any]:
+    """A drop's JSON validation report ({} when it is gone or unreadable)."""
+    try:
+        return dict(json.loads(Path(report).read_text())) if report else {}
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
 def _report_stats(report: str | None) -> dict[str, Any]:
     """The validation stats of a drop ingested before the ledger existed (its JSON report)."""
-    try:
-        return dict(json.loads(Path(report).read_text())["stats"]) if report else {}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
+    stats = _report(report).get("stats")
+    return dict(stats) if isinstance(stats, dict) else {}
+
+
+def _report_docs(report: str | None) -> str | None:
+    """The Data Docs page its validation built, while it still exists (a re-run shows it)."""
+    docs = _report(report).get("docs_path")
+    return docs if isinstance(docs, str) and Path(docs).is_file() else None
 
 
 def _demo_paths(

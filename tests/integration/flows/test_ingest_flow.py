@@ -104,3 +104,4 @@ def test_the_demo_world_is_generated_validated_and_ingested_once(
     ]
     assert again["drop_id"] == first["drop_id"] and again["dvc_hash"] == first["dvc_hash"]
     assert report.stat().st_mtime_ns == validated_at  # not validated again
+    assert first["docs_path"] and again["docs_path"] == first["docs_path"]  # still shown
