@@ -1,6 +1,7 @@
 """The deployments' process on a real Prefect server: it registers the nightly and the weekly
 baselines deployments (crons from params) and runs a baselines run asked for in the background
-(what `vsearch demo` does once the service is up): the figures land in the project."""
+(what `vsearch demo` does once the service is up): the figures land in the project. The drop
+has no ground truth, as a shop's: the oracle says why it was skipped, the others measure."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from uuid import UUID
 import pytest
 
 from tests.kit import REPO_ROOT, scratch_project, tiny_project
+from vsearch.contracts import NO_TRUTH_FILE
 from vsearch.data.ingest import ingest_drop
 from vsearch.settings import ServicesSettings, load_settings
+from vsearch.trained import read_skipped
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -51,8 +54,10 @@ def test_deployments_register_and_a_background_baselines_run_measures_them(
     shutil.copytree(
         REPO_ROOT / "flows", scratch_repo / "flows", ignore=shutil.ignore_patterns("__pycache__")
     )
-    drop, truth = tiny_world
-    ingest_drop(drop, s, scratch_repo, truth=truth)
+    drop, _ = tiny_world
+    res = ingest_drop(drop, s, scratch_repo, truth=None)  # a shop's drop: no ground truth
+    truth = scratch_repo / s.ingest.truth_dir / res.drop_id
+    assert [p.name for p in truth.iterdir()] == [NO_TRUTH_FILE]
 
     info = deploy_up(s, scratch_repo, Path("params.yaml"), timeout_s=120)
     try:
@@ -68,5 +73,9 @@ def test_deployments_register_and_a_background_baselines_run_measures_them(
         deploy_down(s)
     figures = json.loads((scratch_repo / "reports" / "baselines" / "metrics.json").read_text())
     assert set(figures["baselines"]) == {"oracle", "category_only", "colour_histogram", "untrained"}
-    assert all("skipped" not in m for m in figures["baselines"].values())
+    # without truth the oracle (true product ids) says why it was skipped; the others measure
+    assert "no ground truth" in str(read_skipped(scratch_repo / "runs" / "oracle"))
+    assert "ground truth" in figures["baselines"]["oracle"]["skipped"]
+    others = [m for name, m in figures["baselines"].items() if name != "oracle"]
+    assert all("skipped" not in m and "click_recall@10" in m for m in others)
     assert not (scratch_repo / "runs" / "train").exists()  # the nightly's model was never needed

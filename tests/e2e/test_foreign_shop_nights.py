@@ -132,8 +132,11 @@ def test_foreign_shop_three_nights_to_a_served_index(
         assert [r["drop_id"] for r in night1["ingested"]] == ["shop-001"]
         assert night1["promotion"]["shipped"] is True
         assert night1["promotion"]["reload"]["status"] == "reloaded"
-        metrics = night1["training"]["metrics_path"]
-        assert json.loads(Path(metrics).read_text())["families"] == ["click"]  # no truth
+        metrics = json.loads(Path(night1["training"]["metrics_path"]).read_text())
+        assert metrics["families"] == ["click"] and metrics["eval_set"]["truth"] is False
+        clicks = {"click_recall@1", "click_recall@10", "click_mrr", "click_category_acc_fused"}
+        assert clicks <= metrics.keys() and "identical_recall@10" not in metrics
+        assert metrics["inputs"]["drop"] == str(s.ingest.window_dir)  # the merged window
         first = current_version(scratch_repo / s.project.indexes_dir)
         assert httpx.get(f"{url}/readyz", timeout=10).status_code == 200
         served = _served(url)
