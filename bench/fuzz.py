@@ -46,7 +46,6 @@ BENCH_TOKEN = "fuzz-admin-token"
 DEFAULT_EXAMPLES = 200  # per operation, auth mode and generation mode (make bench)
 WORLD = {"items": 60, "queries": 24}  # the served project: small, it is the HTTP layer we test
 REQUEST_TIMEOUT_S = 60.0
-SERVICE_START_TIMEOUT_S = 300.0
 KEPT_FAILURES = 20  # failure messages kept in the summary line
 REFUSED_BEFORE_AUTH = frozenset({400, 401, 403, 413, 429})
 
@@ -204,7 +203,6 @@ def served_project(args: argparse.Namespace) -> Iterator[str]:
     """A tiny project (world, untrained model, release) served with :data:`BENCH_TOKEN`."""
     import service_bench  # the bench folder is on sys.path when this script runs
 
-    from vsearch.local.service import start_background, stop
     from vsearch.settings import load_settings
 
     params_src = Path(args.params).resolve()
@@ -213,21 +211,8 @@ def served_project(args: argparse.Namespace) -> Iterator[str]:
         base = Path(tmp)
         ns = argparse.Namespace(drop=None, model=None, **WORLD)
         scale, *_ = service_bench.demo_scale(settings, ns, base, params_src)
-        port = service_bench.free_port()
-        proc = start_background(
-            "127.0.0.1",
-            port,
-            scale.params,
-            scale.root,
-            base / "service.log",
-            SERVICE_START_TIMEOUT_S,
-            env={TOKEN_ENV: BENCH_TOKEN},
-        )
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            stop(proc)
-            log.info("service log: %s", (base / "service.log").read_text()[-3000:])
+        with service_bench.serve_scale(scale, base / "service.log", BENCH_TOKEN) as (url, _):
+            yield url
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

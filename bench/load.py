@@ -50,13 +50,11 @@ import numpy as np
 
 log = logging.getLogger("load")
 
-TOKEN_ENV = "VSEARCH_ADMIN_TOKEN"
 BENCH_TOKEN = "load-admin-token"
 LEVELS = [1, 8, 32, 64]
 DEFAULT_MINUTES = 10.0
 MAX_REQUESTS = 200_000  # per level: the count bound beside the time bound
 REQUEST_TIMEOUT_S = 60.0
-SERVICE_START_TIMEOUT_S = 300.0
 WORLD = {"items": 1000, "queries": 200}
 QUICK = {"items": 60, "queries": 24, "minutes": 0.3, "levels": [1, 4]}
 PHOTOS = 64  # distinct query photos, round-robin
@@ -229,7 +227,6 @@ def served_project(args: argparse.Namespace) -> Iterator[tuple[str, int, list[by
     import service_bench  # the bench folder is on sys.path when this script runs
 
     from vsearch.contracts import CATALOG, read_table
-    from vsearch.local.service import start_background, stop
     from vsearch.settings import load_settings
 
     params_src = Path(args.params).resolve()
@@ -250,20 +247,8 @@ def served_project(args: argparse.Namespace) -> Iterator[tuple[str, int, list[by
                 "price": str(UPSERT_PRICE),
             },
         }
-        port = service_bench.free_port()
-        proc = start_background(
-            "127.0.0.1",
-            port,
-            scale.params,
-            scale.root,
-            base / "service.log",
-            SERVICE_START_TIMEOUT_S,
-            env={TOKEN_ENV: BENCH_TOKEN},
-        )
-        try:
-            yield f"http://127.0.0.1:{port}", proc.pid, photos, upsert
-        finally:
-            stop(proc)
+        with service_bench.serve_scale(scale, base / "service.log", BENCH_TOKEN) as (url, pid):
+            yield url, pid, photos, upsert
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -49,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ SYNTHETIC_MAX_SALES = 1000
 SYNTHETIC_IMAGE = "images/none.jpg"  # results name a photo; nothing fetches it here
 WORLD_QUERIES = 200  # query photos rendered for the demo world (only PHOTOS are sent)
 SERVICE_START_TIMEOUT_S = 300.0
+ADMIN_TOKEN_ENV = "VSEARCH_ADMIN_TOKEN"  # serving.admin_token_env of params.yaml
 WARMUP = 2  # untimed searches first (load_run's default too)
 
 
@@ -100,6 +102,29 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve_scale(scale: Scale, log_file: Path, token: str) -> Iterator[tuple[str, int]]:
+    """``scale``'s project served by ``bentoml serve`` on a free loopback port with the admin
+    ``token``; yields (URL, server pid), stops it after and logs the end of its log."""
+    from vsearch.local.service import start_background, stop
+
+    port = free_port()
+    proc = start_background(
+        "127.0.0.1",
+        port,
+        scale.params,
+        scale.root,
+        log_file,
+        SERVICE_START_TIMEOUT_S,
+        env={ADMIN_TOKEN_ENV: token},
+    )
+    try:
+        yield f"http://127.0.0.1:{port}", proc.pid
+    finally:
+        stop(proc)
+        log.info("service log: %s", log_file.read_text()[-3000:])
 
 
 def folder_bytes(path: Path) -> int:
