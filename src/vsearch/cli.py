@@ -8,12 +8,15 @@ Sub-command groups (``world``, ``index``, ``services``) live beside the code the
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from vsearch.cli_support import _State, configure, emit, get_settings, run_guarded
 from vsearch.errors import BadInput
+from vsearch.local.env import admin_token
 from vsearch.settings import DEFAULT_PARAMS, Settings
 
 app = typer.Typer(
@@ -70,12 +73,24 @@ def _connect() -> Settings:
     return settings
 
 
-def _admin_token(settings: Settings) -> str:
-    """The local admin bearer token (:func:`vsearch.local.env.admin_token`), exported into
-    this process's environment: the demo's service and the promotion flow's reload share it."""
-    from vsearch.local.env import admin_token
+LOCK_HELD = (
+    "another nightly or baselines run (a scheduled one, or the demo's baselines in the "
+    "background?) holds the project lock; wait for it to finish (Prefect UI) and run again"
+)
 
-    return admin_token(settings)
+
+def _under_lock(run: Callable[[], Any]) -> dict:
+    """``run()`` (a nightly or baselines flow); a clear refusal when the project lock is held
+    (the flow then ends Cancelled, or returns its state instead of a result)."""
+    from prefect.exceptions import CancelledRun
+
+    try:
+        res = run()
+    except CancelledRun:
+        res = None
+    if not isinstance(res, dict):
+        raise BadInput(LOCK_HELD)
+    return res
 
 
 def _run_nightly(
@@ -88,13 +103,11 @@ def _run_nightly(
 ) -> dict:
     """The nightly flow now, in this process, against the local Prefect server."""
     settings = _connect()
-    _admin_token(settings)
-    from prefect.exceptions import CancelledRun
-
+    admin_token(settings)
     from flows.nightly import nightly_flow
 
-    try:
-        res = nightly_flow(
+    return _under_lock(
+        lambda: nightly_flow(
             drop=str(drop) if drop else None,
             truth=str(truth) if truth else None,
             repo_root=str(Path.cwd()),
@@ -103,15 +116,7 @@ def _run_nightly(
             accept_volume=accept_volume,
             first_release=first_release,
         )
-    except CancelledRun:
-        res = None
-    if not isinstance(res, dict):
-        raise BadInput(
-            "another nightly or baselines run (a scheduled one, or the demo's baselines in "
-            "the background?) holds the project lock; wait for it to finish (Prefect UI) and "
-            "run again"
-        )
-    return res
+    )
 
 
 @app.command("pipeline")
@@ -151,7 +156,7 @@ def deploy_command(json_out: bool = typer.Option(False, "--json")) -> None:
 
     def body() -> None:
         settings = _connect()
-        _admin_token(settings)  # scheduled runs reload the running service with it
+        admin_token(settings)  # scheduled runs reload the running service with it
         info = deploy_up(settings, Path.cwd(), _State.params, settings.schedule.register_timeout_s)
         emit(info, json_out)
 
@@ -165,22 +170,12 @@ def baselines_command(json_out: bool = typer.Option(False, "--json")) -> None:
     on the current window; unchanged inputs skip them (DVC). The evaluation report shows them."""
 
     def body() -> None:
-        settings = _connect()
-        from prefect.exceptions import CancelledRun
-
+        _connect()
         from flows.baselines import baselines_flow
         from vsearch.evaluation.figures import figures_markdown
         from vsearch.local.timing import timing_text
 
-        try:
-            res = baselines_flow(repo_root=str(Path.cwd()))
-        except CancelledRun:
-            res = None
-        if not isinstance(res, dict):
-            raise BadInput(
-                "a nightly or baselines run holds the project lock; wait for it to finish "
-                f"(Prefect UI, {settings.services.prefect.host}) and run again"
-            )
+        res = _under_lock(lambda: baselines_flow(repo_root=str(Path.cwd())))
         if json_out:
             emit(res, as_json=True)
             return
@@ -205,7 +200,7 @@ def demo_command() -> None:
         timings: list[dict] = []
         with timed(timings, "servers"):
             settings = _connect()
-            token = _admin_token(settings)
+            token = admin_token(settings)
         with timed(timings, "deployments"):
             dep = deploy_up(
                 settings, Path.cwd(), _State.params, settings.schedule.register_timeout_s

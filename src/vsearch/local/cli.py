@@ -12,8 +12,8 @@ import typer
 from vsearch.cli_support import emit, get_settings, run_guarded
 
 app = typer.Typer(
-    help="Local MLflow + Prefect servers (real processes, SQLite), the nightly deployment's "
-    "process and the demo's search service.",
+    help="Local MLflow + Prefect servers (real processes, SQLite), the deployments' process "
+    "and the demo's search service.",
     no_args_is_help=True,
 )
 
@@ -21,7 +21,7 @@ app = typer.Typer(
 @app.command("up")
 def up_command() -> None:
     """Start MLflow and Prefect locally (reused if already running), bring back what `down`
-    stopped (the nightly deployment's process, the search service) and print their URLs."""
+    stopped (the deployments' process, the search service) and print their URLs."""
 
     def body() -> None:
         from vsearch.local.env import client_env
@@ -52,7 +52,7 @@ def down_command() -> None:
 
 @app.command("status")
 def status_command(json_out: bool = typer.Option(False, "--json")) -> None:
-    """Each server's URL, pid and health; the nightly deployment (registered on Prefect? its
+    """Each server's URL, pid and health; the deployments (registered on Prefect? their
     runner?) and the search service; a problem line when a schedule has no runner."""
 
     def body() -> None:

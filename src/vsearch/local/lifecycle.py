@@ -1,15 +1,15 @@
 """``vsearch services down | up | status`` over everything this package starts.
 
 Why a module of its own: ``down`` stops four kinds of process (the MLflow and Prefect servers,
-the nightly deployment's ``Flow.serve`` process, the demo's search service), and ``up`` must
-bring back every one of them. The servers' own state file already says how to restart them;
-the deployment process and the search service are started by other commands (``vsearch
-deploy``, ``vsearch demo``) with a project root and a params file, so ``down`` writes what it
-stopped, and how to start it again, into ``stopped.json`` under ``services.state_dir``, and
-``up`` restarts those and clears them. Without that, the Prefect server would come back with
-the nightly deployment registered but nothing executing it ("Not Ready" in the UI): its cron
-schedule would silently stop firing. ``status`` says so whenever a registered schedule has no
-runner.
+the deployments' ``serve`` process for nightly and baselines, the demo's search service), and
+``up`` must bring back every one of them. The servers' own state file already says how to
+restart them; the deployment process and the search service are started by other commands
+(``vsearch deploy``, ``vsearch demo``) with a project root and a params file, so ``down``
+writes what it stopped, and how to start it again, into ``stopped.json`` under
+``services.state_dir``, and ``up`` restarts those and clears them. Without that, the Prefect
+server would come back with the deployments registered but nothing executing them ("Not Ready"
+in the UI): their cron schedules would silently stop firing. ``status`` says so whenever a
+registered schedule has no runner.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def _how(record: dict[str, Any] | None, keys: tuple[str, ...]) -> dict[str, Any]
 
 
 def down_all(settings: Settings) -> list[str]:
-    """Stop the nightly deployment, the search service and the servers; remember how to
+    """Stop the deployments' process, the search service and the servers; remember how to
     start the first two again. Returns the names of what was stopped."""
     folder = state_dir(settings.services)
     stopped = read_stopped(settings)
@@ -94,8 +94,8 @@ def down_all(settings: Settings) -> list[str]:
 
 
 def up_all(settings: Settings) -> dict[str, Any]:
-    """Start (or reuse) the servers, then bring back what ``down`` stopped: the nightly
-    deployment's process, then the search service. Returns each one's URL/pid/log.
+    """Start (or reuse) the servers, then bring back what ``down`` stopped: the deployments'
+    process, then the search service. Returns each one's URL/pid/log.
 
     Raises:
         StartFailed: (a ``RuntimeError``) a server, the deployment or the service did not
@@ -133,7 +133,7 @@ def up_all(settings: Settings) -> dict[str, Any]:
 
 
 def status_all(settings: Settings) -> dict[str, Any]:
-    """The servers, the nightly deployment (registered? its runner?), the search service, what
+    """The servers, the deployments (registered? their runner?), the search service, what
     ``up`` would bring back, and the problems found (a registered schedule without a runner)."""
     out: dict[str, Any] = dict(status(settings.services))
     problems: list[str] = []
