@@ -12,6 +12,7 @@ pydantic-settings reads and nests the variables; their values are YAML, as in th
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -583,6 +584,34 @@ class ServingSettings(_Section):
     )
 
 
+class RobustnessSettings(_Section):
+    """The robustness report (:mod:`vsearch.evaluation.robustness`, truth family, model only).
+
+    Why bounded: each photo is encoded ``1 + len(box_growth) + 2 * len(reshot_scales)`` times;
+    a few dozen photos per question keep the nightly evaluation cheap.
+    """
+
+    photos: int = Field(
+        50, ge=0, description="held-out queries (loose boxes) and listings (re-shot); 0: skip"
+    )
+    box_growth: list[float] = Field(
+        default_factory=lambda: [0.1, 0.25, 0.5],
+        description="the true box grown by these shares of its width/height on each side",
+    )
+    reshot_scales: list[float] = Field(
+        default_factory=lambda: [0.25, 0.375, 0.5],
+        description="re-shot listings: the product's longer side as a share of the frame side",
+    )
+
+    @model_validator(mode="after")
+    def _ranges(self) -> RobustnessSettings:
+        if any(g < 0 for g in self.box_growth):
+            raise ValueError("evaluation.robustness.box_growth: shares must be >= 0")
+        if any(not 0 < s <= 1 for s in self.reshot_scales):
+            raise ValueError("evaluation.robustness.reshot_scales: shares must be in (0, 1]")
+        return self
+
+
 def _default_evaluation_targets() -> dict[str, float]:
     return {
         "identical_recall@10": 0.80,
@@ -611,7 +640,7 @@ class EvaluationSettings(_Section):
     curve_max_k: int = Field(50, ge=1, description="recall@K curve for K = 1..this")
     batch_size: int = Field(64, ge=1, description="photos per forward pass")
     calibration_queries: int = Field(
-        300, ge=10, description="click-labelled training queries calibrating the fusion weight"
+        300, ge=10, description="click-labelled validation queries calibrating the fusion weight"
     )
     fusion_grid: list[float] = Field(
         default_factory=lambda: [round(0.1 * i, 1) for i in range(11)],
@@ -628,6 +657,11 @@ class EvaluationSettings(_Section):
         50, ge=0, description="single-query searches timed for latency_p50/p95_ms (0: skip)"
     )
     latency_warmup: int = Field(3, ge=0, description="untimed searches before the timed ones")
+    iou_buckets: list[float] = Field(
+        default_factory=lambda: [0.0, 0.3, 0.5, 0.7, 1.0],
+        description="edges of the detected-box IoU buckets (share and recall per bucket)",
+    )
+    robustness: RobustnessSettings = Field(default_factory=RobustnessSettings)
     targets: dict[str, float] = Field(default_factory=_default_evaluation_targets)
 
     @model_validator(mode="after")
@@ -636,6 +670,9 @@ class EvaluationSettings(_Section):
             raise ValueError("evaluation.recall_ks must be a non-empty list of K >= 1")
         if max(self.recall_ks) > self.curve_max_k or self.headline_k > self.curve_max_k:
             raise ValueError("evaluation.recall_ks and headline_k must be <= curve_max_k")
+        edges = self.iou_buckets
+        if len(edges) < 2 or any(b <= a for a, b in itertools.pairwise(edges)):
+            raise ValueError("evaluation.iou_buckets: at least two increasing edges")
         known = (
             {f"identical_recall@{k}" for k in self.recall_ks}
             | {
@@ -649,6 +686,8 @@ class EvaluationSettings(_Section):
                 "oracle_ratio",
             }
             | {f"click_recall@{k}" for k in self.recall_ks}
+            | {f"robust_reshot_{m}_recall@{self.headline_k}" for m in ("studio", "cutout")}
+            | {f"robust_box_grow{g:g}_minus_true_box" for g in self.robustness.box_growth}
             | {
                 "click_mrr",
                 "click_category_acc_model",

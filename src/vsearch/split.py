@@ -9,6 +9,12 @@ alone, here, with no file handed between them.
 
 ``split.method: hash`` keeps the older split by a hash of the query id (the same query always
 on the same side, whatever the table's order or size); it needs no timestamps.
+
+Inside the training side, :func:`validation_mask` sets aside ``train.val_share`` of the
+click-labelled queries that training never takes a gradient on (the run's own recall check),
+by a hash of the query id and the project seed. Why a hash and not a random draw: the
+evaluation recomputes the same queries from the ids alone and calibrates the category fusion
+on them, which must be queries the classifier was not trained on.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from vsearch.settings import SplitSettings
 
 TIME = "time"
 HASH = "hash"
+VALIDATION_SALT = "validation"  # the validation hash's salt (with the seed): not the held-out one
+VALIDATION_BUCKETS = 10_000  # resolution of that hash (share steps of 0.0001)
 
 
 def holdout_mask(
@@ -37,6 +45,18 @@ def holdout_mask(
         dtype=np.int64,
     )
     return (hashed % buckets) < round(share * buckets)
+
+
+def validation_mask(query_ids: pd.Series | list[str], share: float, seed: int) -> np.ndarray:
+    """True for training-side queries kept out of the gradient (about ``share`` of them).
+
+    The same id and seed always give the same answer, whatever the table's order or size, so
+    training (:func:`vsearch.training.data.build_train_data`) and the evaluation's fusion
+    calibration agree on which queries were never trained on.
+    """
+    return holdout_mask(
+        query_ids, share, salt=f"{VALIDATION_SALT}:{seed}", buckets=VALIDATION_BUCKETS
+    )
 
 
 def newest_mask(queries: pd.DataFrame, share: float) -> np.ndarray:

@@ -19,8 +19,9 @@ input size). :attr:`EvalSet.eval_set_id` names the set (drop, split, queries and
 keys), so a figure always says what it was measured on and two models are only ever compared on
 the same set.
 
-Also here: the click-labelled *training* queries that calibrate each model's fusion weight
-(:func:`add_calibration_set`), never held-out ones.
+Also here: the click-labelled *validation* queries that calibrate each model's fusion weight
+(:func:`add_calibration_set`): on the training side of the split but kept out of training, so
+neither trained on nor held out for evaluation.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from vsearch.contracts import (
 from vsearch.errors import BadInput
 from vsearch.mined import has_virtual_ids, read_query_virtual_ids, read_virtual_ids
 from vsearch.settings import Settings, SplitSettings
-from vsearch.split import held_out_ids, is_held_out
+from vsearch.split import held_out_ids, is_held_out, validation_mask
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,9 @@ class EvalSet:
         click_category: ``str[n]`` the clicked listing's catalog category (``""`` as above).
         label_of: catalog ``item_id`` → click label (its virtual ID, else the listing itself).
         split: the split that held these queries out, in words (``time 0.2``).
-        calib_images, calib_category: click-labelled *training* queries (the category of their
-            clicked listing) that calibrate each model's fusion weight; never held-out ones.
+        calib_images, calib_category: click-labelled *validation* queries (the category of
+            their clicked listing) that calibrate each model's fusion weight: never trained on,
+            never held out.
     """
 
     drop_id: str
@@ -315,10 +317,18 @@ def load_eval_set(
 
 
 def add_calibration_set(ev: EvalSet, drop: Path, mining: Path, settings: Settings) -> None:
-    """Click-labelled training queries (mined first clicks, never held out) for calibration.
+    """The training run's validation queries (click-labelled, never trained on) for calibration.
 
-    Sets ``ev.calib_images`` and ``ev.calib_category``; without mined query virtual IDs the
-    fusion weight stays the one in params (a warning says so).
+    Why those: the classifier was trained on every other click-labelled training query, so on
+    them it looks right whatever the vote says and the calibration would always pick the
+    classifier alone. The validation queries (:func:`vsearch.split.validation_mask`:
+    ``train.val_share`` of them by a hash of the id and ``project.seed``, the same ones the
+    training run kept out) are unseen by the model, like a shopper's photo, and are not the
+    evaluation's held-out queries either.
+
+    Sets ``ev.calib_images`` and ``ev.calib_category`` (the clicked listing's category), at
+    most ``evaluation.calibration_queries`` of them; without mined query virtual IDs or
+    validation queries the fusion weight stays the one in params (a warning says so).
     """
     clicks = read_query_virtual_ids(mining, columns=["query_id", "item_id"])
     if clicks is None:
@@ -328,13 +338,21 @@ def add_calibration_set(ev: EvalSet, drop: Path, mining: Path, settings: Setting
     queries = read_table(drop, QUERIES)
     queries["query_id"] = queries["query_id"].astype(str)
     clicks = clicks[~clicks["query_id"].isin(held_out_ids(queries, settings.split))]
+    val = validation_mask(clicks["query_id"], settings.train.val_share, settings.project.seed)
+    clicks = clicks[val]
     category = dict(
         zip(ev.catalog["item_id"].astype(str), ev.catalog["category"].astype(str), strict=False)
     )
     clicks = clicks[clicks["item_id"].isin(category)]
+    if clicks.empty:
+        log.warning(
+            "no click-labelled validation queries (train.val_share=%g); fusion weight from params",
+            settings.train.val_share,
+        )
+        return
     n = min(len(clicks), settings.evaluation.calibration_queries)
     clicks = clicks.sample(n=n, random_state=settings.project.seed) if n < len(clicks) else clicks
     joined = clicks.merge(queries[["query_id", "image"]].astype(str), on="query_id", how="inner")
     ev.calib_images = joined["image"].tolist()
     ev.calib_category = joined["item_id"].map(category).to_numpy(dtype=str)
-    log.info("fusion calibration on %d click-labelled training queries", len(joined))
+    log.info("fusion calibration on %d click-labelled validation queries", len(joined))

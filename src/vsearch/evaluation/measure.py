@@ -4,11 +4,18 @@ What it measures (definitions in :mod:`vsearch.evaluation.metrics`), on the held
 an :class:`~vsearch.evaluation.evalset.EvalSet`:
 
 * identical-product recall@K and its curve, MAP@R;
-* category accuracy of the classifier, of the neighbour vote and of their fusion;
-* box IoU of the detected box with the true one;
+* category accuracy of the classifier, of the neighbour vote and of their fusion, and whether
+  the fusion beats both (``category_fused_beats_both``; the click family has the same three
+  against the clicked listing's category);
+* box IoU of the detected box with the true one: its mean, the share of queries per IoU
+  bucket (``evaluation.iou_buckets``) and recall@K within each bucket;
 * binary retention: recall of the binary index (Hamming shortlist + float re-rank) over recall
-  of an exact float search of the whole catalog with the same embeddings;
+  of an exact float search (``faiss.knn``) of the *same categories* it searched; routing
+  retention: that exact search over the searched categories vs over the whole catalog;
+* recall and partitions searched at each routing threshold (``index.tune_confidences``),
+  routing the calibrated fused probabilities (both families);
 * recall with the true box given to the encoder (what a perfect detector would reach);
+* for the model, the robustness report (:mod:`vsearch.evaluation.robustness`);
 * for the model, single-query latency of the service path (``latency_p50_ms``/``p95``);
 * from clicks (every drop, truth or not): ``click_recall@K``, ``click_mrr``,
   ``click_category_acc_*`` on the held-out queries with a click (a hit is the clicked listing
@@ -29,6 +36,7 @@ gets its own index release, built in a scratch folder with the production builde
 
 from __future__ import annotations
 
+import itertools
 import logging
 import tempfile
 import time
@@ -44,8 +52,11 @@ import torch
 from vsearch.evaluation.evalset import EvalSet
 from vsearch.evaluation.metrics import (
     box_iou,
+    bucket_index,
+    bucket_name,
     category_accuracy,
     exact_top_k,
+    exact_top_k_within,
     first_hit_rank,
     map_at_r,
     mean_reciprocal_rank,
@@ -55,6 +66,7 @@ from vsearch.evaluation.metrics import (
     relevance_matrix,
 )
 from vsearch.evaluation.report import MODEL
+from vsearch.evaluation.robustness import robustness_metrics
 from vsearch.search.encoder import Encoder
 from vsearch.search.images import decode_images
 from vsearch.settings import Settings
@@ -127,6 +139,67 @@ def measure_latency(
     return {"latency_p50_ms": float(p50), "latency_p95_ms": float(p95)}
 
 
+def _beats_both(fused: float | None, model: float | None, vote: float | None) -> float | None:
+    """1.0 when the fused category is more accurate than the classifier and the vote alone,
+    else 0.0; ``None`` without a classifier (fused is then the vote)."""
+    if fused is None or model is None or vote is None:
+        return None
+    return float(fused > model and fused > vote)
+
+
+def _iou_buckets(
+    iou: np.ndarray, hit: np.ndarray, found: np.ndarray, edges: Sequence[float], k: int
+) -> dict[str, float | None]:
+    """Share of queries per detected-box IoU bucket and recall@``k`` of the findable ones in it.
+
+    Why: a mean IoU hides whether misses come from bad boxes; recall per bucket says how much
+    a better detector would buy (recall in the low buckets vs the high ones)."""
+    which = bucket_index(iou, edges)
+    out: dict[str, float | None] = {}
+    for b, (lo, hi) in enumerate(itertools.pairwise(edges)):
+        name = bucket_name(lo, hi)
+        inside = which == b
+        out[f"box_iou_{name}_share"] = _finite(float(inside.mean())) if len(iou) else None
+        out[f"identical_recall@{k}_iou_{name}"] = _mean_or_none(hit[inside & found])
+    return out
+
+
+def _routing_curve(
+    pipeline: SearchPipeline,
+    enc: Any,
+    thresholds: Sequence[float],
+    k: int,
+    recall_of: Any,
+    recall_key: str,
+) -> dict[str, float | None]:
+    """Recall and partitions searched at each routing threshold (``index.tune_confidences``).
+
+    Each threshold routes the fused (calibrated) category probabilities as the engine would
+    (:func:`vsearch.index.routing.route`, the release's ``max_extra_categories``) and searches
+    through the pipeline: the price of each extra partition in recall, on the same queries.
+    ``recall_of(responses)`` scores a search; keys ``routing@<t>_<recall_key>`` and
+    ``routing@<t>_partitions_mean``.
+    """
+    from vsearch.index.routing import route
+    from vsearch.search.fusion import fuse
+
+    engine = pipeline.engine
+    cats = engine.categories
+    if not cats or not len(enc):
+        return {}
+    names, cls_probs, vote = pipeline.category_evidence(enc)
+    fused = fuse(cls_probs, vote, pipeline.fusion_weight if cls_probs is not None else 0.0)
+    col = {c: j for j, c in enumerate(names)}
+    probs = fused[:, [col[c] for c in cats]]
+    out: dict[str, float | None] = {}
+    for t in sorted(set(thresholds)):
+        routes = route(probs, cats, t, engine.max_extra_categories)
+        res = pipeline.search_encoded(enc, k=k, categories=routes, rank=True)
+        out[f"routing@{t:g}_partitions_mean"] = float(np.mean([len(r) for r in routes]))
+        out[f"routing@{t:g}_{recall_key}"] = _finite(recall_of(res))
+    return out
+
+
 def _search_metrics(
     pipeline: SearchPipeline,
     encoder: Encoder,
@@ -150,6 +223,10 @@ def _search_metrics(
             pipeline, encoder, ev, query_images, enc, ranked, catalog_emb, e, out, per_query
         )
     click_curve = _click_metrics(ev, ranked, encoder.has_classifier, e, out, per_query)
+    out["partitions_searched_mean"] = _mean_or_none(
+        np.array([len(r.searched_categories) for r in ranked])
+    )
+    out.update(_routing_curves(pipeline, ev, enc, settings))
     shown = [h for r in ranked for h in r.results[: e.headline_k]]
     out["group_size_mean"] = _mean_or_none(np.array([1 + len(h.more_sellers) for h in shown]))
     out["queries"] = len(ev)
@@ -157,6 +234,39 @@ def _search_metrics(
     per_query["vote_category"] = [r.vote_category for r in ranked]
     per_query["model_category"] = [r.model_category for r in ranked]
     return out, (curve if ev.has_truth else click_curve), ranked, per_query
+
+
+def _routing_curves(
+    pipeline: SearchPipeline, ev: EvalSet, enc: Any, settings: Settings
+) -> dict[str, float | None]:
+    """:func:`_routing_curve` of the click family (clicked queries) and, with truth, the truth
+    family (findable queries), at ``index.tune_confidences``."""
+    hk = settings.evaluation.headline_k
+    thresholds = settings.index.tune_confidences
+    out: dict[str, float | None] = {}
+    rows = np.flatnonzero(ev.clicked)
+    if len(rows):
+
+        def click_recall(res: list[SearchResponse]) -> float:
+            groups = _groups(res, grouped=True)
+            return recall_at_k(relevance_matrix(groups, ev.click_label[rows], ev.label_of, hk), hk)
+
+        key = f"click_recall@{hk}"
+        out.update(_routing_curve(pipeline, enc.take(rows), thresholds, hk, click_recall, key))
+    found = np.flatnonzero(ev.findable) if ev.has_truth else np.zeros(0, dtype=np.int64)
+    if len(found):
+
+        def truth_recall(res: list[SearchResponse]) -> float:
+            groups = _groups(res, grouped=True)
+            sku = ev.query_sku[found]
+            return recall_at_k(relevance_matrix(groups, sku, ev.product_of, hk), hk)
+
+        out.update(
+            _routing_curve(
+                pipeline, enc.take(found), thresholds, hk, truth_recall, f"identical_recall@{hk}"
+            )
+        )
+    return out
 
 
 def _click_metrics(
@@ -183,8 +293,16 @@ def _click_metrics(
         if has_classifier
         else None
     )
+    out["click_category_acc_vote"] = _finite(
+        category_accuracy([ranked[i].vote_category for i in rows], truth)
+    )
     out["click_category_acc_fused"] = _finite(
         category_accuracy([ranked[i].category for i in rows], truth)
+    )
+    out["click_category_fused_beats_both"] = _beats_both(
+        out["click_category_acc_fused"],
+        out["click_category_acc_model"],
+        out["click_category_acc_vote"],
     )
     out["click_queries"] = len(rows)
     first = np.full(len(ev), np.nan)
@@ -233,12 +351,20 @@ def _truth_metrics(
     rel_plain = relevance_matrix(_groups(plain, grouped=False), sku, ev.product_of, depth)
     out["map@r"] = _finite(map_at_r(rel_plain[found], ev.listings[found]))
     binary = recall_at_k(rel_plain[found], hk)
-    top = exact_top_k(enc.embeddings, catalog_emb, hk)
     cat_sku = np.array([ev.product_of.get(i, "") for i in ev.catalog["item_id"].astype(str)])
+    cat_sku = np.append(cat_sku, "\0")  # row -1 (no listing left to return) is nobody's product
+    top = exact_top_k(enc.embeddings, catalog_emb, hk)
     exact = recall_at_k((cat_sku[top] == sku[:, None])[found], hk)
+    searched = [r.searched_categories for r in plain]
+    routed_top = exact_top_k_within(
+        enc.embeddings, catalog_emb, ev.catalog["category"].astype(str).to_numpy(), searched, hk
+    )
+    routed = recall_at_k((cat_sku[routed_top] == sku[:, None])[found], hk)
     out[f"binary_recall@{hk}"] = _finite(binary)
     out[f"exact_recall@{hk}"] = _finite(exact)
-    out[f"binary_retention@{hk}"] = ratio(binary, exact)
+    out[f"exact_recall@{hk}_searched"] = _finite(routed)
+    out[f"binary_retention@{hk}"] = ratio(binary, routed)  # same categories: the index alone
+    out[f"routing_retention@{hk}"] = ratio(routed, exact)  # what routing loses, exact floats
 
     truth_cat = ev.query_category.tolist()
     out["category_acc_model"] = (
@@ -250,9 +376,13 @@ def _truth_metrics(
         category_accuracy([r.vote_category for r in ranked], truth_cat)
     )
     out["category_acc_fused"] = _finite(category_accuracy([r.category for r in ranked], truth_cat))
+    out["category_fused_beats_both"] = _beats_both(
+        out["category_acc_fused"], out["category_acc_model"], out["category_acc_search"]
+    )
     pred_boxes = np.array([r.box for r in ranked], dtype=np.float64).reshape(-1, 4)
     iou = box_iou(pred_boxes, ev.true_boxes)
     out["box_iou_mean"] = _mean_or_none(iou)
+    out.update(_iou_buckets(iou, first_hit_rank(rel) < hk, found, e.iou_buckets, hk))
 
     # 3. The same search with the true box given to the encoder (a perfect detector).
     boxed = pipeline.search_encoded(encoder.encode(query_images, ev.true_boxes), k=hk, rank=True)
@@ -279,6 +409,7 @@ def evaluate_system(
     workdir: Path,
     latency: bool = False,
     calibration_images: torch.Tensor | None = None,
+    robustness: bool = False,
 ) -> SystemResult:
     """Index the catalog with ``encoder`` and search the held-out queries.
 
@@ -299,6 +430,7 @@ def evaluate_system(
         latency: also time single-query searches (:func:`measure_latency`).
         calibration_images: photos of ``ev.calib_images``: the fusion weight is calibrated on
             them first (the service then uses it too: the release records it).
+        robustness: also the robustness report (:mod:`vsearch.evaluation.robustness`, truth).
     """
     from vsearch.search.build import build_pipeline_from_embeddings, encode_catalog
 
@@ -321,6 +453,10 @@ def evaluate_system(
         if latency:
             out.update(
                 measure_latency(pipeline, ev, e.latency_queries, e.latency_warmup, e.headline_k)
+            )
+        if robustness:
+            out.update(
+                robustness_metrics(pipeline, encoder, ev, query_images, catalog_images, settings)
             )
     seconds = time.perf_counter() - started
     hk = e.headline_k
@@ -352,7 +488,8 @@ def evaluate_system(
 def _calibrate(
     pipeline: Any, encoder: Encoder, ev: EvalSet, images: torch.Tensor, grid: Sequence[float]
 ) -> dict[str, Any]:
-    """The fusion weight that classifies the click-labelled training queries best."""
+    """The fusion weight that classifies the click-labelled validation queries best (queries
+    the model never trained on: :func:`vsearch.evaluation.evalset.add_calibration_set`)."""
     from vsearch.search.fusion import calibrate_weight
 
     names, cls_probs, vote = pipeline.category_evidence(encoder.encode(images))
@@ -422,6 +559,7 @@ def evaluate_systems(
                     settings,
                     Path(tmp) / name,
                     latency=name == MODEL,
+                    robustness=name == MODEL,
                     calibration_images=images.get("calibration", size) if ev.calib_images else None,
                 )
     finally:

@@ -260,6 +260,69 @@ def exact_top_k(queries: np.ndarray, references: np.ndarray, k: int) -> np.ndarr
     return out
 
 
+def exact_top_k_within(
+    queries: np.ndarray,
+    references: np.ndarray,
+    reference_groups: Sequence[str],
+    allowed: Sequence[Sequence[str]],
+    k: int,
+) -> np.ndarray:
+    """:func:`exact_top_k` of each query restricted to the references of its ``allowed`` groups.
+
+    Why: the binary index searches only the categories the query was routed to, so what it
+    retains is measured against an exact float search of those same categories (routing
+    misses are a separate number). Queries sharing a set of groups are searched together.
+
+    Args:
+        queries: ``float[n, d]``.
+        references: ``float[m, d]``.
+        reference_groups: ``str[m]`` the group (category) of each reference.
+        allowed: per query, the groups it may find.
+        k: neighbours per query.
+
+    Returns:
+        ``int[n, k]`` reference rows, best first, ``-1`` where the allowed groups hold fewer
+        than ``k`` references.
+    """
+    q = np.asarray(queries, dtype=np.float32)
+    groups = np.asarray(reference_groups, dtype=object)
+    if len(allowed) != len(q) or len(groups) != len(references):
+        raise ValueError(
+            f"{len(allowed)} allowed lists for {len(q)} queries, "
+            f"{len(groups)} groups for {len(references)} references"
+        )
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    out = np.full((len(q), k), -1, dtype=np.int64)
+    by_set: dict[frozenset[str], list[int]] = {}
+    for i, a in enumerate(allowed):
+        by_set.setdefault(frozenset(a), []).append(i)
+    for key, rows in by_set.items():
+        cols = np.flatnonzero(np.isin(groups, list(key)))
+        if not len(cols):
+            continue
+        top = exact_top_k(q[rows], references[cols], k)
+        out[np.asarray(rows)[:, None], np.arange(top.shape[1])] = cols[top]
+    return out
+
+
+def bucket_index(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    """``int[n]`` bucket of each value: ``[e0, e1), [e1, e2), ..., [e_{m-1}, e_m]`` (the last
+    bucket includes its upper edge); ``-1`` outside ``[e0, e_m]`` or NaN."""
+    e = np.asarray(edges, dtype=np.float64)
+    if e.ndim != 1 or len(e) < 2 or np.any(np.diff(e) <= 0):
+        raise ValueError(f"bucket edges must be increasing, at least two, got {list(edges)}")
+    v = np.asarray(values, dtype=np.float64)
+    idx = np.searchsorted(e, v, side="right") - 1
+    idx = np.where(v == e[-1], len(e) - 2, idx)
+    return np.where((v >= e[0]) & (v <= e[-1]), idx, -1)
+
+
+def bucket_name(lo: float, hi: float) -> str:
+    """``0.3-0.5``: a bucket's name in metric keys."""
+    return f"{lo:g}-{hi:g}"
+
+
 def _knn_inner_product(q: np.ndarray, ref: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """``faiss.knn`` by inner product: scores ``float32[n, k]`` and indices ``int64[n, k]``."""
     import faiss

@@ -42,7 +42,7 @@ from vsearch.mined import (
 )
 from vsearch.search.images import decode_images
 from vsearch.settings import SplitSettings
-from vsearch.split import is_held_out
+from vsearch.split import is_held_out, validation_mask
 from vsearch.training.augment import Matte, studio_matte
 
 log = logging.getLogger(__name__)
@@ -267,8 +267,7 @@ def build_train_data(
     q_class = q_vids.map(class_index).to_numpy(np.int64)
     q_category = q_vids.map(vid_category).to_numpy(np.int64)
 
-    rng = np.random.default_rng(seed)
-    is_val = rng.random(len(queries)) < val_share
+    is_val = validation_mask(queries["query_id"], val_share, seed)  # evaluation recomputes it
     item_row = {i: r for r, i in enumerate(item_ids)}
     q_ids = queries["query_id"].astype(str).to_numpy()
     negatives = [
