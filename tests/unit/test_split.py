@@ -10,7 +10,13 @@ import pytest
 
 from vsearch.contracts import QUERIES, write_table
 from vsearch.settings import SplitSettings
-from vsearch.split import held_out_ids, heldout_queries, is_held_out
+from vsearch.split import (
+    held_out_ids,
+    heldout_queries,
+    holdout_mask,
+    is_held_out,
+    validation_mask,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -69,3 +75,18 @@ def test_heldout_queries_of_a_drop_are_the_newest(tmp_path: Path) -> None:
         "q07",
         "q08",
     ]
+
+
+def test_validation_split_is_a_hash_of_the_id_and_the_seed() -> None:
+    ids = [f"q-{i:05d}" for i in range(4000)]
+    mask = validation_mask(ids, 0.1, seed=7)
+    assert mask.dtype == bool and 0.08 < mask.mean() < 0.12
+    # the same ids give the same answer in any order or company: the evaluation recomputes it
+    assert np.array_equal(validation_mask(ids[::-1], 0.1, seed=7)[::-1], mask)
+    assert np.array_equal(validation_mask(ids[:100], 0.1, seed=7), mask[:100])
+    other = validation_mask(ids, 0.1, seed=8)
+    assert 0 < (other & mask).sum() < mask.sum()  # another seed, another draw
+    # not the held-out hash: with the same share it picks other queries
+    held = holdout_mask(ids, 0.1, salt="holdout", buckets=10_000)
+    assert (held & mask).sum() < mask.sum() / 2
+    assert not validation_mask(ids, 0.0, seed=7).any()

@@ -10,6 +10,7 @@ warning. The model's report shows the figures the baselines stage wrote, dated.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -108,6 +109,7 @@ def test_evaluate_cli_on_held_out_queries(tiny_world, tmp_path: Path) -> None:
             elif not (name == "colour_histogram" and key == "category_acc_model"):
                 assert v is not None and 0.0 <= v <= 1.0, (name, key, v)
     assert model_m["latency_p95_ms"] >= model_m["latency_p50_ms"] > 0
+    _assert_honest_measures(model_m, report["baselines"], s)
     for m in (model_m, report["baselines"]["untrained"]):  # a head hit is also a group hit
         assert m["identical_recall@10_heads"] <= m["identical_recall@10"]
         assert m["group_size_mean"] >= 1
@@ -143,6 +145,45 @@ def test_evaluate_cli_on_held_out_queries(tiny_world, tmp_path: Path) -> None:
     for png in ("recall_at_k.png", "examples.png"):
         with Image.open(out / "plots" / png) as img:
             assert img.size[0] > 100 and img.size[1] > 100
+
+
+def _assert_honest_measures(model_m: dict, baselines: dict, s: Settings) -> None:
+    """Category accuracies in both families, retention within the searched categories,
+    routing apart, recall vs partitions, IoU buckets, and the model's robustness report."""
+    for fam in ("category_acc_", "click_category_acc_"):
+        for who in ("model", "search" if fam == "category_acc_" else "vote", "fused"):
+            assert 0 <= model_m[f"{fam}{who}"] <= 1, (fam, who)
+    assert model_m["category_fused_beats_both"] in (0.0, 1.0)
+    assert model_m["click_category_fused_beats_both"] in (0.0, 1.0)
+    # binary vs exact over the searched categories; routing vs the whole catalog, apart
+    assert model_m["binary_retention@10"] == pytest.approx(
+        model_m["binary_recall@10"] / model_m["exact_recall@10_searched"]
+    )
+    if model_m["exact_recall@10"]:
+        assert model_m["routing_retention@10"] == pytest.approx(
+            model_m["exact_recall@10_searched"] / model_m["exact_recall@10"]
+        )
+    assert 1 <= model_m["partitions_searched_mean"] <= 1 + s.index.max_extra_categories
+    parts = [model_m[f"routing@{t:g}_partitions_mean"] for t in sorted(s.index.tune_confidences)]
+    assert parts == sorted(parts)  # a higher threshold never searches fewer partitions
+    for t in s.index.tune_confidences:
+        for key in ("identical_recall@10", "click_recall@10"):
+            assert 0 <= model_m[f"routing@{t:g}_{key}"] <= 1
+    edges = s.evaluation.iou_buckets
+    shares = [model_m[f"box_iou_{a:g}-{b:g}_share"] for a, b in itertools.pairwise(edges)]
+    assert sum(shares) == pytest.approx(1.0)
+    r = s.evaluation.robustness
+    assert model_m["robust_box_queries"] == min(r.photos, model_m["queries_findable"])
+    assert model_m["robust_reshot_listings"] > 0
+    for g in r.box_growth:
+        assert model_m[f"robust_box_grow{g:g}_minus_true_box"] == pytest.approx(
+            model_m[f"robust_box_grow{g:g}_recall@10"] - model_m["robust_true_box_recall@10"]
+        )
+    for mode in ("studio", "cutout"):
+        per_scale = [model_m[f"robust_reshot_{mode}_{x:g}_recall@10"] for x in r.reshot_scales]
+        assert model_m[f"robust_reshot_{mode}_recall@10"] == pytest.approx(np.mean(per_scale))
+    for name, m in baselines.items():  # robustness is the model's alone (it costs encodes)
+        assert not any(k.startswith("robust_") for k in m), name
 
 
 class _FakeEvalSet:

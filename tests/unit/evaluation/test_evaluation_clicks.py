@@ -88,8 +88,16 @@ def _hit(item: str, *more: str) -> SimpleNamespace:
     return SimpleNamespace(item_id=item, more_sellers=tuple(more))
 
 
-def _answer(results: list, category: str) -> SimpleNamespace:
-    return SimpleNamespace(results=results, category=category, model_category=category)
+def _answer(
+    results: list, category: str, model: str | None = None, vote: str | None = None
+) -> SimpleNamespace:
+    """A response: fused ``category``; the classifier's and the vote's default to it."""
+    return SimpleNamespace(
+        results=results,
+        category=category,
+        model_category=category if model is None else model,
+        vote_category=category if vote is None else vote,
+    )
 
 
 def test_mrr_counts_the_first_hit_and_zero_for_none() -> None:
@@ -148,6 +156,7 @@ def test_click_metrics_count_hits_through_virtual_ids(tmp_path: Path) -> None:
     assert out["click_recall@5"] == out["click_recall@10"] == pytest.approx(1.0)
     assert out["click_mrr"] == pytest.approx((0.5 + 1.0) / 2)
     assert out["click_category_acc_fused"] == pytest.approx(0.5)  # q6 right (b), q7 wrong
+    assert out["click_category_fused_beats_both"] == 0.0  # all three agree: a tie is no win
     assert out["click_queries"] == 2
     assert curve[0] == pytest.approx(0.5) and curve[1] == pytest.approx(1.0)
     assert per_query["click_first_hit"].tolist()[:2] == [2.0, 1.0]
@@ -156,6 +165,27 @@ def test_click_metrics_count_hits_through_virtual_ids(tmp_path: Path) -> None:
     out = {}
     _click_metrics(ev, grouped, True, EvaluationSettings(), out, per_query)
     assert out["click_recall@1"] == pytest.approx(0.5)  # a grouped seller counts, i4 does not
+
+
+def test_click_category_accuracy_of_classifier_vote_and_fusion(tmp_path: Path) -> None:
+    drop, truth, mining = _drop(tmp_path)
+    ev = load_eval_set(drop, truth, SPLIT, mining)  # clicked categories: q6 b, q7 a
+    ranked = [
+        _answer([_hit("i3")], "b", model="a", vote="b"),  # the vote right, the classifier not
+        _answer([_hit("i1")], "a", model="a", vote="b"),  # the classifier right, the vote not
+        _answer([_hit("i9")], "a"),  # not scored
+    ]
+    out: dict = {}
+    per_query = pd.DataFrame({"query_id": ev.query_ids})
+    _click_metrics(ev, ranked, True, EvaluationSettings(), out, per_query)
+    assert out["click_category_acc_model"] == pytest.approx(0.5)
+    assert out["click_category_acc_vote"] == pytest.approx(0.5)
+    assert out["click_category_acc_fused"] == pytest.approx(1.0)
+    assert out["click_category_fused_beats_both"] == 1.0
+    out = {}
+    _click_metrics(ev, ranked, False, EvaluationSettings(), out, per_query)
+    assert out["click_category_acc_model"] is None  # no classifier: nothing to beat
+    assert out["click_category_fused_beats_both"] is None
 
 
 def test_report_without_truth_has_click_metrics_and_names_its_eval_set(tmp_path: Path) -> None:
