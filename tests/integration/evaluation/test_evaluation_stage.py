@@ -92,7 +92,7 @@ def test_evaluate_cli_on_held_out_queries(tiny_world, tmp_path: Path) -> None:
     printed = json.loads(res.stdout)
     assert 0 <= printed["virtual_ids"]["purity"] <= 1  # mined groups scored against the truth
     assert "coverage" in printed["virtual_ids"]
-    # the fusion weight was calibrated on click-labelled training queries, not held-out ones
+    # the fusion weight was calibrated on validation queries: neither trained on nor held out
     assert printed["model"]["fusion_weight"] in s.evaluation.fusion_grid
     assert printed["model"]["fusion_calibration_queries"] > 0
     model_m = report["model"]

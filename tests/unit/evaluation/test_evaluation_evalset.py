@@ -1,4 +1,5 @@
-"""The eval set: held-out queries only, joined with the truth; calibration from training clicks."""
+"""The eval set: held-out queries only, joined with the truth; calibration from the training
+run's validation clicks."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from vsearch.errors import BadInput
 from vsearch.evaluation.evalset import add_calibration_set, load_eval_set
 from vsearch.mined import QUERY_VIRTUAL_IDS_FILE
 from vsearch.settings import Settings
-from vsearch.split import is_held_out
+from vsearch.split import is_held_out, validation_mask
 
 pytestmark = pytest.mark.unit
 
@@ -45,7 +46,7 @@ def test_missing_folders_are_named(tiny_world, tmp_path: Path) -> None:
         load_eval_set(drop, tmp_path / "nope", Settings().split)
 
 
-def test_calibration_uses_training_clicks_only(tiny_world, tmp_path: Path) -> None:
+def test_calibration_uses_validation_clicks_only(tiny_world, tmp_path: Path) -> None:
     drop, truth = tiny_world
     s = Settings()
     ev = load_eval_set(drop, truth, s.split)
@@ -59,7 +60,8 @@ def test_calibration_uses_training_clicks_only(tiny_world, tmp_path: Path) -> No
     clicks.to_parquet(mining / QUERY_VIRTUAL_IDS_FILE)
     add_calibration_set(ev, drop, mining, s)
     training = queries[~is_held_out(queries, s.split)]
-    expected = min(len(training), s.evaluation.calibration_queries)
+    validation = training[validation_mask(training["query_id"], s.train.val_share, s.project.seed)]
+    expected = min(len(validation), s.evaluation.calibration_queries)
     assert len(ev.calib_images) == expected > 0
-    assert set(ev.calib_images) <= set(training["image"].astype(str))
+    assert set(ev.calib_images) <= set(validation["image"].astype(str))  # never trained on
     assert set(ev.calib_category) == {str(ev.catalog["category"].iloc[0])}
