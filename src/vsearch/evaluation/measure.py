@@ -233,6 +233,7 @@ def _search_metrics(
     per_query["fused_category"] = [r.category for r in ranked]
     per_query["vote_category"] = [r.vote_category for r in ranked]
     per_query["model_category"] = [r.model_category for r in ranked]
+    per_query["partitions"] = [len(r.searched_categories) for r in ranked]
     return out, (curve if ev.has_truth else click_curve), ranked, per_query
 
 
