@@ -646,6 +646,10 @@ class EvaluationSettings(_Section):
         default_factory=lambda: [round(0.1 * i, 1) for i in range(11)],
         description="fusion weights tried by the calibration",
     )
+    vote_temperature_grid: list[float] = Field(
+        default_factory=lambda: [0.02, 0.05, 0.1, 0.2],
+        description="vote temperatures the calibration tries with each weight (empty: search's)",
+    )
     decode_workers: int = Field(2, ge=1, description="threads decoding photos")
     histogram_bins: int = Field(
         8, ge=2, le=16, description="colour_histogram baseline: bins per RGB channel (bins^3 dims)"
@@ -670,6 +674,8 @@ class EvaluationSettings(_Section):
             raise ValueError("evaluation.recall_ks must be a non-empty list of K >= 1")
         if max(self.recall_ks) > self.curve_max_k or self.headline_k > self.curve_max_k:
             raise ValueError("evaluation.recall_ks and headline_k must be <= curve_max_k")
+        if any(t <= 0 for t in self.vote_temperature_grid):
+            raise ValueError("evaluation.vote_temperature_grid: temperatures must be > 0")
         edges = self.iou_buckets
         if len(edges) < 2 or any(b <= a for a, b in itertools.pairwise(edges)):
             raise ValueError("evaluation.iou_buckets: at least two increasing edges")

@@ -442,15 +442,26 @@ def evaluate_system(
         log.info("%s: index of %d listings built", name, len(emb))
         calibration = None
         if calibration_images is not None and encoder.has_classifier:
-            calibration = _calibrate(pipeline, encoder, ev, calibration_images, e.fusion_grid)
+            calibration = _calibrate(pipeline, encoder, ev, calibration_images, settings)
             pipeline.fusion_weight = calibration["fusion_weight"]
-            log.info("%s: fusion weight %.2f (calibrated)", name, calibration["fusion_weight"])
+            pipeline.vote_temperature = calibration["vote_temperature"]
+            log.info(
+                "%s: fusion weight %.2f, vote temperature %s (calibrated on %d queries, "
+                "accuracy %.3f)",
+                name,
+                calibration["fusion_weight"],
+                calibration["vote_temperature"],
+                calibration["queries"],
+                calibration["accuracy"],
+            )
         out, curve, ranked, per_query = _search_metrics(
             pipeline, encoder, ev, query_images, emb.vectors, settings
         )
         out["fusion_weight"] = pipeline.fusion_weight if encoder.has_classifier else None
+        out["vote_temperature"] = pipeline.vote_temperature
         if calibration is not None:
             out["fusion_calibration_queries"] = calibration["queries"]
+            out["fusion_calibration_accuracy"] = calibration["accuracy"]
         if latency:
             out.update(
                 measure_latency(pipeline, ev, e.latency_queries, e.latency_warmup, e.headline_k)
@@ -487,18 +498,38 @@ def evaluate_system(
 
 
 def _calibrate(
-    pipeline: Any, encoder: Encoder, ev: EvalSet, images: torch.Tensor, grid: Sequence[float]
+    pipeline: Any, encoder: Encoder, ev: EvalSet, images: torch.Tensor, settings: Settings
 ) -> dict[str, Any]:
-    """The fusion weight that classifies the click-labelled validation queries best (queries
-    the model never trained on: :func:`vsearch.evaluation.evalset.add_calibration_set`)."""
-    from vsearch.search.fusion import calibrate_weight
+    """The fusion weight and vote temperature that classify the click-labelled validation
+    queries best (queries the model never trained on:
+    :func:`vsearch.evaluation.evalset.add_calibration_set`); grids ``evaluation.fusion_grid``
+    and ``evaluation.vote_temperature_grid`` (empty: the configured temperature only)."""
+    from vsearch.search.fusion import calibrate_fusion
 
-    names, cls_probs, vote = pipeline.category_evidence(encoder.encode(images))
+    e = settings.evaluation
+    enc = encoder.encode(images)
+    configured = pipeline.vote_temperature
+    temperatures = list(dict.fromkeys(e.vote_temperature_grid)) or [configured]
+    votes, cls_probs, names = {}, None, []
+    for t in temperatures:
+        pipeline.vote_temperature = t
+        names, cls_probs, votes[t] = pipeline.category_evidence(enc)
     col = {c: j for j, c in enumerate(names)}
     labels = np.array([col.get(c, -1) for c in ev.calib_category])
     known = labels >= 0
-    weight, acc = calibrate_weight(cls_probs[known], vote[known], labels[known], grid)
-    return {"fusion_weight": weight, "queries": int(known.sum()), "accuracy": acc}
+    weight, temperature, acc = calibrate_fusion(
+        cls_probs[known],
+        {t: v[known] for t, v in votes.items()},
+        labels[known],
+        e.fusion_grid,
+        prefer=configured,
+    )
+    return {
+        "fusion_weight": weight,
+        "vote_temperature": temperature,
+        "queries": int(known.sum()),
+        "accuracy": acc,
+    }
 
 
 def _fmt(x: float | int | None) -> str:

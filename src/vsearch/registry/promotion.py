@@ -147,8 +147,11 @@ def candidate_release(
     from vsearch.index.release_data import mlflow_lineage
 
     indexes = _abs(root, settings.project.indexes_dir)
-    weight = (cand.metrics.get("model") or {}).get("fusion_weight")
+    measured = cand.metrics.get("model") or {}
+    weight, temperature = measured.get("fusion_weight"), measured.get("vote_temperature")
     calibration = {"fusion_weight": weight} if weight is not None else None
+    if calibration is not None and temperature is not None:
+        calibration["vote_temperature"] = temperature  # calibrated with the weight
     data = release_data(settings, root, drops, mlflow_lineage(cand.run_folder, cand.version))
     changes = ChangeSet.in_folder(_abs(root, settings.serving.admin_dir))
     seq = changes.last_seq()
@@ -181,7 +184,7 @@ def candidate_release(
         threads=settings.index.build_threads or settings.project.threads,
         extra={
             "source": str((cand.run_folder / EMBEDDINGS_DIR).resolve()),
-            "calibration": calibration,  # the fusion weight evaluation calibrated, for serving
+            "calibration": calibration,  # fusion weight + vote temperature, for serving
         },
         data=data,
     )

@@ -12,7 +12,7 @@ Numpy in, numpy out, no I/O: the pipeline feeds these from the engine's search r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -136,3 +136,41 @@ def calibrate_weight(
     acc = {float(w): float((fuse(classifier, vote, w).argmax(1) == labels).mean()) for w in grid}
     best = max(acc.items(), key=lambda kv: (kv[1], kv[0]))[0]
     return best, acc
+
+
+def calibrate_fusion(
+    classifier: np.ndarray,
+    votes: Mapping[float | None, np.ndarray],
+    labels: np.ndarray,
+    weights: Sequence[float],
+    prefer: float | None = None,
+) -> tuple[float, float | None, float]:
+    """The fusion weight and vote temperature with the best category accuracy on labelled
+    queries (:func:`calibrate_weight` for each temperature's vote).
+
+    Why the temperature too: how sharply the vote follows the nearest listing (a low
+    temperature) rather than the crowd of look-alikes depends on how well the model's
+    embedding separates products, so it is a per-model choice like the weight.
+
+    Args:
+        classifier: ``float[n, C]``.
+        votes: temperature → the vote ``float[n, C]`` at that temperature (``None``: the
+            similarity-weighted vote).
+        labels: ``int[n]`` true column of each query.
+        weights: candidate fusion weights.
+        prefer: the temperature that wins ties (the configured one); else the first given.
+
+    Returns:
+        ``(weight, temperature, accuracy)`` of the best pair.
+    """
+    if not votes:
+        raise ValueError("calibration needs at least one vote temperature")
+    found = []
+    for t, vote in votes.items():
+        w, acc = calibrate_weight(classifier, vote, labels, weights)
+        found.append((w, t, acc[w]))
+    best = found[0]
+    for cand in found[1:]:
+        if cand[2] > best[2] or (cand[2] == best[2] and cand[1] == prefer):
+            best = cand
+    return best

@@ -220,6 +220,7 @@ class SearchPipeline:
         self.settings = settings
         self._catalog = _Catalog(catalog)
         self._fusion_weight: float | None = None
+        self._vote_temperature: float | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -296,6 +297,20 @@ class SearchPipeline:
     @fusion_weight.setter
     def fusion_weight(self, value: float | None) -> None:
         self._fusion_weight = value
+
+    @property
+    def vote_temperature(self) -> float | None:
+        """The neighbour vote's temperature: the release's calibrated one when it has one, else
+        ``search``'s (``None``: weights are the similarities themselves)."""
+        if self._vote_temperature is not None:
+            return self._vote_temperature
+        calibrated = (self.engine.manifest.calibration or {}).get("vote_temperature")
+        configured = self.search_settings.vote_temperature
+        return float(calibrated) if calibrated is not None else configured
+
+    @vote_temperature.setter
+    def vote_temperature(self, value: float | None) -> None:
+        self._vote_temperature = value
 
     def category_evidence(self, enc: Encoded) -> tuple[list[str], np.ndarray | None, np.ndarray]:
         """Category names, classifier probabilities (``None`` without a classifier) and the
@@ -572,9 +587,7 @@ class SearchPipeline:
                 rerank_depth=s.vote_depth,
                 extra_depth=1.0,
             )
-            vote, support = neighbour_vote(
-                res.categories, res.scores, names, self.search_settings.vote_temperature
-            )
+            vote, support = neighbour_vote(res.categories, res.scores, names, self.vote_temperature)
         else:
             vote = np.full((n, len(names)), 1.0 / max(len(names), 1), np.float32)
             support = np.zeros(n, np.float32)

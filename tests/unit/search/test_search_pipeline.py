@@ -625,14 +625,39 @@ def test_calibrated_fusion_weight_by_hand() -> None:
 
 
 @pytest.mark.unit
+def test_calibrated_vote_temperature_by_hand() -> None:
+    from vsearch.search.fusion import calibrate_fusion
+
+    cls = np.array([[0.6, 0.4], [0.6, 0.4], [0.6, 0.4]], np.float32)  # always column 0
+    sharp = np.array([[0.0, 1.0], [0.0, 1.0], [1.0, 0.0]], np.float32)  # rows 0, 1 right
+    crowd = np.array([[0.5, 0.5], [0.5, 0.5], [0.5, 0.5]], np.float32)  # says nothing
+    labels = np.array([1, 1, 0])
+    # the sharp vote outweighs the classifier below w = 0.625 (rows 0, 1: 0.4w + (1 - w) vs
+    # 0.6w): all right at 0 and 0.5 (ties to the larger weight); the crowd's vote never helps
+    w, t, acc = calibrate_fusion(cls, {0.2: crowd, 0.02: sharp}, labels, [0.0, 0.5, 1.0])
+    assert (w, t, acc) == (0.5, 0.02, 1.0)
+    # equal accuracy: the preferred (configured) temperature wins, else the first given
+    w, t, acc = calibrate_fusion(cls, {0.2: crowd, 0.05: crowd}, labels, [1.0], prefer=0.05)
+    assert (t, acc) == (0.05, pytest.approx(1 / 3))
+    assert calibrate_fusion(cls, {0.2: crowd, 0.05: crowd}, labels, [1.0])[1] == 0.2
+    with pytest.raises(ValueError, match="temperature"):
+        calibrate_fusion(cls, {}, labels, [1.0])
+
+
+@pytest.mark.unit
 def test_the_release_calibration_overrides_params(world) -> None:
     p = _with(world)
     assert p.fusion_weight == p.settings.search.fusion_weight
-    p.engine.manifest.calibration = {"fusion_weight": 0.2}
+    assert p.vote_temperature == p.settings.search.vote_temperature
+    p.engine.manifest.calibration = {"fusion_weight": 0.2, "vote_temperature": 0.1}
     try:
-        assert p.fusion_weight == 0.2
+        assert p.fusion_weight == 0.2 and p.vote_temperature == 0.1
         p.fusion_weight = 0.9  # an explicit setting wins (evaluation calibrating)
-        assert p.fusion_weight == 0.9
+        p.vote_temperature = 0.02
+        assert p.fusion_weight == 0.9 and p.vote_temperature == 0.02
+        p.engine.manifest.calibration = {"fusion_weight": 0.2}  # a release from before
+        p.vote_temperature = None
+        assert p.vote_temperature == p.settings.search.vote_temperature
     finally:
         p.engine.manifest.calibration = None
 
