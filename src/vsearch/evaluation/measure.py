@@ -168,7 +168,7 @@ def _routing_curve(
     pipeline: SearchPipeline,
     enc: Any,
     thresholds: Sequence[float],
-    k: int,
+    depth: int,
     recall_of: Any,
     recall_key: str,
 ) -> dict[str, float | None]:
@@ -177,8 +177,11 @@ def _routing_curve(
     Each threshold routes the fused (calibrated) category probabilities as the engine would
     (:func:`vsearch.index.routing.route`, the release's ``max_extra_categories``) and searches
     through the pipeline: the price of each extra partition in recall, on the same queries.
-    ``recall_of(responses)`` scores a search; keys ``routing@<t>_<recall_key>`` and
-    ``routing@<t>_partitions_mean``.
+    ``depth`` results are asked for, as the headline search asks (grouping depends on how many
+    candidates it sees), and ``recall_of(responses)`` scores them; keys
+    ``routing@<t>_<recall_key>`` and ``routing@<t>_partitions_mean``, and
+    ``partitions@<n>_<recall_key>`` searching the ``n`` most probable categories
+    (``n`` = 1 .. 1 + ``max_extra_categories``).
     """
     from vsearch.index.routing import route
     from vsearch.search.fusion import fuse
@@ -194,9 +197,16 @@ def _routing_curve(
     out: dict[str, float | None] = {}
     for t in sorted(set(thresholds)):
         routes = route(probs, cats, t, engine.max_extra_categories)
-        res = pipeline.search_encoded(enc, k=k, categories=routes, rank=True)
+        res = pipeline.search_encoded(enc, k=depth, categories=routes, rank=True)
         out[f"routing@{t:g}_partitions_mean"] = float(np.mean([len(r) for r in routes]))
         out[f"routing@{t:g}_{recall_key}"] = _finite(recall_of(res))
+    # The same with a fixed number of partitions (the n most probable categories): the curve
+    # still reads when every threshold widens to the maximum (an unsure classifier).
+    order = np.argsort(-probs, axis=1, kind="stable")
+    for n in range(1, min(1 + engine.max_extra_categories, len(cats)) + 1):
+        routes = [[cats[j] for j in row[:n]] for row in order]
+        res = pipeline.search_encoded(enc, k=depth, categories=routes, rank=True)
+        out[f"partitions@{n}_{recall_key}"] = _finite(recall_of(res))
     return out
 
 
@@ -242,7 +252,7 @@ def _routing_curves(
 ) -> dict[str, float | None]:
     """:func:`_routing_curve` of the click family (clicked queries) and, with truth, the truth
     family (findable queries), at ``index.tune_confidences``."""
-    hk = settings.evaluation.headline_k
+    hk, depth = settings.evaluation.headline_k, settings.evaluation.curve_max_k
     thresholds = settings.index.tune_confidences
     out: dict[str, float | None] = {}
     rows = np.flatnonzero(ev.clicked)
@@ -253,7 +263,7 @@ def _routing_curves(
             return recall_at_k(relevance_matrix(groups, ev.click_label[rows], ev.label_of, hk), hk)
 
         key = f"click_recall@{hk}"
-        out.update(_routing_curve(pipeline, enc.take(rows), thresholds, hk, click_recall, key))
+        out.update(_routing_curve(pipeline, enc.take(rows), thresholds, depth, click_recall, key))
     found = np.flatnonzero(ev.findable) if ev.has_truth else np.zeros(0, dtype=np.int64)
     if len(found):
 
@@ -264,7 +274,7 @@ def _routing_curves(
 
         out.update(
             _routing_curve(
-                pipeline, enc.take(found), thresholds, hk, truth_recall, f"identical_recall@{hk}"
+                pipeline, enc.take(found), thresholds, depth, truth_recall, f"identical_recall@{hk}"
             )
         )
     return out

@@ -166,9 +166,12 @@ def _assert_honest_measures(model_m: dict, baselines: dict, s: Settings) -> None
     assert 1 <= model_m["partitions_searched_mean"] <= 1 + s.index.max_extra_categories
     parts = [model_m[f"routing@{t:g}_partitions_mean"] for t in sorted(s.index.tune_confidences)]
     assert parts == sorted(parts)  # a higher threshold never searches fewer partitions
-    for t in s.index.tune_confidences:
-        for key in ("identical_recall@10", "click_recall@10"):
+    for key in ("identical_recall@10", "click_recall@10"):
+        for t in s.index.tune_confidences:
             assert 0 <= model_m[f"routing@{t:g}_{key}"] <= 1
+        for n in range(1, 2 + s.index.max_extra_categories):
+            assert 0 <= model_m[f"partitions@{n}_{key}"] <= 1, (key, n)
+        assert f"partitions@{2 + s.index.max_extra_categories}_{key}" not in model_m
     edges = s.evaluation.iou_buckets
     shares = [model_m[f"box_iou_{a:g}-{b:g}_share"] for a, b in itertools.pairwise(edges)]
     assert sum(shares) == pytest.approx(1.0)
