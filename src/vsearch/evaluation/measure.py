@@ -164,52 +164,6 @@ def _iou_buckets(
     return out
 
 
-def _routing_curve(
-    pipeline: SearchPipeline,
-    enc: Any,
-    thresholds: Sequence[float],
-    depth: int,
-    recall_of: Any,
-    recall_key: str,
-) -> dict[str, float | None]:
-    """Recall and partitions searched at each routing threshold (``index.tune_confidences``).
-
-    Each threshold routes the fused (calibrated) category probabilities as the engine would
-    (:func:`vsearch.index.routing.route`, the release's ``max_extra_categories``) and searches
-    through the pipeline: the price of each extra partition in recall, on the same queries.
-    ``depth`` results are asked for, as the headline search asks (grouping depends on how many
-    candidates it sees), and ``recall_of(responses)`` scores them; keys
-    ``routing@<t>_<recall_key>`` and ``routing@<t>_partitions_mean``, and
-    ``partitions@<n>_<recall_key>`` searching the ``n`` most probable categories
-    (``n`` = 1 .. 1 + ``max_extra_categories``).
-    """
-    from vsearch.index.routing import route
-    from vsearch.search.fusion import fuse
-
-    engine = pipeline.engine
-    cats = engine.categories
-    if not cats or not len(enc):
-        return {}
-    names, cls_probs, vote = pipeline.category_evidence(enc)
-    fused = fuse(cls_probs, vote, pipeline.fusion_weight if cls_probs is not None else 0.0)
-    col = {c: j for j, c in enumerate(names)}
-    probs = fused[:, [col[c] for c in cats]]
-    out: dict[str, float | None] = {}
-    for t in sorted(set(thresholds)):
-        routes = route(probs, cats, t, engine.max_extra_categories)
-        res = pipeline.search_encoded(enc, k=depth, categories=routes, rank=True)
-        out[f"routing@{t:g}_partitions_mean"] = float(np.mean([len(r) for r in routes]))
-        out[f"routing@{t:g}_{recall_key}"] = _finite(recall_of(res))
-    # The same with a fixed number of partitions (the n most probable categories): the curve
-    # still reads when every threshold widens to the maximum (an unsure classifier).
-    order = np.argsort(-probs, axis=1, kind="stable")
-    for n in range(1, min(1 + engine.max_extra_categories, len(cats)) + 1):
-        routes = [[cats[j] for j in row[:n]] for row in order]
-        res = pipeline.search_encoded(enc, k=depth, categories=routes, rank=True)
-        out[f"partitions@{n}_{recall_key}"] = _finite(recall_of(res))
-    return out
-
-
 def _search_metrics(
     pipeline: SearchPipeline,
     encoder: Encoder,
@@ -250,33 +204,63 @@ def _search_metrics(
 def _routing_curves(
     pipeline: SearchPipeline, ev: EvalSet, enc: Any, settings: Settings
 ) -> dict[str, float | None]:
-    """:func:`_routing_curve` of the click family (clicked queries) and, with truth, the truth
-    family (findable queries), at ``index.tune_confidences``."""
+    """Recall and partitions searched at each routing threshold (``index.tune_confidences``),
+    and recall searching the ``n`` most probable categories (``n`` = 1 .. 1 +
+    ``max_extra_categories``), for the click family (clicked queries) and, with truth, the truth
+    family (findable queries).
+
+    Each threshold routes the fused (calibrated) category probabilities as the engine does
+    (:func:`vsearch.index.routing.route`, the release's ``max_extra_categories``): the price of
+    each extra partition in recall, on the same queries. Routing always searches a prefix of
+    the categories in fused order, so each query is searched once per prefix length (through
+    the pipeline, as deep as the headline search: grouping depends on the candidates it sees)
+    and every threshold is read off those searches. Keys ``routing@<t>_partitions_mean``,
+    ``routing@<t>_<recall>`` and ``partitions@<n>_<recall>`` (``<recall>``:
+    ``click_recall@K`` / ``identical_recall@K``).
+    """
+    from vsearch.index.routing import route
+    from vsearch.search.fusion import fuse
+
     hk, depth = settings.evaluation.headline_k, settings.evaluation.curve_max_k
-    thresholds = settings.index.tune_confidences
-    out: dict[str, float | None] = {}
-    rows = np.flatnonzero(ev.clicked)
-    if len(rows):
-
-        def click_recall(res: list[SearchResponse]) -> float:
-            groups = _groups(res, grouped=True)
-            return recall_at_k(relevance_matrix(groups, ev.click_label[rows], ev.label_of, hk), hk)
-
-        key = f"click_recall@{hk}"
-        out.update(_routing_curve(pipeline, enc.take(rows), thresholds, depth, click_recall, key))
-    found = np.flatnonzero(ev.findable) if ev.has_truth else np.zeros(0, dtype=np.int64)
-    if len(found):
-
-        def truth_recall(res: list[SearchResponse]) -> float:
-            groups = _groups(res, grouped=True)
-            sku = ev.query_sku[found]
-            return recall_at_k(relevance_matrix(groups, sku, ev.product_of, hk), hk)
-
-        out.update(
-            _routing_curve(
-                pipeline, enc.take(found), thresholds, depth, truth_recall, f"identical_recall@{hk}"
-            )
+    engine = pipeline.engine
+    cats = engine.categories
+    families = [(f"click_recall@{hk}", np.flatnonzero(ev.clicked), ev.click_label, ev.label_of)]
+    if ev.has_truth:
+        families.append(
+            (f"identical_recall@{hk}", np.flatnonzero(ev.findable), ev.query_sku, ev.product_of)
         )
+    rows = np.unique(np.concatenate([f[1] for f in families]))
+    if not cats or not len(rows):
+        return {}
+    started = time.perf_counter()
+    sub = enc.take(rows)
+    names, cls_probs, vote = pipeline.category_evidence(sub)
+    fused = fuse(cls_probs, vote, pipeline.fusion_weight if cls_probs is not None else 0.0)
+    col = {c: j for j, c in enumerate(names)}
+    probs = fused[:, [col[c] for c in cats]]
+    order = np.argsort(-probs, axis=1, kind="stable")  # route()'s order
+    width = min(1 + engine.max_extra_categories, len(cats))
+    at = {int(r): i for i, r in enumerate(rows)}
+    hits = {key: np.zeros((len(q), width), dtype=bool) for key, q, _, _ in families}
+    for n in range(1, width + 1):
+        routes = [[cats[j] for j in row[:n]] for row in order]
+        res = pipeline.search_encoded(sub, k=depth, categories=routes, rank=True)
+        for key, q, truth, product_of in families:
+            mine = [res[at[int(r)]] for r in q]
+            rel = relevance_matrix(_groups(mine, grouped=True), truth[q], product_of, hk)
+            hits[key][:, n - 1] = first_hit_rank(rel) < hk
+    out: dict[str, float | None] = {}
+    for t in sorted(set(settings.index.tune_confidences)):
+        size = np.array([len(r) for r in route(probs, cats, t, engine.max_extra_categories)])
+        out[f"routing@{t:g}_partitions_mean"] = float(size.mean())  # over every scored query
+        for key, q, _, _ in families:
+            if len(q):
+                mine = size[[at[int(r)] for r in q]]
+                out[f"routing@{t:g}_{key}"] = float(hits[key][np.arange(len(q)), mine - 1].mean())
+    for key, q, _, _ in families:
+        for n in range(1, width + 1):
+            out[f"partitions@{n}_{key}"] = float(hits[key][:, n - 1].mean()) if len(q) else None
+    log.info("routing curves: %.1f s", time.perf_counter() - started)
     return out
 
 

@@ -21,6 +21,7 @@ many listings, so ``photos * (1 + len(box_growth) + 2 * len(reshot_scales))`` en
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -133,6 +134,7 @@ def robustness_metrics(
         return {}
     rng = np.random.default_rng(settings.project.seed)
     out: dict[str, float | int | None] = {}
+    started = time.perf_counter()
 
     # (a) the true box, then looser ones, on the same held-out queries.
     found = np.flatnonzero(ev.findable)
@@ -183,10 +185,11 @@ def robustness_metrics(
             out[f"robust_reshot_{mode}_{scale:g}_recall@{k}"] = recall_at_k(rel, k)
         out[f"robust_reshot_{mode}_recall@{k}"] = float(np.concatenate(hits).mean())
     log.info(
-        "robustness: true box %s, re-shot studio %s, cut out %s (recall@%d)",
+        "robustness: true box %s, re-shot studio %s, cut out %s (recall@%d; %.1f s)",
         out.get(f"robust_true_box_recall@{k}"),
         out.get(f"robust_reshot_{STUDIO}_recall@{k}"),
         out.get(f"robust_reshot_{CUTOUT}_recall@{k}"),
         k,
+        time.perf_counter() - started,
     )
     return out

@@ -166,7 +166,11 @@ def _assert_honest_measures(model_m: dict, baselines: dict, s: Settings) -> None
     assert 1 <= model_m["partitions_searched_mean"] <= 1 + s.index.max_extra_categories
     parts = [model_m[f"routing@{t:g}_partitions_mean"] for t in sorted(s.index.tune_confidences)]
     assert parts == sorted(parts)  # a higher threshold never searches fewer partitions
+    served = f"routing@{s.index.uncertain_confidence:g}"  # the release's threshold: params'
+    partitions = model_m["partitions_searched_mean"]
+    assert model_m[f"{served}_partitions_mean"] == pytest.approx(partitions)
     for key in ("identical_recall@10", "click_recall@10"):
+        assert model_m[f"{served}_{key}"] == pytest.approx(model_m[key])  # the service's answer
         for t in s.index.tune_confidences:
             assert 0 <= model_m[f"routing@{t:g}_{key}"] <= 1
         for n in range(1, 2 + s.index.max_extra_categories):
