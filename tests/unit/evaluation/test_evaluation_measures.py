@@ -181,3 +181,38 @@ def test_reshot_photos_keep_or_drop_the_studio_background() -> None:
     assert white(shots[CUTOUT]) == 0  # cut out: only the product on the field
     with pytest.raises(ValueError, match="mode"):
         composite(studio, alpha, box, background, 0.25, (0.5, 0.5), "other")
+
+
+def test_robustness_report_is_seeded_and_bounded(tiny_world, tmp_path: Path) -> None:
+    from vsearch.evaluation.evalset import load_eval_set
+    from vsearch.evaluation.robustness import robustness_metrics
+    from vsearch.model.export import save_model
+    from vsearch.search.build import build_pipeline_from_embeddings, encode_catalog
+    from vsearch.search.encoder import NetEncoder
+    from vsearch.search.images import decode_images
+
+    drop, truth = tiny_world
+    s = kit.tiny_settings()
+    s.evaluation.robustness.photos = 6
+    s.evaluation.robustness.reshot_scales = [0.25, 0.5]
+    ev = load_eval_set(drop, truth, s.split)
+    cats = sorted(ev.catalog["category"].astype(str).unique())
+    save_model(kit.tiny_net(tuple(cats), seed=1), tmp_path / "model", {"name": "tiny"})
+    encoder = NetEncoder.load(tmp_path / "model", "cpu")
+    size = s.model.input_size
+    queries = decode_images([drop / p for p in ev.query_images], size, 1)
+    catalog = decode_images([drop / str(p) for p in ev.catalog["image"]], size, 1)
+    emb = encode_catalog(encoder, ev.catalog, catalog)
+    with build_pipeline_from_embeddings(encoder, ev.catalog, emb, s, tmp_path / "w") as pipeline:
+        first = robustness_metrics(pipeline, encoder, ev, queries, catalog, s)
+        again = robustness_metrics(pipeline, encoder, ev, queries, catalog, s)
+        s.evaluation.robustness.photos = 0
+        assert robustness_metrics(pipeline, encoder, ev, queries, catalog, s) == {}
+    assert first == again  # seeded: the same photos, boxes, backgrounds and places
+    assert first["robust_box_queries"] == first["robust_reshot_listings"] == 6  # bounded
+    assert {k for k in first if k.startswith("robust_reshot_studio_")} == {
+        "robust_reshot_studio_0.25_recall@10",
+        "robust_reshot_studio_0.5_recall@10",
+        "robust_reshot_studio_recall@10",  # over both scales
+    }
+    assert all(0 <= v <= 1 for k, v in first.items() if k.endswith("recall@10"))
