@@ -126,6 +126,19 @@ def _same_data(m: Any, data: ReleaseData, changes_seq: int) -> bool:
     )
 
 
+def release_calibration(measured: dict[str, Any]) -> dict[str, Any] | None:
+    """What the evaluation calibrated for serving (the release records it, the service applies
+    it): the fusion weight and the vote temperature chosen with it; ``None`` without a
+    calibrated weight (a model without a classifier serves the params)."""
+    weight, temperature = measured.get("fusion_weight"), measured.get("vote_temperature")
+    if weight is None:
+        return None
+    calibration: dict[str, Any] = {"fusion_weight": weight}
+    if temperature is not None:
+        calibration["vote_temperature"] = temperature
+    return calibration
+
+
 def candidate_release(
     settings: Settings, root: Path, cand: Candidate, drops: list[Path]
 ) -> tuple[str, bool]:
@@ -147,11 +160,7 @@ def candidate_release(
     from vsearch.index.release_data import mlflow_lineage
 
     indexes = _abs(root, settings.project.indexes_dir)
-    measured = cand.metrics.get("model") or {}
-    weight, temperature = measured.get("fusion_weight"), measured.get("vote_temperature")
-    calibration = {"fusion_weight": weight} if weight is not None else None
-    if calibration is not None and temperature is not None:
-        calibration["vote_temperature"] = temperature  # calibrated with the weight
+    calibration = release_calibration(cand.metrics.get("model") or {})
     data = release_data(settings, root, drops, mlflow_lineage(cand.run_folder, cand.version))
     changes = ChangeSet.in_folder(_abs(root, settings.serving.admin_dir))
     seq = changes.last_seq()

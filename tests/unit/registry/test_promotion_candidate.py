@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from vsearch.errors import BadInput
-from vsearch.registry.promotion import Candidate, load_candidate
+from vsearch.registry.promotion import Candidate, load_candidate, release_calibration
 from vsearch.trained import MODEL_DIR, RUN_INFO_FILE
 
 pytestmark = pytest.mark.unit
@@ -47,3 +47,12 @@ def test_untracked_unregistered_or_misevaluated_runs_are_refused(tmp_path: Path)
         load_candidate(run, tmp_path / "missing.json")
     with pytest.raises(BadInput, match="re-run the evaluation"):
         load_candidate(run, _metrics(tmp_path, "0" * 64))
+
+
+def test_the_release_carries_the_calibrated_weight_and_temperature() -> None:
+    measured = {"fusion_weight": 0.6, "vote_temperature": 0.02, "fusion_calibration_queries": 9}
+    assert release_calibration(measured) == {"fusion_weight": 0.6, "vote_temperature": 0.02}
+    assert release_calibration({"fusion_weight": 0.6, "vote_temperature": None}) == {
+        "fusion_weight": 0.6  # a linear vote: the service then serves search.vote_temperature
+    }
+    assert release_calibration({"fusion_weight": None, "vote_temperature": 0.05}) is None
