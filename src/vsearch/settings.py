@@ -619,6 +619,8 @@ def _default_evaluation_targets() -> dict[str, float]:
         "box_iou_mean": 0.6,
         "binary_retention@10": 0.97,
         "oracle_ratio": 0.8,
+        "robust_box_grow0.25_minus_true_box": -0.05,
+        "robust_reshot_studio_recall@10": 0.6,
     }
 
 
