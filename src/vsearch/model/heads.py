@@ -116,7 +116,9 @@ def decode_proposals(
     keep[torch.arange(b, device=heat.device), best] = True
     flat = keep.flatten().nonzero().squeeze(1)  # candidate cells over the whole batch
     image = torch.div(flat, n, rounding_mode="floor")
-    kept = flat[batched_nms(boxes.reshape(-1, 4)[flat], scores.flatten()[flat], image, iou_threshold)]
+    kept = flat[
+        batched_nms(boxes.reshape(-1, 4)[flat], scores.flatten()[flat], image, iou_threshold)
+    ]
     # batched_nms orders by score over the batch; regroup per photo keeping that order.
     img = torch.div(kept, n, rounding_mode="floor")
     order = torch.sort(img, stable=True).indices
