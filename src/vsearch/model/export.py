@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vsearch.errors import BadInput
+from vsearch.errors import NoSuchCandidate
 from vsearch.fsio import atomic_path, atomic_write_text
 from vsearch.model.net import NetConfig, VSearchNet
 
@@ -142,21 +142,6 @@ class ProposalKnobs:
     k: int
     iou_threshold: float
     min_score: float
-
-
-class NoSuchCandidate(BadInput):
-    """A chosen candidate index past the photo's last surviving candidate.
-
-    ``rows`` are the offending photos (positions in the call), ``counts`` their candidates.
-    """
-
-    def __init__(self, rows: list[int], chosen: list[int], counts: list[int]) -> None:
-        self.rows, self.chosen, self.counts = rows, chosen, counts
-        detail = "; ".join(
-            f"image {r}: candidate {c} asked for, it has {m} (0..{m - 1})"
-            for r, c, m in zip(rows, chosen, counts, strict=True)
-        )
-        super().__init__(f"no such candidate box: {detail}")
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:

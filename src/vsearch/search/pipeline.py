@@ -372,7 +372,7 @@ class SearchPipeline:
         """A chosen candidate index: an integer in ``[0, search.proposals)`` (``None`` passes).
 
         Whether the photo has that many candidates is known after the model ran
-        (:class:`~vsearch.model.export.NoSuchCandidate`)."""
+        (:class:`~vsearch.errors.NoSuchCandidate`)."""
         if candidate is None:
             return None
         knobs = self.proposal_knobs
@@ -426,7 +426,7 @@ class SearchPipeline:
 
         Raises:
             BadInput: a bad candidate index, or a box and a candidate for one photo;
-                :class:`~vsearch.model.export.NoSuchCandidate` (a ``BadInput``) when a photo
+                :class:`~vsearch.errors.NoSuchCandidate` (a ``BadInput``) when a photo
                 has fewer candidates than the index chosen.
         """
         n = int(images.shape[0])

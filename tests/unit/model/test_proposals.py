@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from tests import kit
-from vsearch.model.export import NoSuchCandidate, ProposalKnobs, embed_images
+from vsearch.errors import NoSuchCandidate
+from vsearch.model.export import ProposalKnobs, embed_images
 from vsearch.model.heads import decode_proposals
 
 pytestmark = pytest.mark.unit

@@ -821,7 +821,7 @@ def test_bad_candidate_choices_are_refused(world, kwargs, message) -> None:
 
 @pytest.mark.unit
 def test_a_candidate_the_photo_does_not_have_is_refused(world) -> None:
-    from vsearch.model.export import NoSuchCandidate
+    from vsearch.errors import NoSuchCandidate
 
     only_best = _with(world, proposals=3, proposal_min_score=1.0)
     with pytest.raises(NoSuchCandidate, match="image 1: candidate 2 asked for, it has 1"):
