@@ -155,6 +155,24 @@ def test_page(client: httpx.Client) -> None:
 # -- bad input ---------------------------------------------------------------------------------
 
 
+def test_answers_list_candidates_and_the_caller_picks_one(
+    client: httpx.Client, served_project
+) -> None:
+    data, _, _ = photo(served_project, 2)
+    body = search(client, data, k="3").json()
+    cands = body["candidates"]
+    assert 2 <= len(cands) <= 3, "served with proposal_iou 0.9: several candidates"
+    assert body["candidate"] == 0 and body["box"] == cands[0]["box"]
+    assert body["box_score"] == cands[0]["score"]
+    scores = [c["score"] for c in cands]
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+    other = search(client, data, k="3", candidate="1").json()
+    assert other["candidate"] == 1 and other["box"] == cands[1]["box"]
+    assert other["candidates"] == cands
+    drawn = search(client, data, k="3", box=",".join(map(str, cands[1]["box"]))).json()
+    assert drawn["candidate"] is None and drawn["candidates"] == cands
+
+
 def _bad_cases(served_project) -> list[tuple[str, dict, int, str]]:
     data, _, _ = photo(served_project, 0)
 
@@ -183,6 +201,10 @@ def _bad_cases(served_project) -> list[tuple[str, dict, int, str]]:
         ("k negative", field(k="-3"), 422, "k"),
         ("k too large", field(k="51"), 422, "k"),
         ("k text", field(k="ten"), 422, "k"),
+        ("candidate text", field(candidate="two"), 422, "candidate must be an integer"),
+        ("candidate negative", field(candidate="-1"), 422, "candidate must be an integer in"),
+        ("candidate too large", field(candidate="3"), 422, "candidate must be an integer in"),
+        ("candidate and box", field(candidate="1", box="0.1,0.1,0.5,0.5"), 422, "not both"),
     ]
 
 
@@ -269,6 +291,24 @@ def test_batch_answers_each_photo_in_order(client: httpx.Client, served_project)
     assert r.status_code == 400 and "error" in r.json()
     r = client.post("/search_batch", files={"queries": ("q", b"x")})
     assert r.status_code == 415 and "application/json" in r.json()["error"]
+
+
+def test_batch_photos_pick_their_own_candidates(client: httpx.Client, served_project) -> None:
+    """Per-photo candidates (test_candidates_batch.py: a photo lacking the one asked for)."""
+    data, _, _ = photo(served_project, 2)
+    b64 = base64.b64encode(data).decode()
+    queries = [
+        {"image": b64, "k": 2},
+        {"image": b64, "k": 2, "candidate": 1},
+        {"image": b64, "k": 2, "candidate": 3},
+        {"image": b64, "k": 2, "candidate": 0, "box": [0.1, 0.1, 0.5, 0.5]},
+    ]
+    out = client.post("/search_batch", json={"queries": queries}).json()
+    assert [o.get("candidate") for o in out[:2]] == [0, 1]
+    assert out[1]["box"] == out[0]["candidates"][1]["box"]
+    assert out[1]["candidates"] == out[0]["candidates"]
+    assert out[2]["status"] == 422 and "candidate must be an integer in [0, 2]" in out[2]["error"]
+    assert out[3]["status"] == 422 and "not both" in out[3]["error"]
 
 
 def test_concurrent_batch_requests_each_get_their_own_answers(service: str, served_project) -> None:
