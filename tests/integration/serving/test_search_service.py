@@ -534,6 +534,37 @@ def test_web_page_searches_a_photo_and_shows_box_and_results(service: str, serve
                 first.locator(".more").inner_text()
             )
             page.wait_for_function("document.querySelector('#results .card img').naturalWidth > 0")
+            # The objects found: the searched (first) one active; a click searches another.
+            picks = page.locator("#cands .cand .pick")
+            assert picks.count() >= 2
+            sync_api.expect(page.locator("#cands .cand.active .pick")).to_have_attribute(
+                "data-index", "0"
+            )
+            with page.expect_response("**/search") as answer:
+                picks.nth(1).click()
+            # (Playwright does not expose a multipart body with a file: the answer says it.)
+            assert answer.value.json()["candidate"] == 1
+            sync_api.expect(page.locator("#cands .cand.active .pick")).to_have_attribute(
+                "data-index", "1"
+            )
+            moved = page.locator("#box").bounding_box()
+            cand = page.locator("#cands .cand.active").bounding_box()
+            assert moved is not None and cand is not None
+            assert moved["x"] == pytest.approx(cand["x"], abs=1.5)
+            assert moved["width"] == pytest.approx(cand["width"], abs=1.5)
+            # Drawing a box still works and wins over the picked candidate.
+            photo_box = page.locator("#photo").bounding_box()
+            assert photo_box is not None
+            x0 = photo_box["x"] + 0.55 * photo_box["width"]
+            y0 = photo_box["y"] + 0.55 * photo_box["height"]
+            with page.expect_response("**/search") as drawn:
+                page.mouse.move(x0, y0)
+                page.mouse.down()
+                page.mouse.move(x0 + 0.3 * photo_box["width"], y0 + 0.3 * photo_box["height"])
+                page.mouse.up()
+            assert drawn.value.json()["candidate"] is None
+            assert drawn.value.json()["box"][0] == pytest.approx(0.55, abs=0.02)
+            sync_api.expect(page.locator("#cands .cand.active")).to_have_count(0)
             samples = page.locator("#samples img")
             sync_api.expect(samples.first).to_be_visible()
             samples.first.click()
