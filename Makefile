@@ -44,6 +44,7 @@ test-fast: setup
 bench: setup
 	$(BIN)/python bench/world_bench.py
 	$(BIN)/python bench/train_bench.py
+	$(BIN)/python bench/proposals_bench.py
 	$(BIN)/python bench/index_bench.py --n 100000
 	$(BIN)/python bench/service_bench.py --skip-1m
 	$(BIN)/python -m bench.foreign_shop

@@ -21,6 +21,21 @@ class TooLarge(BadInput):
     """The input is bigger than a configured limit (bytes, pixels): HTTP 413 at the service."""
 
 
+class NoSuchCandidate(BadInput):
+    """A chosen candidate box index past the photo's last one (known once the model ran).
+
+    ``rows`` are the offending photos (positions in the call), ``counts`` their candidates.
+    """
+
+    def __init__(self, rows: list[int], chosen: list[int], counts: list[int]) -> None:
+        self.rows, self.chosen, self.counts = rows, chosen, counts
+        detail = "; ".join(
+            f"image {r}: candidate {c} asked for, it has {m} (0..{m - 1})"
+            for r, c, m in zip(rows, chosen, counts, strict=True)
+        )
+        super().__init__(f"no such candidate box: {detail}")
+
+
 class GateFailed(BadInput):
     """A validation or promotion gate did not pass (exit 2); nothing downstream was changed."""
 

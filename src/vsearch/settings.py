@@ -764,6 +764,15 @@ class SearchSettings(_Section):
         4, ge=1, description="fetch k x this candidates so grouping still fills k results"
     )
     encode_batch: int = Field(64, ge=1, description="photos per forward pass")
+    proposals: int = Field(
+        5, ge=0, le=64, description="candidate boxes returned per photo (0: only the best box)"
+    )
+    proposal_iou: float = Field(
+        0.5, gt=0, le=1, description="NMS: a candidate overlapping a better one above this goes"
+    )
+    proposal_min_score: float = Field(
+        0.1, ge=0, le=1, description="candidates below this objectness are dropped (not the best)"
+    )
 
     @model_validator(mode="after")
     def _k_range(self) -> SearchSettings:

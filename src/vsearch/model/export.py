@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vsearch.errors import NoSuchCandidate
 from vsearch.fsio import atomic_path, atomic_write_text
 from vsearch.model.net import NetConfig, VSearchNet
 
@@ -132,6 +134,16 @@ def mlflow_signature(net: VSearchNet) -> tuple[Any, np.ndarray]:
     ), example
 
 
+@dataclass(frozen=True)
+class ProposalKnobs:
+    """How many candidate boxes to propose per photo and how they are pruned
+    (:func:`vsearch.model.heads.decode_proposals`)."""
+
+    k: int
+    iou_threshold: float
+    min_score: float
+
+
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """``uint8`` pixels → ``float`` in [0, 1]; float input passes through."""
     return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
@@ -145,29 +157,48 @@ def embed_images(
     batch_size: int = 64,
     device: str | torch.device = "cpu",
     on_batch: Callable[[int], None] | None = None,
+    proposals: ProposalKnobs | None = None,
+    choice: torch.Tensor | None = None,
 ) -> dict[str, np.ndarray]:
     """Run the serving path over many photos.
 
     Args:
         net: the network (put in eval mode here).
         images: ``uint8`` or ``float[N, 3, S, S]``.
-        boxes: optional normalised xyxy ``[N, 4]`` to crop instead of detecting.
+        boxes: optional normalised xyxy ``[N, 4]`` to crop instead of detecting; with
+            ``proposals``, all-NaN rows are detected.
         batch_size: photos per forward pass.
         device: where to compute.
         on_batch: called with the number of photos done (progress bars).
+        proposals: also propose candidate boxes (:meth:`VSearchNet.propose`) and describe the
+            chosen one; the same single pass over the localizer as detecting.
+        choice: ``int64[N]`` candidate index described per photo (default 0, the most
+            confident, which is ``detect``'s box); ignored where ``boxes`` gives a box.
 
     Returns:
         numpy arrays: ``boxes`` ``[N, 4]``, ``box_scores`` ``[N]``, ``category_probs``,
-        ``embedding`` ``float32[N, d]``, ``hash_logits`` and packed ``codes`` ``uint8[N, bits/8]``.
+        ``embedding`` ``float32[N, d]``, ``hash_logits`` and packed ``codes`` ``uint8[N, bits/8]``;
+        with ``proposals`` also ``candidates`` ``[N, k, 4]`` and ``candidate_scores`` ``[N, k]``
+        (NaN past the last surviving one) and ``chosen`` ``int64[N]`` (-1: a given box).
+
+    Raises:
+        NoSuchCandidate: a ``choice`` past a photo's last surviving candidate.
     """
     from vsearch.index.codes import pack_signs
 
     net = net.to(device).eval()
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in OUTPUT_NAMES}
+    names = OUTPUT_NAMES + (("candidates", "candidate_scores", "chosen") if proposals else ())
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in names}
     for start in range(0, images.shape[0], batch_size):
         x = to_float(images[start : start + batch_size]).to(device)
         b = None if boxes is None else boxes[start : start + batch_size].to(device)
-        out = net.encode(x, b)
+        if proposals is None:
+            out = net.encode(x, b)
+        else:
+            c = None if choice is None else choice[start : start + batch_size]
+            out = _encode_chosen(net, x, b, proposals, c, start)
+            for key in ("candidates", "candidate_scores", "chosen"):
+                parts[key].append(out[key].cpu().numpy())
         parts["boxes"].append(out["boxes"].cpu().numpy())
         parts["box_scores"].append(out["box_scores"].cpu().numpy())
         parts["category_probs"].append(torch.softmax(out["category_logits"], 1).cpu().numpy())
@@ -178,6 +209,46 @@ def embed_images(
     res = {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in parts.items()}
     res["codes"] = pack_signs(res["hash_logits"])
     return res
+
+
+def _encode_chosen(
+    net: VSearchNet,
+    x: torch.Tensor,
+    boxes: torch.Tensor | None,
+    knobs: ProposalKnobs,
+    choice: torch.Tensor | None,
+    offset: int,
+) -> dict[str, torch.Tensor]:
+    """Propose candidates, then describe each photo's chosen one (or its given box)."""
+    cand, cand_scores = net.propose(x, knobs.k, knobs.iou_threshold, knobs.min_score)
+    n = x.shape[0]
+    pick = torch.zeros(n, dtype=torch.long, device=x.device)
+    if choice is not None:
+        pick = choice.to(device=x.device, dtype=torch.long)
+    given = torch.zeros(n, dtype=torch.bool, device=x.device)
+    if boxes is not None:
+        given = ~torch.isnan(boxes).all(dim=1)
+    rows = torch.arange(n, device=x.device)
+    in_range = (pick >= 0) & (pick < knobs.k)
+    score = torch.full((n,), float("nan"), dtype=x.dtype, device=x.device)
+    score[in_range] = cand_scores[rows[in_range], pick[in_range]]
+    bad = ~given & torch.isnan(score)
+    if bad.any():
+        counts = (~torch.isnan(cand_scores)).sum(dim=1)
+        idx = bad.nonzero().squeeze(1).tolist()
+        raise NoSuchCandidate(
+            [offset + i for i in idx], [int(pick[i]) for i in idx], [int(counts[i]) for i in idx]
+        )
+    chosen_boxes = torch.zeros((n, 4), dtype=x.dtype, device=x.device)
+    chosen_boxes[~given] = cand[rows[~given], pick[~given]]
+    if boxes is not None:
+        chosen_boxes[given] = boxes[given].to(x.dtype)
+    out = net.encode(x, chosen_boxes)
+    out["box_scores"] = torch.where(given, torch.ones_like(score), score)
+    out["candidates"] = cand
+    out["candidate_scores"] = cand_scores
+    out["chosen"] = torch.where(given, torch.full_like(pick, -1), pick)
+    return out
 
 
 def embedding_set(

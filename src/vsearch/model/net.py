@@ -30,6 +30,7 @@ from vsearch.model.heads import (
     EmbeddingHead,
     HashHead,
     decode_boxes,
+    decode_proposals,
     pool,
 )
 
@@ -208,6 +209,22 @@ class VSearchNet(nn.Module):
         """Normalised xyxy box of the product in each photo and its confidence."""
         heat, cell_boxes = self.localize(self.to_frame(images))
         return decode_boxes(heat, cell_boxes)
+
+    def propose(
+        self,
+        images: torch.Tensor,
+        k: int,
+        iou_threshold: float = 0.5,
+        min_score: float = 0.0,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Up to ``k`` candidate product boxes per photo (:func:`decode_proposals`).
+
+        Returns:
+            ``boxes`` ``[B, k, 4]`` normalised xyxy and ``scores`` ``[B, k]``, most confident
+            first, NaN where fewer survive; slot 0 is :meth:`detect`'s box and score.
+        """
+        heat, cell_boxes = self.localize(self.to_frame(images))
+        return decode_proposals(heat, cell_boxes, k, iou_threshold, min_score)
 
     def encode(
         self, images: torch.Tensor, boxes: torch.Tensor | None = None

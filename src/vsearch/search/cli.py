@@ -52,6 +52,12 @@ def search_command(
     image: Path = typer.Argument(..., help="photo to search with"),
     k: int | None = typer.Option(None, "--k", help="results (default: search.default_k)"),
     box: str | None = typer.Option(None, "--box", help="x0,y0,x1,y1 normalised: skip detection"),
+    candidate: int | None = typer.Option(
+        None,
+        "--candidate",
+        help="search this candidate box (index into the output's candidates; default 0, "
+        "the most confident)",
+    ),
     category: list[str] | None = typer.Option(
         None, "--category", help="search only this category (repeat: several, no routing)"
     ),
@@ -75,7 +81,12 @@ def search_command(
     plain: bool = typer.Option(False, "--plain", help="similarity order, no ranking/grouping"),
     json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Search the current index release with a photo (fused category, box, grouped results)."""
+    """Search the current index release with a photo (fused category, box, grouped results).
+
+    The output lists the objects found in the photo (``candidates``: box and objectness, most
+    confident first) and which one was searched (``candidate``); ``--candidate N`` searches
+    another one, ``--box`` a region of your own.
+    """
 
     def body() -> None:
         from vsearch.search.filters import SearchFilter
@@ -104,6 +115,7 @@ def search_command(
                 category=(cats[0] if len(cats) == 1 else cats) or None,
                 rank=not plain,
                 filters=filters,
+                candidate=candidate,
             )
         emit(res.to_dict(), json_out)
 

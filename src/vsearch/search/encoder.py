@@ -16,7 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from vsearch.model.export import embed_images, load_model
+from vsearch.errors import BadInput
+from vsearch.model.export import ProposalKnobs, embed_images, load_model
 from vsearch.model.net import VSearchNet
 
 
@@ -31,6 +32,10 @@ class Encoded:
         box_scores: ``float32[n]`` detection confidence (1 for given boxes).
         embeddings: ``float32[n, d]`` L2-normalised.
         codes: ``uint8[n, bits/8]`` packed sign bits (:func:`vsearch.index.codes.pack_signs`).
+        candidates: ``float32[n, m, 4]`` candidate boxes (objects) per photo, most confident
+            first, NaN past the last one; ``None`` when the encoder proposed none.
+        candidate_scores: ``float32[n, m]`` their objectness in [0, 1] (NaN: no candidate).
+        chosen: ``int64[n]`` the candidate each row describes (-1: a given box).
     """
 
     category_probs: np.ndarray
@@ -38,6 +43,9 @@ class Encoded:
     box_scores: np.ndarray
     embeddings: np.ndarray
     codes: np.ndarray
+    candidates: np.ndarray | None = None
+    candidate_scores: np.ndarray | None = None
+    chosen: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.embeddings.shape[0])
@@ -45,25 +53,39 @@ class Encoded:
     def take(self, rows: np.ndarray | slice) -> Encoded:
         """The rows ``rows`` of every array (a sub-batch)."""
         return Encoded(
-            self.category_probs[rows],
-            self.boxes[rows],
-            self.box_scores[rows],
-            self.embeddings[rows],
-            self.codes[rows],
+            *(
+                None if (a := getattr(self, f)) is None else a[rows]
+                for f in self.__dataclass_fields__
+            )
         )
 
     @classmethod
     def concat(cls, parts: list[Encoded]) -> Encoded:
+        """Rows of all parts in order (an optional array survives only if every part has it)."""
+        arrays = [[getattr(p, f) for p in parts] for f in cls.__dataclass_fields__]
         return cls(
-            *(np.concatenate([getattr(p, f) for p in parts]) for f in cls.__dataclass_fields__)
+            *(None if any(a is None for a in col) else np.concatenate(col) for col in arrays)
         )
+
+    def candidates_of(self, i: int) -> list[dict[str, Any]]:
+        """Row ``i``'s candidates as ``{"box", "score"}`` dicts, most confident first."""
+        if self.candidates is None or self.candidate_scores is None:
+            return []
+        keep = ~np.isnan(self.candidate_scores[i])
+        return [
+            {"box": [float(v) for v in box], "score": float(score)}
+            for box, score in zip(
+                self.candidates[i][keep], self.candidate_scores[i][keep], strict=True
+            )
+        ]
 
 
 @runtime_checkable
 class Encoder(Protocol):
     """Photos → :class:`Encoded`. Optional attributes the pipeline uses when present:
     ``input_size`` (side uploads are decoded at), ``name`` and ``version`` (recorded in index
-    releases)."""
+    releases), ``proposes`` (``encode`` also takes ``candidates`` and ``proposals``, as
+    :meth:`NetEncoder.encode`)."""
 
     categories: list[str]
     has_classifier: bool
@@ -121,6 +143,7 @@ class NetEncoder:
         self.name = str(meta.get("name", "vsearch-net"))
         self.version = str(meta.get("version", "0"))
         self.input_size = int(net.config.input_size)
+        self.proposes = True  # encode() takes ``proposals`` and ``candidates``
 
     @classmethod
     def load(
@@ -131,17 +154,40 @@ class NetEncoder:
         net, meta = load_model(Path(model_dir), dev)
         return cls(net, meta, dev, batch_size)
 
-    def encode(self, images: torch.Tensor, boxes: np.ndarray | None = None) -> Encoded:
+    def encode(
+        self,
+        images: torch.Tensor,
+        boxes: np.ndarray | None = None,
+        candidates: np.ndarray | None = None,
+        proposals: ProposalKnobs | None = None,
+    ) -> Encoded:
         """See :meth:`Encoder.encode`. Rows of ``boxes`` that are all NaN are detected, so a
-        batch may mix user-drawn boxes and photos without one."""
+        batch may mix user-drawn boxes and photos without one.
+
+        With ``proposals`` every photo also gets its candidate boxes, and the detected rows
+        describe candidate ``candidates[i]`` (``int[n]``, default 0: the most confident, which
+        is the box detection gives without ``proposals``) in the same forward pass.
+
+        Raises:
+            NoSuchCandidate: a chosen index past a photo's last candidate (a
+                :class:`~vsearch.errors.BadInput`).
+        """
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be [n, 3, S, S], got {tuple(images.shape)}")
         n = images.shape[0]
+        if boxes is not None:
+            boxes = np.asarray(boxes, dtype=np.float32)
+            if boxes.shape != (n, 4):
+                raise ValueError(f"boxes must be float[{n}, 4], got {boxes.shape}")
+        if proposals is not None and proposals.k > 0:
+            choice = np.zeros(n, np.int64) if candidates is None else np.asarray(candidates)
+            if choice.shape != (n,):
+                raise ValueError(f"candidates must be int[{n}], got {choice.shape}")
+            return self._run(images, boxes, proposals, choice.astype(np.int64))
+        if candidates is not None and np.any(np.asarray(candidates) != 0):
+            raise BadInput("a candidate was chosen but none are proposed (search.proposals: 0)")
         if boxes is None:
             return self._run(images, None)
-        boxes = np.asarray(boxes, dtype=np.float32)
-        if boxes.shape != (n, 4):
-            raise ValueError(f"boxes must be float[{n}, 4], got {boxes.shape}")
         detect = np.isnan(boxes).all(axis=1)
         if not detect.any():
             return self._run(images, boxes)
@@ -156,7 +202,13 @@ class NetEncoder:
         order = np.argsort(np.concatenate([given, found]), kind="stable")
         return Encoded.concat(parts).take(order)
 
-    def _run(self, images: torch.Tensor, boxes: np.ndarray | None) -> Encoded:
+    def _run(
+        self,
+        images: torch.Tensor,
+        boxes: np.ndarray | None,
+        proposals: ProposalKnobs | None = None,
+        choice: np.ndarray | None = None,
+    ) -> Encoded:
         n = images.shape[0]
         if n == 0:
             cfg = self.net.config
@@ -166,6 +218,15 @@ class NetEncoder:
                 np.zeros(0, np.float32),
                 np.zeros((0, cfg.embedding_dim), np.float32),
                 np.zeros((0, cfg.bits // 8), np.uint8),
+                *(
+                    (
+                        np.zeros((0, proposals.k, 4), np.float32),
+                        np.zeros((0, proposals.k), np.float32),
+                        np.zeros(0, np.int64),
+                    )
+                    if proposals is not None
+                    else ()
+                ),
             )
         out = embed_images(
             self.net,
@@ -173,6 +234,8 @@ class NetEncoder:
             boxes=None if boxes is None else torch.from_numpy(np.ascontiguousarray(boxes)),
             batch_size=self.batch_size,
             device=self.device,
+            proposals=proposals,
+            choice=None if choice is None else torch.from_numpy(choice),
         )
         probs = out["category_probs"].astype(np.float32).reshape(n, -1)
         if not self.has_classifier:
@@ -183,4 +246,7 @@ class NetEncoder:
             box_scores=out["box_scores"].astype(np.float32).reshape(n),
             embeddings=out["embedding"].astype(np.float32).reshape(n, -1),
             codes=out["codes"].reshape(n, -1),
+            candidates=out["candidates"].astype(np.float32) if proposals else None,
+            candidate_scores=out["candidate_scores"].astype(np.float32) if proposals else None,
+            chosen=out["chosen"].astype(np.int64) if proposals else None,
         )

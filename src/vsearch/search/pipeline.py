@@ -5,7 +5,9 @@ offline numbers are the service's numbers (docs/architecture.md#the-two-loops). 
 
 1. ``decode``: check and decode the upload (:mod:`vsearch.search.images`; bad input raises
    :class:`~vsearch.errors.BadInput` naming the problem, which the service maps to a 4xx);
-2. ``model``: the encoder's box, category probabilities, embedding and binary code;
+2. ``model``: the encoder's candidate boxes (several objects in one photo, most confident
+   first), then the category probabilities, embedding and binary code of the chosen one: the
+   most confident by default, another candidate or a box the caller gives;
 3. ``fuse``: a small all-category search (``vote_k`` nearest listings) votes for the category,
    fused with the classifier (:mod:`vsearch.search.fusion`); a category the user chose wins;
 4. ``hamming+rerank``: the engine searches the fused category's partition, widened to
@@ -42,6 +44,7 @@ import torch
 from vsearch.errors import BadInput
 from vsearch.index.engine import Engine, FilterKnobs, SearchResult
 from vsearch.index.release import FingerprintMismatch
+from vsearch.model.export import ProposalKnobs
 from vsearch.search.encoder import Encoded, Encoder, NetEncoder
 from vsearch.search.filters import STOCK, BadFilter, SearchFilter
 from vsearch.search.fusion import align_probs, category_space, fuse, neighbour_vote, top_categories
@@ -92,12 +95,15 @@ class SearchResponse:
     model_category: str  # classifier argmax ("" without a classifier)
     vote_category: str  # neighbour-vote argmax ("" when no neighbour voted)
     searched_categories: list[str]  # partitions searched (widened when unsure)
-    box: list[float]  # normalised xyxy
-    box_score: float
+    box: list[float]  # normalised xyxy of the region searched
+    box_score: float  # its objectness (1.0 for a box the caller gave)
     results: list[Hit]  # final ranking, grouped by product, len <= k
     timings_ms: dict[str, float]  # per stage (STAGES), this query's share of its batch
     category_forced: bool = False  # the user chose the category
     filters: dict[str, Any] = field(default_factory=dict)  # the filter applied (empty: none)
+    # Objects found in the photo, most confident first: {"box": xyxy, "score": objectness}.
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    candidate: int | None = None  # the candidate searched (None: the caller's box, or none)
 
     def to_dict(self) -> dict[str, Any]:
         return _json_safe(asdict(self))
@@ -368,6 +374,83 @@ class SearchPipeline:
                 out.append(self.check_category(c))
         return out
 
+    @property
+    def proposal_knobs(self) -> ProposalKnobs | None:
+        """Candidate boxes asked of the encoder (``None``: it proposes none, or
+        ``search.proposals`` is 0)."""
+        s = self.search_settings
+        if s.proposals < 1 or not getattr(self.encoder, "proposes", False):
+            return None
+        return ProposalKnobs(s.proposals, s.proposal_iou, s.proposal_min_score)
+
+    def check_candidate(self, candidate: Any) -> int | None:
+        """A chosen candidate index: an integer in ``[0, search.proposals)`` (``None`` passes).
+
+        Whether the photo has that many candidates is known after the model ran
+        (:class:`~vsearch.errors.NoSuchCandidate`)."""
+        if candidate is None:
+            return None
+        knobs = self.proposal_knobs
+        if knobs is None:
+            raise BadInput(
+                f"candidate {candidate!r} chosen but this service proposes no candidate boxes "
+                "(search.proposals is 0, or the model has no box head); give a box instead"
+            )
+        if (
+            isinstance(candidate, bool)
+            or not isinstance(candidate, int | np.integer)
+            or not 0 <= candidate < knobs.k
+        ):
+            raise BadInput(
+                f"candidate must be an integer in [0, {knobs.k - 1}] (an index into the "
+                f"response's candidates), got {candidate!r}"
+            )
+        return int(candidate)
+
+    def _candidates(
+        self, candidates: Sequence[int | None] | None, boxes: np.ndarray | None, n: int
+    ) -> np.ndarray | None:
+        """Checked per-query candidate indices (``int64[n]``, 0 where none chosen) or ``None``."""
+        if candidates is None:
+            return None
+        cands = list(candidates)
+        if len(cands) != n:
+            raise BadInput(f"candidates has {len(cands)} entries for {n} queries")
+        out = np.zeros(n, np.int64)
+        for i, c in enumerate(cands):
+            where = f"image {i}: " if n > 1 else ""
+            try:
+                checked = self.check_candidate(c)
+            except BadInput as exc:
+                raise BadInput(f"{where}{exc}") from None
+            if checked is None:
+                continue
+            if boxes is not None and not np.isnan(boxes[i]).all():
+                raise BadInput(f"{where}give a box or a candidate, not both")
+            out[i] = checked
+        return out if cands and any(c is not None for c in cands) else None
+
+    def encode(
+        self,
+        images: torch.Tensor,
+        boxes: np.ndarray | None = None,
+        candidates: Sequence[int | None] | None = None,
+    ) -> Encoded:
+        """The model stage: candidates (when the encoder proposes them) and the chosen region's
+        description; ``boxes`` rows (all-NaN: none given) win over candidates.
+
+        Raises:
+            BadInput: a bad candidate index, or a box and a candidate for one photo;
+                :class:`~vsearch.errors.NoSuchCandidate` (a ``BadInput``) when a photo
+                has fewer candidates than the index chosen.
+        """
+        n = int(images.shape[0])
+        choice = self._candidates(candidates, boxes, n)
+        knobs = self.proposal_knobs
+        if knobs is None:
+            return self.encoder.encode(images, boxes)
+        return self.encoder.encode(images, boxes, candidates=choice, proposals=knobs)
+
     def check_filter(self, f: SearchFilter | None) -> SearchFilter | None:
         """A filter whose sellers the served catalog knows (``None``/inactive -> ``None``)."""
         if f is None or not f.active:
@@ -409,14 +492,19 @@ class SearchPipeline:
         category: str | Sequence[str] | None = None,
         rank: bool = True,
         filters: SearchFilter | None = None,
+        candidate: int | None = None,
     ) -> SearchResponse:
-        """One uploaded photo (optional user box, category or categories, filter) → response.
+        """One uploaded photo (optional user box or candidate index, category or categories,
+        filter) → response.
 
         Raises:
             BadInput: not an image, truncated, empty, too many bytes or pixels, box outside
-                [0, 1] or empty, unknown category or seller, k out of range.
+                [0, 1] or empty, unknown category or seller, k out of range, candidate out of
+                range (or given with a box).
         """
-        return self.search_bytes_batch([data], k, [box], [category], rank, [filters])[0]
+        return self.search_bytes_batch([data], k, [box], [category], rank, [filters], [candidate])[
+            0
+        ]
 
     def search_bytes_batch(
         self,
@@ -426,8 +514,10 @@ class SearchPipeline:
         categories: Sequence[str | Sequence[str] | None] | None = None,
         rank: bool = True,
         filters: Sequence[SearchFilter | None] | None = None,
+        candidates: Sequence[int | None] | None = None,
     ) -> list[SearchResponse]:
-        """Several uploads at once (the service's batch endpoint); a bad item names its index."""
+        """Several uploads at once; a bad item names its index (``candidates``: per photo, the
+        candidate box to search, ``None`` for the most confident)."""
         t0 = time.perf_counter()
         n = len(items)
         k = self.check_k(k)
@@ -451,9 +541,10 @@ class SearchPipeline:
             if pixels
             else torch.empty((0, 3, self.input_size, self.input_size), dtype=torch.uint8)
         )
+        self._candidates(candidates, given, n)  # before the model runs
         decode_ms = (time.perf_counter() - t0) * 1e3
         use_boxes = None if np.isnan(given).all() else given
-        out = self.search_images(images, k, use_boxes, forced, rank, filters)
+        out = self.search_images(images, k, use_boxes, forced, rank, filters, candidates)
         for r in out:
             r.timings_ms["decode"] = decode_ms / n
             r.timings_ms["total"] += decode_ms / n
@@ -467,15 +558,18 @@ class SearchPipeline:
         categories: Sequence[str | Sequence[str] | None] | None = None,
         rank: bool = True,
         filters: Sequence[SearchFilter | None] | None = None,
+        candidates: Sequence[int | None] | None = None,
     ) -> list[SearchResponse]:
         """Decoded photos ``uint8[n, 3, S, S]`` → responses (boxes: normalised xyxy to use
-        instead of detecting; an all-NaN row detects)."""
+        instead of detecting, an all-NaN row detects; candidates: per photo the candidate
+        index to search, ``None`` the most confident)."""
         k = self.check_k(k)
         n = int(images.shape[0])
         self._forced(categories, n)
         self._filters(filters, n)
+        self._candidates(candidates, boxes, n)
         t0 = time.perf_counter()
-        enc = self.encoder.encode(images, boxes)
+        enc = self.encode(images, boxes, candidates)
         model_ms = (time.perf_counter() - t0) * 1e3
         out = self.search_encoded(enc, k, categories, rank, filters)
         for r in out:
@@ -554,6 +648,12 @@ class SearchPipeline:
                     timings_ms=t,
                     category_forced=chosen,
                     filters=checked[i].describe() if checked[i] is not None else {},
+                    candidates=enc.candidates_of(i),
+                    candidate=(
+                        int(enc.chosen[i])
+                        if enc.chosen is not None and enc.chosen[i] >= 0
+                        else None
+                    ),
                 )
             )
         elapsed = (time.perf_counter() - t0) * 1e3 / n

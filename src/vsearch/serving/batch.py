@@ -17,6 +17,10 @@ one engine call. An unknown field or a value of the wrong type fails the request
 (BentoML answers 400 naming the field); a filter that cannot match (``price_min > price_max``,
 an unknown seller) is a 422 in that photo's slot.
 
+Every answer lists the photo's candidate boxes; ``candidate`` picks one to search (an index
+past the photo's candidates is a 422 in its slot, found after the model ran: the rest of the
+batch is searched again without it).
+
 Errors are per photo: one bad photo gets ``{"error": ..., "status": 4xx}`` in its slot and the
 others are answered normally (a batch must not fail because of one caller's bad input).
 """
@@ -33,7 +37,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from vsearch.errors import BadInput
+from vsearch.errors import BadInput, NoSuchCandidate
 from vsearch.search.filters import SearchFilter
 from vsearch.serving.http import HttpError, parse_box, parse_filter, status_of
 from vsearch.serving.state import NotLoaded, ServingState
@@ -50,6 +54,9 @@ class BatchQuery(BaseModel):
     image: str = Field(description="the photo's bytes, base64-encoded")
     box: list[float] | str | None = Field(
         None, description="normalised x0,y0,x1,y1 to search instead of detecting"
+    )
+    candidate: int | None = Field(
+        None, description="search this candidate box (index into an answer's candidates)"
     )
     category: str | list[str] | None = Field(
         None, description="search only this category (several: search those instead of routing)"
@@ -69,8 +76,9 @@ def _error(status: int, message: str) -> dict[str, Any]:
 
 def _prepare(
     pipeline: Any, q: BatchQuery, default_k: int, max_len: int
-) -> tuple[int, Any, Any, np.ndarray, SearchFilter | None]:
-    """Checked ``(k, category, box, pixels, filter)`` of one query (raises HttpError)."""
+) -> tuple[int, Any, Any, np.ndarray, SearchFilter | None, int | None]:
+    """Checked ``(k, category, box, pixels, filter, candidate)`` of one query (raises
+    HttpError)."""
     from vsearch.search.images import check_box
 
     sellers = [q.seller] if isinstance(q.seller, str) else list(q.seller or [])
@@ -84,6 +92,9 @@ def _prepare(
         else:
             category = pipeline.check_category(q.category or None)
         box = check_box(parse_box(q.box))
+        candidate = pipeline.check_candidate(q.candidate)
+        if candidate is not None and box is not None:
+            raise BadInput("give a box or a candidate, not both")
         filters = pipeline.check_filter(filters)
     except BadInput as exc:
         raise HttpError(422, str(exc)) from None
@@ -95,7 +106,7 @@ def _prepare(
         pixels = pipeline.decode(data)
     except BadInput as exc:
         raise HttpError(status_of(exc), str(exc)) from None
-    return k, category, box, pixels, filters
+    return k, category, box, pixels, filters, candidate
 
 
 def run_batch(state: ServingState, queries: list[BatchQuery]) -> list[dict[str, Any]]:
@@ -107,27 +118,18 @@ def run_batch(state: ServingState, queries: list[BatchQuery]) -> list[dict[str, 
             pipeline = served.pipeline
             default_k = state.settings.search.default_k
             max_len = state.settings.serving.max_field_chars
-            ready: dict[int, list[tuple[int, Any, Any, np.ndarray, SearchFilter | None]]] = {}
+            ready: dict[int, list[tuple[Any, ...]]] = {}
             t0 = time.perf_counter()
             for i, q in enumerate(queries):
                 try:
-                    k, category, box, pixels, filters = _prepare(pipeline, q, default_k, max_len)
+                    k, *checked = _prepare(pipeline, q, default_k, max_len)
                 except HttpError as exc:
                     out[i] = _error(exc.status, exc.message)
                     continue
-                ready.setdefault(k, []).append((i, category, box, pixels, filters))
+                ready.setdefault(k, []).append((i, *checked))
             decode_ms = (time.perf_counter() - t0) * 1e3 / max(n, 1)
             for k, group in ready.items():
-                images = torch.from_numpy(np.stack([g[3] for g in group]))
-                boxes = np.full((len(group), 4), np.nan, dtype=np.float32)
-                for j, g in enumerate(group):
-                    if g[2] is not None:
-                        boxes[j] = g[2]
-                use_boxes = None if np.isnan(boxes).all() else boxes
-                with torch.inference_mode():
-                    responses = pipeline.search_images(
-                        images, k, use_boxes, [g[1] for g in group], filters=[g[4] for g in group]
-                    )
+                group, responses = _search_group(pipeline, k, group, out)
                 for g, r in zip(group, responses, strict=True):
                     r.timings_ms["decode"] = decode_ms
                     r.timings_ms["total"] += decode_ms
@@ -139,3 +141,43 @@ def run_batch(state: ServingState, queries: list[BatchQuery]) -> list[dict[str, 
     except BadInput as exc:  # a check that only the batch as a whole could fail
         return [_error(400, str(exc))] * n
     return [o if o is not None else _error(500, "no answer") for o in out]
+
+
+def _search_group(
+    pipeline: Any, k: int, group: list[tuple[Any, ...]], out: list[dict[str, Any] | None]
+) -> tuple[list[tuple[Any, ...]], list[Any]]:
+    """Search the queries of one ``k``; a query whose photo lacks its chosen candidate (known
+    only after the model ran) gets its own 422 in ``out`` and the others are searched again."""
+    while True:
+        try:
+            return group, _search_once(pipeline, k, group)
+        except NoSuchCandidate as exc:
+            bad = set(exc.rows)
+            for j, c, m in zip(exc.rows, exc.chosen, exc.counts, strict=True):
+                out[group[j][0]] = _error(
+                    422, f"no such candidate box: candidate {c} asked for, the photo has {m}"
+                )
+            group = [g for j, g in enumerate(group) if j not in bad]
+            if not group:
+                return [], []
+
+
+def _search_once(pipeline: Any, k: int, group: list[tuple[Any, ...]]) -> list[Any]:
+    """One model pass and search for ``group``'s ``(slot, category, box, pixels, filter,
+    candidate)`` tuples."""
+    images = torch.from_numpy(np.stack([g[3] for g in group]))
+    boxes = np.full((len(group), 4), np.nan, dtype=np.float32)
+    for j, g in enumerate(group):
+        if g[2] is not None:
+            boxes[j] = g[2]
+    use_boxes = None if np.isnan(boxes).all() else boxes
+    chosen = [g[5] for g in group]
+    with torch.inference_mode():
+        return pipeline.search_images(
+            images,
+            k,
+            use_boxes,
+            [g[1] for g in group],
+            filters=[g[4] for g in group],
+            candidates=chosen if any(c is not None for c in chosen) else None,
+        )

@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from vsearch.errors import BadInput, TooLarge
+from vsearch.errors import BadInput, NoSuchCandidate, TooLarge
 from vsearch.search.filters import SearchFilter
 
 Scope = dict[str, Any]
@@ -42,12 +42,14 @@ def error_response(
 
 
 # HTTP status per refusal type, most specific first; any other BadInput of an upload is a 400.
-_STATUS_OF: tuple[tuple[type[BadInput], int], ...] = ((TooLarge, 413),)
+# A candidate index the photo turned out not to have is a bad field value, like a bad box.
+_STATUS_OF: tuple[tuple[type[BadInput], int], ...] = ((TooLarge, 413), (NoSuchCandidate, 422))
 _BAD_REQUEST = 400
 
 
 def status_of(exc: BadInput) -> int:
-    """HTTP status of a refused upload: 413 for too many bytes or pixels, else 400."""
+    """HTTP status of a refused upload: 413 for too many bytes or pixels, 422 for a candidate
+    the photo does not have, else 400."""
     return next((status for kind, status in _STATUS_OF if isinstance(exc, kind)), _BAD_REQUEST)
 
 
@@ -193,6 +195,18 @@ def parse_k(raw: Any, default: int) -> int:
         return int(str(raw).strip())
     except ValueError:
         raise HttpError(422, f"k must be an integer, got {raw!r}") from None
+
+
+def parse_candidate(raw: Any) -> int | None:
+    """``candidate``: an index into a response's ``candidates`` (range checked by the pipeline)."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise HttpError(422, f"candidate must be an integer, got {raw!r}")
+    try:
+        return int(raw) if isinstance(raw, int) else int(raw.strip())
+    except ValueError:
+        raise HttpError(422, f"candidate must be an integer, got {raw!r}") from None
 
 
 def parse_box(raw: Any) -> list[float] | None:

@@ -60,9 +60,27 @@ HIT: dict[str, Any] = {
         "more_sellers": STRING_LIST,
     },
 }
+CANDIDATE: dict[str, Any] = {
+    "type": "object",
+    "required": ["box", "score"],
+    "properties": {
+        "box": BOX,
+        "score": {"type": "number", "minimum": 0, "maximum": 1, "description": "objectness"},
+    },
+}
 SEARCH_RESULT: dict[str, Any] = {
     "type": "object",
-    "required": ["category", "confidence", "results", "box", "timings_ms", "release", "model"],
+    "required": [
+        "category",
+        "confidence",
+        "results",
+        "box",
+        "candidates",
+        "candidate",
+        "timings_ms",
+        "release",
+        "model",
+    ],
     "properties": {
         "category": {"type": "string"},
         "confidence": NUMBER_OR_NULL,
@@ -72,6 +90,17 @@ SEARCH_RESULT: dict[str, Any] = {
         "searched_categories": STRING_LIST,
         "box": BOX,
         "box_score": NUMBER_OR_NULL,
+        "candidates": {
+            "type": "array",
+            "items": CANDIDATE,
+            "description": "objects found in the photo, most confident first",
+        },
+        "candidate": {
+            "type": "integer",
+            "minimum": 0,
+            "nullable": True,
+            "description": "the candidate searched (null: the caller's box)",
+        },
         "results": {"type": "array", "items": HIT},
         "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},
         "category_forced": {"type": "boolean"},
@@ -136,6 +165,11 @@ SEARCH_FORM: dict[str, Any] = {
         "image": {"type": "string", "format": "binary", "description": "the photo"},
         "k": {"type": "integer", "minimum": 1, "description": "results (1..search.max_k)"},
         "box": {"type": "string", "description": "normalised x0,y0,x1,y1 (or a JSON list)"},
+        "candidate": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "search this entry of an answer's candidates (not with box)",
+        },
         "category": {"type": "array", "items": TEXT, "description": "repeat for several"},
         "price_min": {"type": "number", "minimum": 0},
         "price_max": {"type": "number", "minimum": 0},

@@ -10,8 +10,9 @@ adaptive batching.
 Routes (all answers JSON unless a page or photo):
 
 * ``GET /`` the web page (``static/``), ``GET /static/...`` its script and style;
-* ``POST /search`` multipart: ``image`` file, optional ``box``, ``category`` (repeat the field
-  for several), ``k`` and the filters ``price_min``, ``price_max``, ``seller`` (repeat for
+* ``POST /search`` multipart: ``image`` file, optional ``box`` or ``candidate`` (an index into
+  the ``candidates`` boxes every answer lists), ``category`` (repeat the field for several),
+  ``k`` and the filters ``price_min``, ``price_max``, ``seller`` (repeat for
   several), ``in_stock`` (:mod:`vsearch.search.filters`); an unknown field is a 422;
 * ``GET /info`` versions and health (``POST /info`` is BentoML's API with the same answer);
   the admin token adds paths, lineage and load errors (:mod:`vsearch.serving.info`);
@@ -52,6 +53,7 @@ from vsearch.serving.http import (
     HttpError,
     error_response,
     parse_box,
+    parse_candidate,
     parse_categories,
     parse_filter,
     parse_float,
@@ -68,7 +70,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 DROP_IMAGES = "images/"  # drop image paths start here (contracts.IMAGES_DIR)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 PHOTO_CONTENT_TYPES = ("image/", "application/octet-stream")
-SEARCH_FIELDS = ("image", "k", "box", "category", *FILTER_FIELDS)
+SEARCH_FIELDS = ("image", "k", "box", "candidate", "category", *FILTER_FIELDS)
 IMAGE_CACHE = "public, max-age=3600"
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -327,6 +329,7 @@ class WebApp:
             state = self.state
             k = parse_k(form.get("k"), state.settings.search.default_k)
             box = parse_box(form.get("box"))
+            candidate = parse_candidate(form.get("candidate"))
             chars = state.settings.serving.max_field_chars
             category = parse_categories(form.getlist("category"), chars)
             filters = parse_filter(
@@ -339,7 +342,8 @@ class WebApp:
             self._check_size(data)
             search_limiter, _ = self.limiters()
             body = await anyio.to_thread.run_sync(
-                lambda: self._search_sync(data, k, box, category, filters), limiter=search_limiter
+                lambda: self._search_sync(data, k, box, category, filters, candidate),
+                limiter=search_limiter,
             )
             return JSONResponse(body)
 
@@ -352,6 +356,7 @@ class WebApp:
         box: list[float] | None,
         category: str | list[str] | None,
         filters: SearchFilter | None,
+        candidate: int | None = None,
     ) -> dict[str, Any]:
         from vsearch.search.images import check_box
 
@@ -362,11 +367,16 @@ class WebApp:
                 for c in [category] if isinstance(category, str) else category or []:
                     p.check_category(c)
                 check_box(box)
+                p.check_candidate(candidate)
+                if candidate is not None and box is not None:
+                    raise BadInput("give a box or a candidate, not both")
                 p.check_filter(filters)
             except BadInput as exc:
                 raise HttpError(422, str(exc)) from None
             try:
-                response = p.search_bytes(data, k, box=box, category=category, filters=filters)
+                response = p.search_bytes(
+                    data, k, box=box, category=category, filters=filters, candidate=candidate
+                )
             except BadInput as exc:
                 raise HttpError(status_of(exc), str(exc)) from None
             return response_json(served, response)

@@ -36,7 +36,15 @@ OVERRIDES = {
     "project": {"threads": 1, "device": "cpu"},
     "index": {"bits": BITS, "keep_releases": 10},
     "model": {"bits": BITS},
-    "search": {"max_image_bytes": 1_500_000, "max_image_pixels": 2_000_000, "max_k": 50},
+    "search": {
+        "max_image_bytes": 1_500_000,
+        "max_image_pixels": 2_000_000,
+        "max_k": 50,
+        # An untrained box head: a loose NMS leaves several candidates to pick from.
+        "proposals": 3,
+        "proposal_iou": 0.9,
+        "proposal_min_score": 0.0,
+    },
     "serving": {
         "model_source": "path",
         "model_dir": "models/a",

@@ -155,6 +155,24 @@ def test_page(client: httpx.Client) -> None:
 # -- bad input ---------------------------------------------------------------------------------
 
 
+def test_answers_list_candidates_and_the_caller_picks_one(
+    client: httpx.Client, served_project
+) -> None:
+    data, _, _ = photo(served_project, 2)
+    body = search(client, data, k="3").json()
+    cands = body["candidates"]
+    assert 2 <= len(cands) <= 3, "served with proposal_iou 0.9: several candidates"
+    assert body["candidate"] == 0 and body["box"] == cands[0]["box"]
+    assert body["box_score"] == cands[0]["score"]
+    scores = [c["score"] for c in cands]
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+    other = search(client, data, k="3", candidate="1").json()
+    assert other["candidate"] == 1 and other["box"] == cands[1]["box"]
+    assert other["candidates"] == cands
+    drawn = search(client, data, k="3", box=",".join(map(str, cands[1]["box"]))).json()
+    assert drawn["candidate"] is None and drawn["candidates"] == cands
+
+
 def _bad_cases(served_project) -> list[tuple[str, dict, int, str]]:
     data, _, _ = photo(served_project, 0)
 
@@ -183,6 +201,10 @@ def _bad_cases(served_project) -> list[tuple[str, dict, int, str]]:
         ("k negative", field(k="-3"), 422, "k"),
         ("k too large", field(k="51"), 422, "k"),
         ("k text", field(k="ten"), 422, "k"),
+        ("candidate text", field(candidate="two"), 422, "candidate must be an integer"),
+        ("candidate negative", field(candidate="-1"), 422, "candidate must be an integer in"),
+        ("candidate too large", field(candidate="3"), 422, "candidate must be an integer in"),
+        ("candidate and box", field(candidate="1", box="0.1,0.1,0.5,0.5"), 422, "not both"),
     ]
 
 
@@ -269,6 +291,24 @@ def test_batch_answers_each_photo_in_order(client: httpx.Client, served_project)
     assert r.status_code == 400 and "error" in r.json()
     r = client.post("/search_batch", files={"queries": ("q", b"x")})
     assert r.status_code == 415 and "application/json" in r.json()["error"]
+
+
+def test_batch_photos_pick_their_own_candidates(client: httpx.Client, served_project) -> None:
+    """Per-photo candidates (test_candidates_batch.py: a photo lacking the one asked for)."""
+    data, _, _ = photo(served_project, 2)
+    b64 = base64.b64encode(data).decode()
+    queries = [
+        {"image": b64, "k": 2},
+        {"image": b64, "k": 2, "candidate": 1},
+        {"image": b64, "k": 2, "candidate": 3},
+        {"image": b64, "k": 2, "candidate": 0, "box": [0.1, 0.1, 0.5, 0.5]},
+    ]
+    out = client.post("/search_batch", json={"queries": queries}).json()
+    assert [o.get("candidate") for o in out[:2]] == [0, 1]
+    assert out[1]["box"] == out[0]["candidates"][1]["box"]
+    assert out[1]["candidates"] == out[0]["candidates"]
+    assert out[2]["status"] == 422 and "candidate must be an integer in [0, 2]" in out[2]["error"]
+    assert out[3]["status"] == 422 and "not both" in out[3]["error"]
 
 
 def test_concurrent_batch_requests_each_get_their_own_answers(service: str, served_project) -> None:
@@ -494,6 +534,37 @@ def test_web_page_searches_a_photo_and_shows_box_and_results(service: str, serve
                 first.locator(".more").inner_text()
             )
             page.wait_for_function("document.querySelector('#results .card img').naturalWidth > 0")
+            # The objects found: the searched (first) one active; a click searches another.
+            picks = page.locator("#cands .cand .pick")
+            assert picks.count() >= 2
+            sync_api.expect(page.locator("#cands .cand.active .pick")).to_have_attribute(
+                "data-index", "0"
+            )
+            with page.expect_response("**/search") as answer:
+                picks.nth(1).click()
+            # (Playwright does not expose a multipart body with a file: the answer says it.)
+            assert answer.value.json()["candidate"] == 1
+            sync_api.expect(page.locator("#cands .cand.active .pick")).to_have_attribute(
+                "data-index", "1"
+            )
+            moved = page.locator("#box").bounding_box()
+            cand = page.locator("#cands .cand.active").bounding_box()
+            assert moved is not None and cand is not None
+            assert moved["x"] == pytest.approx(cand["x"], abs=1.5)
+            assert moved["width"] == pytest.approx(cand["width"], abs=1.5)
+            # Drawing a box still works and wins over the picked candidate.
+            photo_box = page.locator("#photo").bounding_box()
+            assert photo_box is not None
+            x0 = photo_box["x"] + 0.55 * photo_box["width"]
+            y0 = photo_box["y"] + 0.55 * photo_box["height"]
+            with page.expect_response("**/search") as drawn:
+                page.mouse.move(x0, y0)
+                page.mouse.down()
+                page.mouse.move(x0 + 0.3 * photo_box["width"], y0 + 0.3 * photo_box["height"])
+                page.mouse.up()
+            assert drawn.value.json()["candidate"] is None
+            assert drawn.value.json()["box"][0] == pytest.approx(0.55, abs=0.02)
+            sync_api.expect(page.locator("#cands .cand.active")).to_have_count(0)
             samples = page.locator("#samples img")
             sync_api.expect(samples.first).to_be_visible()
             samples.first.click()

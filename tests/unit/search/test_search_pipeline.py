@@ -539,8 +539,11 @@ def test_cli_search_prints_the_response(world) -> None:
     out = json.loads(res.stdout)
     assert out["results"][0]["item_id"] == catalog["item_id"].iloc[0]
     assert len(out["results"]) == 3 and set(out["timings_ms"]) == set(STAGES)
+    assert out["candidate"] == 0 and out["box"] == out["candidates"][0]["box"]
     bad = runner.invoke(app, ["search", str(image), "--k", "0", *common])
     assert bad.exit_code == 2 and "k must be" in bad.output
+    bad = runner.invoke(app, ["search", str(image), "--candidate", "99", *common])
+    assert bad.exit_code == 2 and "candidate must be an integer" in bad.output
     # The service's filters, applied inside the search.
     seller, listings, _ = _spread_seller(catalog)
     k = str(len(listings))
@@ -770,3 +773,83 @@ def test_bad_filters_are_refused(world) -> None:
         p.search_images(world["images"][:2], K, filters=[None])
     with pytest.raises(BadInput, match="price_min 9.0 is above price_max 1.0"):
         SearchFilter(price_min=9.0, price_max=1.0)
+
+
+# -- candidate boxes (several objects in one photo) -------------------------------------------
+
+
+def _two_products(world: dict) -> bytes:
+    """Two catalog photos side by side in one JPEG (a photo showing two products)."""
+    drop, catalog = world["drop"], world["catalog"]
+    left = Image.open(drop / catalog["image"].iloc[0]).convert("RGB").resize((160, 160))
+    right = Image.open(drop / catalog["image"].iloc[7]).convert("RGB").resize((160, 160))
+    both = Image.new("RGB", (320, 160))
+    both.paste(left, (0, 0))
+    both.paste(right, (160, 0))
+    buf = io.BytesIO()
+    both.save(buf, "JPEG", quality=95)
+    return buf.getvalue()
+
+
+@pytest.mark.unit
+def test_every_response_lists_candidates_and_searches_the_best(world) -> None:
+    p = _with(world, proposals=4, proposal_iou=0.9, proposal_min_score=0.0)
+    data = _two_products(world)
+    r = p.search_bytes(data, K)
+    assert 2 <= len(r.candidates) <= 4
+    scores = [c["score"] for c in r.candidates]
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+    assert r.candidate == 0
+    assert r.box == pytest.approx(r.candidates[0]["box"]) and r.box_score == scores[0]
+    # The best candidate is what the search without candidates used (same box, same results).
+    off = _with(world, proposals=0).search_bytes(data, K)
+    assert off.candidates == [] and off.candidate is None
+    assert off.box == r.box and [h.item_id for h in off.results] == [h.item_id for h in r.results]
+
+
+@pytest.mark.unit
+def test_the_caller_picks_another_candidate_or_draws_a_box(world) -> None:
+    p = _with(world, proposals=4, proposal_iou=0.9, proposal_min_score=0.0)
+    data = _two_products(world)
+    first = p.search_bytes(data, K)
+    other = p.search_bytes(data, K, candidate=1)
+    assert other.candidate == 1 and other.candidates == first.candidates
+    assert other.box == pytest.approx(first.candidates[1]["box"])
+    assert other.box_score == pytest.approx(first.candidates[1]["score"])
+    # Searching candidate 1 is searching its box (what the page sends when a user drags it).
+    drawn = p.search_bytes(data, K, box=first.candidates[1]["box"])
+    assert drawn.candidate is None and drawn.box_score == 1.0
+    assert drawn.candidates == first.candidates
+    assert [h.item_id for h in drawn.results] == [h.item_id for h in other.results]
+    # Batches mix choices; each photo gets its own.
+    many = p.search_bytes_batch([data, data, data], K, candidates=[None, 1, 0])
+    assert [r.candidate for r in many] == [0, 1, 0]
+    assert many[1].box == pytest.approx(other.box)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"candidate": 4}, r"candidate must be an integer in \[0, 3\]"),
+        ({"candidate": -1}, r"candidate must be an integer in \[0, 3\]"),
+        ({"candidate": True}, "candidate must be an integer"),
+        ({"candidate": "1"}, "candidate must be an integer"),
+        ({"candidate": 1, "box": [0.1, 0.1, 0.5, 0.5]}, "give a box or a candidate, not both"),
+    ],
+)
+def test_bad_candidate_choices_are_refused(world, kwargs, message) -> None:
+    p = _with(world, proposals=4)
+    with pytest.raises(BadInput, match=message):
+        p.search_bytes(_jpeg(), K, **kwargs)
+
+
+@pytest.mark.unit
+def test_a_candidate_the_photo_does_not_have_is_refused(world) -> None:
+    from vsearch.errors import NoSuchCandidate
+
+    only_best = _with(world, proposals=3, proposal_min_score=1.0)
+    with pytest.raises(NoSuchCandidate, match="image 1: candidate 2 asked for, it has 1"):
+        only_best.search_bytes_batch([_jpeg(), _jpeg()], K, candidates=[0, 2])
+    with pytest.raises(BadInput, match="proposes no candidate boxes"):
+        _with(world, proposals=0).search_bytes(_jpeg(), K, candidate=0)

@@ -1,9 +1,11 @@
-// vsearch web page: upload / drop / pick a photo, POST /search, draw the box, show results.
+// vsearch web page: upload / drop / pick a photo, POST /search, draw the candidate boxes
+// (objects found in the photo; click one to search it) and the searched box, show results.
 // Plain browser JavaScript, no external libraries (the service may run without internet).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { blob: null, userBox: null, maxK: 100 };
+// candidate: the index (into the answer's candidates) the user picked; null = the best one.
+const state = { blob: null, userBox: null, candidate: null, maxK: 100 };
 
 function showError(message) {
   const el = $("error");
@@ -71,6 +73,8 @@ async function loadSamples() {
 function setPhoto(blob) {
   state.blob = blob;
   state.userBox = null;
+  state.candidate = null;
+  $("cands").textContent = "";
   $("user-box").hidden = true;
   $("clear-box").disabled = true;
   $("photo").src = URL.createObjectURL(blob);
@@ -107,7 +111,9 @@ async function search() {
   // The box is normalised to the photo as displayed: the browser shows a JPEG turned by its
   // EXIF orientation (CSS image-orientation: from-image, set in style.css), and the service
   // applies the same orientation when it decodes, so both describe the same pixels.
+  // A drawn box wins over a picked candidate (the service takes one or the other).
   if (state.userBox) form.append("box", state.userBox.map((v) => v.toFixed(4)).join(","));
+  else if (state.candidate !== null) form.append("candidate", String(state.candidate));
   $("results").textContent = "searching…";
   let body;
   try {
@@ -132,7 +138,41 @@ function pct(x) {
   return `${(100 * x).toFixed(1)}%`;
 }
 
+// The objects the model found, most confident first; each has a button that searches it.
+function renderCandidates(body) {
+  const layer = $("cands");
+  layer.textContent = "";
+  (body.candidates || []).forEach((c, i) => {
+    const el = document.createElement("div");
+    el.className = i === body.candidate ? "cand active" : "cand";
+    placeBox(el, c.box);
+    const pick = document.createElement("button");
+    pick.type = "button";
+    pick.className = "pick";
+    pick.dataset.index = String(i);
+    pick.textContent = `${i + 1} · ${pct(c.score)}`;
+    pick.title = `search object ${i + 1} (objectness ${pct(c.score)})`;
+    pick.setAttribute("aria-pressed", String(i === body.candidate));
+    pick.addEventListener("mousedown", (ev) => ev.stopPropagation()); // not a box drag
+    pick.addEventListener("click", (ev) => {
+      ev.stopPropagation();
+      chooseCandidate(i);
+    });
+    el.appendChild(pick);
+    layer.appendChild(el);
+  });
+}
+
+function chooseCandidate(i) {
+  state.candidate = i;
+  state.userBox = null;
+  $("user-box").hidden = true;
+  $("clear-box").disabled = true;
+  search();
+}
+
 function render(body) {
+  renderCandidates(body);
   placeBox($("box"), body.box);
   $("box-label").textContent = `${body.category} ${pct(body.confidence)}`;
   $("cat").textContent = body.category;
