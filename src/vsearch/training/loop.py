@@ -12,7 +12,10 @@ Each step (see :class:`vsearch.training.data.BatchSampler` for what a batch hold
    as photographed (boxes unknown);
 2. the frame pass predicts boxes; the box loss trains it on the labelled slots, and its
    (detached) prediction tells where to crop the queries;
-3. the crop pass embeds every slot; category, proxy, pair, hash and quantisation losses train it.
+3. labelled slots are cropped at a jittered or loose true box (studio shots sometimes at the
+   whole frame), or at the predicted box; for a share of those, through a differentiable crop,
+   so the crop's losses also move the box (joint detection + embedding learning);
+4. the crop pass embeds every slot; category, proxy, pair, hash and quantisation losses train it.
 """
 
 from __future__ import annotations
@@ -40,7 +43,11 @@ from vsearch.trained import (
     MODEL_DIR,
     write_history,
 )
-from vsearch.training.augment import SceneSynthesizer, jitter_boxes, load_background_bank
+from vsearch.training.augment import (
+    SceneSynthesizer,
+    load_background_bank,
+    training_crop_boxes,
+)
 from vsearch.training.data import BatchSampler, TrainData
 from vsearch.training.losses import JointLoss, LossInputs
 
@@ -214,15 +221,24 @@ class _Trainer:
 
         self.net.train()
         heat, cell_boxes = self.net.localize(self.net.to_frame(lab_imgs))
+        pred_grad, _ = decode_boxes(heat, cell_boxes)  # differentiable w.r.t. cell_boxes
+        pred_lab = pred_grad.detach()
         with torch.no_grad():
-            pred_lab, _ = decode_boxes(heat.detach(), cell_boxes.detach())
             pred_q = self.net.detect(q_imgs)[0] if len(q) else lab_boxes[:0]
-        crop_boxes = jitter_boxes(lab_boxes.cpu(), t.augment.box_jitter, g).to(dev)
-        use_pred = (torch.rand(len(items), generator=g) < t.predicted_box_share).to(dev)
-        crop_boxes = torch.where(use_pred.unsqueeze(1), pred_lab, crop_boxes)
+        studio = torch.arange(len(items)) >= len(b.scene_items)
+        crop_boxes = training_crop_boxes(lab_boxes.cpu(), studio, t.augment, g).to(dev)
+        use_pred = torch.rand(len(items), generator=g) < t.predicted_box_share
+        grad = use_pred & (torch.rand(len(items), generator=g) < t.predicted_box_grad_share)
+        crop_boxes = torch.where(use_pred.to(dev).unsqueeze(1), pred_lab, crop_boxes)
         all_imgs = torch.cat((lab_imgs, q_imgs))
-        all_boxes = torch.cat((crop_boxes, pred_q))
-        out = self.net.describe(self.net.crop(all_imgs, all_boxes))
+        crops = self.net.crop(all_imgs, torch.cat((crop_boxes, pred_q)))
+        if grad.any():
+            # the paper's joint training: the metric loss on these crops reaches the box head
+            rows = grad.nonzero().flatten().to(dev)
+            crops = crops.index_put(
+                (rows,), self.net.crop(lab_imgs[rows], pred_grad[rows], differentiable=True)
+            )
+        out = self.net.describe(crops)
         classes = np.concatenate((d.item_class[items], d.query_class[b.queries]))
         cats = np.concatenate((d.item_category[items], d.query_category[b.queries]))
         terms = self.loss(
