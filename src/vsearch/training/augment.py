@@ -150,13 +150,14 @@ def studio_matte(images: torch.Tensor, threshold: float, chunk: int = 256) -> Ma
     return Matte(torch.cat(alphas), torch.cat(boxes))
 
 
-def load_background_bank(side: int) -> tuple[torch.Tensor, torch.Tensor]:
+def load_background_bank(side: int, which: str = "training") -> tuple[torch.Tensor, torch.Tensor]:
     """Real photographs shipped inside installed wheels, as one padded float tensor.
 
     Why these photos: they are the only real photographs available offline (scikit-image and
     scikit-learn bundle them). Training uses the *training* half of
     :mod:`vsearch.assets.photos`' photos; the demo world's shopper photos use the other
-    half, so evaluation measures backgrounds the detector never saw.
+    half, so evaluation measures backgrounds the detector never saw (``which="queries"``
+    loads that half, for benches that paste held-out scenes).
 
     Returns:
         ``photos`` ``float[P, 3, H, W]`` in [0, 1] (zero-padded) and ``sizes`` ``[P, 2]``
@@ -167,7 +168,7 @@ def load_background_bank(side: int) -> tuple[torch.Tensor, torch.Tensor]:
     from vsearch.assets.photos import photo_bank
 
     arrays, sizes = [], []
-    for img in photo_bank("training"):
+    for img in photo_bank(which):
         scale = side / min(img.size)
         w, h = max(1, round(img.width * scale)), max(1, round(img.height * scale))
         arrays.append(np.array(img.convert("RGB").resize((w, h), Image.BILINEAR)))
