@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from torchvision.ops import box_iou
 
 from tests import foreign, kit
@@ -66,6 +67,19 @@ def _before(s: Settings) -> Settings:
     a.box_loose_prob = a.studio_full_frame_prob = 0.0
     b.train.predicted_box_grad_share = 0.0
     return b
+
+
+def _override(s: Settings, pairs: list[str]) -> Settings:
+    """A copy of ``s`` with dotted ``KEY=VALUE`` overrides (values parsed as YAML)."""
+    out = s.model_copy(deep=True)
+    for kv in pairs:
+        key, value = kv.split("=", 1)
+        *path, leaf = key.split(".")
+        node: Any = out
+        for part in path:
+            node = getattr(node, part)
+        setattr(node, leaf, yaml.safe_load(value))
+    return out
 
 
 def _train(name: str, s: Settings, data: Any, out: Path, steps: int, bank: frozenset) -> Path:
@@ -136,6 +150,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--per-product", type=int, default=2, help="held-out queries per product")
     ap.add_argument("--scale", type=float, nargs=2, default=(0.25, 0.5))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="overrides of the 'after' settings, e.g. train.augment.scale=[0.2,0.85]",
+    )
+    ap.add_argument("--runs", nargs="+", default=["before", "after"], choices=["before", "after"])
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     s = kit.tiny_settings(epochs=1, steps_per_epoch=args.steps, val_share=0.1, warmup_steps=10)
@@ -153,18 +175,20 @@ def main(argv: list[str] | None = None) -> None:
         mine_drop(drop, root / "mining", s.mining, seed=s.project.seed, split=s.split)
         data = kit.train_data(drop, choose_labels(drop, root / "mining"), s)
         q = held_out(shop, s, args.per_product, tuple(args.scale), seed=1000 + args.seed)
+        runs = {
+            "before": (_before(s), frozenset(ORIGINAL_TRAINING)),
+            "after": (_override(s, args.set), photos.TRAINING_PHOTOS),
+        }
         rows = {}
-        for name, cfg, bank in (
-            ("before", _before(s), frozenset(ORIGINAL_TRAINING)),
-            ("after", s, photos.TRAINING_PHOTOS),
-        ):
+        for name in args.runs:
+            cfg, bank = runs[name]
             rows[name] = measure(_train(name, cfg, data, root, args.steps, bank), data, shop, q)
     print(f"\n{len(q[4])} held-out queries, product at {args.scale} of the frame side")
-    print(f"{'metric':28s} {'before':>8s} {'after':>8s}")
-    for key in rows["before"]:
-        print(f"{key:28s} {rows['before'][key]:8.3f} {rows['after'][key]:8.3f}")
+    print(f"{'metric':28s}" + "".join(f" {name:>8s}" for name in rows))
+    for key in next(iter(rows.values())):
+        print(f"{key:28s}" + "".join(f" {row[key]:8.3f}" for row in rows.values()))
     for name, row in rows.items():
-        print(json.dumps({"run": name, "steps": args.steps, **row}))
+        print(json.dumps({"run": name, "steps": args.steps, "set": args.set, **row}))
 
 
 if __name__ == "__main__":

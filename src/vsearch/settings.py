@@ -530,6 +530,12 @@ class TrainSettings(_Section):
         le=1,
         description="of the predicted-box crops: those whose crop loss reaches the box",
     )
+    query_box_grad_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="query crops (at their predicted box) whose crop loss reaches the box",
+    )
     decode_workers: int = Field(2, ge=1, description="threads decoding images into the cache")
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
     augment: AugmentSettings = AugmentSettings()

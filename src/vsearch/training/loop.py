@@ -189,6 +189,51 @@ class _Trainer:
         self.sampler._queue = list(ckpt["queue"])
 
     # -- one step ------------------------------------------------------------------------------
+    def _crops(
+        self,
+        lab_imgs: torch.Tensor,
+        lab_boxes: torch.Tensor,
+        localized: tuple[torch.Tensor, torch.Tensor],
+        q_imgs: torch.Tensor,
+        n_scene: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The crop of every slot (labelled slots, then queries) and the labelled slots'
+        (detached) predicted boxes.
+
+        Labelled slots are cut at a jittered, loose or whole-frame true box
+        (:func:`training_crop_boxes`) or, for ``predicted_box_share``, at the predicted box;
+        a ``predicted_box_grad_share`` of those, and a ``query_box_grad_share`` of the queries
+        (whose only box is the predicted one), through the differentiable crop, so the crop's
+        losses reach the box head and its trunk: the paper's joint detection + embedding
+        training, where clicks on real shopper photos teach the detector too.
+        """
+        t, g, dev = self.settings.train, self.gen, self.device
+        n, n_q = lab_imgs.shape[0], q_imgs.shape[0]
+        pred_grad, _ = decode_boxes(*localized)  # differentiable w.r.t. the cell boxes
+        q_grad_on = t.query_box_grad_share > 0 and n_q > 0
+        if q_grad_on:
+            q_pred_grad, _ = decode_boxes(*self.net.localize(self.net.to_frame(q_imgs)))
+        else:
+            with torch.no_grad():
+                q_pred_grad = self.net.detect(q_imgs)[0] if n_q else lab_boxes[:0]
+        studio = torch.arange(n) >= n_scene
+        crop_boxes = training_crop_boxes(lab_boxes.cpu(), studio, t.augment, g).to(dev)
+        use_pred = torch.rand(n, generator=g) < t.predicted_box_share
+        grad = use_pred & (torch.rand(n, generator=g) < t.predicted_box_grad_share)
+        q_grad = torch.zeros(n_q, dtype=torch.bool)
+        if q_grad_on:
+            q_grad = torch.rand(n_q, generator=g) < t.query_box_grad_share
+        crop_boxes = torch.where(use_pred.to(dev).unsqueeze(1), pred_grad.detach(), crop_boxes)
+        all_imgs = torch.cat((lab_imgs, q_imgs))
+        crops = self.net.crop(all_imgs, torch.cat((crop_boxes, q_pred_grad.detach())))
+        rows = torch.cat((grad, q_grad)).nonzero().flatten().to(dev)
+        if rows.numel():
+            boxes = torch.cat((pred_grad, q_pred_grad))[rows]
+            crops = crops.index_put(
+                (rows,), self.net.crop(all_imgs[rows], boxes, differentiable=True)
+            )
+        return crops, pred_grad.detach()
+
     def train_step(self, progress: float) -> dict[str, float]:
         """One optimiser step at schedule ``progress`` in [0, 1]; returns the step's metrics."""
         t, d, dev = self.settings.train, self.data, self.device
@@ -221,23 +266,9 @@ class _Trainer:
 
         self.net.train()
         heat, cell_boxes = self.net.localize(self.net.to_frame(lab_imgs))
-        pred_grad, _ = decode_boxes(heat, cell_boxes)  # differentiable w.r.t. cell_boxes
-        pred_lab = pred_grad.detach()
-        with torch.no_grad():
-            pred_q = self.net.detect(q_imgs)[0] if len(q) else lab_boxes[:0]
-        studio = torch.arange(len(items)) >= len(b.scene_items)
-        crop_boxes = training_crop_boxes(lab_boxes.cpu(), studio, t.augment, g).to(dev)
-        use_pred = torch.rand(len(items), generator=g) < t.predicted_box_share
-        grad = use_pred & (torch.rand(len(items), generator=g) < t.predicted_box_grad_share)
-        crop_boxes = torch.where(use_pred.to(dev).unsqueeze(1), pred_lab, crop_boxes)
-        all_imgs = torch.cat((lab_imgs, q_imgs))
-        crops = self.net.crop(all_imgs, torch.cat((crop_boxes, pred_q)))
-        if grad.any():
-            # the paper's joint training: the metric loss on these crops reaches the box head
-            rows = grad.nonzero().flatten().to(dev)
-            crops = crops.index_put(
-                (rows,), self.net.crop(lab_imgs[rows], pred_grad[rows], differentiable=True)
-            )
+        crops, pred_lab = self._crops(
+            lab_imgs, lab_boxes, (heat, cell_boxes), q_imgs, len(b.scene_items)
+        )
         out = self.net.describe(crops)
         classes = np.concatenate((d.item_class[items], d.query_class[b.queries]))
         cats = np.concatenate((d.item_category[items], d.query_category[b.queries]))
