@@ -21,6 +21,7 @@ KINDS = ("noise", "stripes", "shapes", "gradient")  # clutter mosaics are drawn 
 NOISE_OCTAVES = (2, 4, 8, 16, 32)  # value-noise grid sides, coarse to fine
 SHAPES_PER_SCENE = (6, 24)  # shapes drawn per "shapes" background
 SHAPE_SIZE = (0.04, 0.35)  # shape half-side, share of the frame
+SHAPES_REDUCE = 2  # shapes are drawn at half the side
 STRIPE_PERIOD = (0.02, 0.3)  # stripe period, share of the frame
 MOSAIC_GRIDS = (2, 3, 4)  # cells per side of a clutter mosaic
 CLUTTER_CROP = (0.3, 0.8)  # side of the piece cut from another product, share of its shot
@@ -42,18 +43,20 @@ def _grid(n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def value_noise(n: int, size: int, g: torch.Generator) -> torch.Tensor:
-    """Coloured multi-scale value noise: random grids upsampled and summed with random weights."""
-    out = torch.zeros(n, 3, size, size)
+    """Multi-scale value noise (random grids upsampled and summed with random weights) mapped
+    between two random colours; one channel is drawn, so it costs a third of RGB noise."""
+    t = torch.zeros(n, 1, size, size)
     weights = torch.rand(n, len(NOISE_OCTAVES), generator=g)
     weights = weights / weights.sum(dim=1, keepdim=True)
     for i, side in enumerate(NOISE_OCTAVES):
-        coarse = torch.rand(n, 3, side, side, generator=g)
-        up = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
-        out += weights[:, i].view(n, 1, 1, 1) * up
+        coarse = torch.rand(n, 1, side, side, generator=g)
+        up = F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+        t += weights[:, i].view(n, 1, 1, 1) * up
     # stretch contrast per image so a sum of many octaves is not a flat grey
-    lo = out.amin(dim=(1, 2, 3), keepdim=True)
-    hi = out.amax(dim=(1, 2, 3), keepdim=True)
-    return ((out - lo) / (hi - lo).clamp(min=1e-3)).clamp(0, 1)
+    lo = t.amin(dim=(1, 2, 3), keepdim=True)
+    hi = t.amax(dim=(1, 2, 3), keepdim=True)
+    t = ((t - lo) / (hi - lo).clamp(min=1e-3)).clamp(0, 1)
+    return _colors(n, g) * t + _colors(n, g) * (1 - t)
 
 
 def stripes(n: int, size: int, g: torch.Generator) -> torch.Tensor:
@@ -72,9 +75,14 @@ def stripes(n: int, size: int, g: torch.Generator) -> torch.Tensor:
 
 
 def shapes(n: int, size: int, g: torch.Generator) -> torch.Tensor:
-    """A field of overlapping filled ellipses and rectangles in random colours."""
-    x, y = _grid(n, size)
-    out = _colors(n, g).expand(n, 3, size, size).clone()
+    """A field of overlapping filled ellipses and rectangles in random colours.
+
+    Drawn at 1/:data:`SHAPES_REDUCE` of the side and enlarged: each shape costs a pass over
+    every pixel, and the scene's blur and JPEG hide the coarser edges.
+    """
+    small = max(1, size // SHAPES_REDUCE)
+    x, y = _grid(n, small)
+    out = _colors(n, g).expand(n, 3, small, small).clone()
     count = int(torch.randint(SHAPES_PER_SCENE[0], SHAPES_PER_SCENE[1] + 1, (1,), generator=g))
     for _ in range(count):
         cx, cy = torch.rand(n, 1, 1, 1, generator=g), torch.rand(n, 1, 1, 1, generator=g)
@@ -87,7 +95,7 @@ def shapes(n: int, size: int, g: torch.Generator) -> torch.Tensor:
         is_rect = torch.rand(n, 1, 1, 1, generator=g) < 0.5
         mask = torch.where(is_rect, rect, ellipse).float()
         out = out * (1 - mask) + _colors(n, g) * mask
-    return out
+    return F.interpolate(out, size=(size, size), mode="nearest")
 
 
 def gradients(n: int, size: int, g: torch.Generator) -> torch.Tensor:
