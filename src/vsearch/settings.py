@@ -536,6 +536,9 @@ class TrainSettings(_Section):
         le=1,
         description="query crops (at their predicted box) whose crop loss reaches the box",
     )
+    crop_box_grad_scale: float = Field(
+        0.05, ge=0, description="scale of the crop loss's gradient where it reaches a box"
+    )
     decode_workers: int = Field(2, ge=1, description="threads decoding images into the cache")
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
     augment: AugmentSettings = AugmentSettings()
