@@ -23,7 +23,9 @@ crop → embed as served). Rows: box IoU of the detected box, then recall@10 wit
 detected box, (b) the true box, (c) the true box grown 25 % per side, (d) the full frame, and
 for the plain studio shots themselves (e) the full frame, (f) the tight box.
 
-Output: a table on stdout and one JSON object per line after it. Nothing here asserts.
+Output: a table on stdout and one JSON object per line after it. Nothing here asserts. The
+tiny network's figures swing a lot between seeds (``--seed``): compare before and after within
+one seed, over several seeds, never one run against a figure of another day.
 """
 
 from __future__ import annotations
