@@ -408,6 +408,21 @@ class AugmentSettings(_Section):
         0.1, gt=0, lt=1, description="colour distance from the studio backdrop that is product"
     )
     background_side: int = Field(384, ge=64, description="px the background photos are kept at")
+    procedural_share: float = Field(
+        0.5, ge=0, le=1, description="scene backgrounds drawn procedurally, not real photos"
+    )
+    clutter_share: float = Field(
+        0.25, ge=0, le=1, description="of the procedural ones: mosaics of other products' pieces"
+    )
+    box_loose_prob: float = Field(
+        0.3, ge=0, le=1, description="true-box crops cut at a loose box instead of a jittered one"
+    )
+    box_loose_grow: float = Field(
+        0.5, ge=0, le=2, description="a loose box grows each side by up to this share of its side"
+    )
+    studio_full_frame_prob: float = Field(
+        0.15, ge=0, le=1, description="studio crops cut at the whole frame (a user's loose box)"
+    )
 
     @model_validator(mode="after")
     def _ranges(self) -> AugmentSettings:
@@ -509,6 +524,21 @@ class TrainSettings(_Section):
     )
     predicted_box_share: float = Field(
         0.3, ge=0, le=1, description="scene crops taken at the predicted box, not the true one"
+    )
+    predicted_box_grad_share: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="of the predicted-box crops: those whose crop loss reaches the box",
+    )
+    query_box_grad_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="query crops (at their predicted box) whose crop loss reaches the box",
+    )
+    crop_box_grad_scale: float = Field(
+        0.05, ge=0, description="scale of the crop loss's gradient where it reaches a box"
     )
     decode_workers: int = Field(2, ge=1, description="threads decoding images into the cache")
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")

@@ -4,9 +4,10 @@ Why real photos: a model trained on flat or synthetic backgrounds learns to find
 object in the picture" and fails on the street. Texture (gravel, brick, grass, star fields),
 clutter (a cat, a motorbike, a coffee cup) and real lighting are what make localisation hard.
 
-Only images bundled inside the wheels of scikit-image and scikit-learn are used; nothing is
-downloaded (images that scikit-image fetches with pooch are not in the list). Each query takes
-a random crop, flip and scale of one photo, so a dozen photos give endless backgrounds.
+Only images bundled inside the wheels of scikit-image, scikit-learn and matplotlib are used;
+nothing is downloaded (images that scikit-image fetches with pooch are not in the list). Each
+query takes a random crop, flip and scale of one photo, so a dozen photos give endless
+backgrounds.
 """
 
 from __future__ import annotations
@@ -37,6 +38,21 @@ SKIMAGE_PHOTOS: tuple[str, ...] = (
     "motorcycle_left.png",
 )
 SKLEARN_PHOTOS: tuple[str, ...] = ("china.jpg", "flower.jpg")
+# Further real photos and pictures the installed wheels ship, for training backgrounds only
+# (appended after the others so the query photos keep their order and tints). Left out:
+# motorcycle_right.png (the other half of a query photo's stereo pair) and pictures under
+# 256 px a side.
+EXTRA_SKIMAGE_PHOTOS: tuple[str, ...] = (
+    "cell.png",
+    "color.png",
+    "horse.png",
+    "ihc.png",
+    "retina.jpg",
+    "clock_motion.png",
+    "logo.png",
+    "phantom.png",
+)
+MATPLOTLIB_PHOTOS: tuple[str, ...] = ("grace_hopper.jpg",)
 # Disjoint halves (each with textures and clutter): shoppers' photos in the demo world are
 # taken on QUERY_PHOTOS; training pastes products on TRAINING_PHOTOS only. Why: with one shared
 # bank the detector would be evaluated on the very backgrounds it learned, which flatters it;
@@ -61,6 +77,8 @@ TRAINING_PHOTOS: frozenset[str] = frozenset(
         "grass.png",
         "camera.png",
         "china.jpg",
+        *EXTRA_SKIMAGE_PHOTOS,
+        *MATPLOTLIB_PHOTOS,
     }
 )
 BANKS = {"queries": QUERY_PHOTOS, "training": TRAINING_PHOTOS}
@@ -104,16 +122,22 @@ def bundled_photo(package: str, *parts: str) -> Path:
             return path
     raise FileNotFoundError(
         f"{'/'.join(parts)} not found in the installed {package!r} package; the demo world's "
-        "backgrounds come only from photos bundled with scikit-image and scikit-learn "
-        "(reinstall them from requirements.lock)"
+        "backgrounds come only from photos bundled with scikit-image, scikit-learn and "
+        "matplotlib (reinstall them from requirements.lock)"
     )
 
 
 def photo_paths() -> list[Path]:
     """Every background photo file, in a fixed order."""
-    return [bundled_photo("skimage", "data", name) for name in SKIMAGE_PHOTOS] + [
-        bundled_photo("sklearn", "datasets", "images", name) for name in SKLEARN_PHOTOS
-    ]
+    return (
+        [bundled_photo("skimage", "data", name) for name in SKIMAGE_PHOTOS]
+        + [bundled_photo("sklearn", "datasets", "images", name) for name in SKLEARN_PHOTOS]
+        + [bundled_photo("skimage", "data", name) for name in EXTRA_SKIMAGE_PHOTOS]
+        + [
+            bundled_photo("matplotlib", "mpl-data", "sample_data", name)
+            for name in MATPLOTLIB_PHOTOS
+        ]
+    )
 
 
 @lru_cache(maxsize=len(BANKS))

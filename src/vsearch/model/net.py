@@ -128,6 +128,38 @@ def grow_boxes(boxes: torch.Tensor, margin: float) -> torch.Tensor:
     return grown.clamp(0.0, 1.0)
 
 
+def box_crop(images: torch.Tensor, boxes: torch.Tensor, size: int, sampling: int) -> torch.Tensor:
+    """``roi_align``'s crop (``aligned=True``, ``sampling``² bilinear samples per output pixel)
+    built from ``affine_grid`` + ``grid_sample``, which is differentiable w.r.t. ``boxes``.
+
+    Why: ``roi_align`` gives no gradient to its boxes, so a metric loss on the crop could never
+    teach the detector where the product's useful region is (the paper's joint training needs
+    that path). Sampling a ``sampling``-times finer grid and averaging it reproduces
+    ``roi_align``'s sample points and their mean; border padding matches its clamping at the
+    image's edge.
+
+    Args:
+        images: ``float[B, C, H, W]``.
+        boxes: normalised xyxy ``[B, 4]`` (may require grad).
+        size: output side.
+        sampling: bilinear samples per output pixel and axis.
+    """
+    b = images.shape[0]
+    # affine_grid maps the output's [-1, 1] square onto the box in the input's [-1, 1] frame
+    sx = boxes[:, 2] - boxes[:, 0]
+    sy = boxes[:, 3] - boxes[:, 1]
+    tx = boxes[:, 0] + boxes[:, 2] - 1
+    ty = boxes[:, 1] + boxes[:, 3] - 1
+    zero = torch.zeros_like(sx)
+    theta = torch.stack((sx, zero, tx, zero, sy, ty), dim=1).view(b, 2, 3)
+    fine = size * sampling
+    grid = F.affine_grid(theta, [b, images.shape[1], fine, fine], align_corners=False)
+    out = F.grid_sample(
+        images, grid.to(images.dtype), mode="bilinear", padding_mode="border", align_corners=False
+    )
+    return F.avg_pool2d(out, sampling) if sampling > 1 else out
+
+
 class VSearchNet(nn.Module):
     """The served network: box, category logits, embedding and hash from one photo."""
 
@@ -182,11 +214,22 @@ class VSearchNet(nn.Module):
         return self.box_head(self._run_trunk(trunk, frames))
 
     def crop(
-        self, images: torch.Tensor, boxes: torch.Tensor, margin: float | None = None
+        self,
+        images: torch.Tensor,
+        boxes: torch.Tensor,
+        margin: float | None = None,
+        *,
+        differentiable: bool = False,
     ) -> torch.Tensor:
-        """Cut ``crop_size`` crops at normalised xyxy ``boxes`` from full-resolution ``images``."""
+        """Cut ``crop_size`` crops at normalised xyxy ``boxes`` from full-resolution ``images``.
+
+        ``differentiable`` samples with :func:`box_crop` (same pixels, gradient w.r.t. the
+        boxes) so a loss on the crop can move the box; serving keeps ``roi_align``.
+        """
         m = self.config.crop_margin if margin is None else margin
         grown = grow_boxes(boxes, m) if m > 0 else boxes
+        if differentiable:
+            return box_crop(images, grown, self.config.crop_size, ROI_SAMPLING)
         h, w = images.shape[-2:]
         scale = torch.tensor([w, h, w, h], dtype=images.dtype, device=images.device)
         idx = torch.arange(images.shape[0], dtype=images.dtype, device=images.device).unsqueeze(1)

@@ -29,6 +29,7 @@ from torchvision.io import decode_jpeg, encode_jpeg
 from torchvision.ops import roi_align
 
 from vsearch.settings import AugmentSettings
+from vsearch.training.backgrounds import clutter_mosaic, procedural_backgrounds
 
 ALPHA_SOLID = 0.5  # alpha above which a pixel counts as product (box edges)
 MATTE_STRIP = 0.02  # share of the width at each side assumed to be backdrop in studio shots
@@ -149,13 +150,14 @@ def studio_matte(images: torch.Tensor, threshold: float, chunk: int = 256) -> Ma
     return Matte(torch.cat(alphas), torch.cat(boxes))
 
 
-def load_background_bank(side: int) -> tuple[torch.Tensor, torch.Tensor]:
+def load_background_bank(side: int, which: str = "training") -> tuple[torch.Tensor, torch.Tensor]:
     """Real photographs shipped inside installed wheels, as one padded float tensor.
 
     Why these photos: they are the only real photographs available offline (scikit-image and
     scikit-learn bundle them). Training uses the *training* half of
     :mod:`vsearch.assets.photos`' photos; the demo world's shopper photos use the other
-    half, so evaluation measures backgrounds the detector never saw.
+    half, so evaluation measures backgrounds the detector never saw (``which="queries"``
+    loads that half, for benches that paste held-out scenes).
 
     Returns:
         ``photos`` ``float[P, 3, H, W]`` in [0, 1] (zero-padded) and ``sizes`` ``[P, 2]``
@@ -166,7 +168,7 @@ def load_background_bank(side: int) -> tuple[torch.Tensor, torch.Tensor]:
     from vsearch.assets.photos import photo_bank
 
     arrays, sizes = [], []
-    for img in photo_bank("training"):
+    for img in photo_bank(which):
         scale = side / min(img.size)
         w, h = max(1, round(img.width * scale)), max(1, round(img.height * scale))
         arrays.append(np.array(img.convert("RGB").resize((w, h), Image.BILINEAR)))
@@ -274,7 +276,26 @@ class SceneSynthesizer:
         self.photos, self.photo_sizes = bank
 
     # -- pieces ------------------------------------------------------------------------------
-    def backgrounds(self, n: int, g: torch.Generator) -> torch.Tensor:
+    def backgrounds(
+        self, n: int, g: torch.Generator, clutter: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Backgrounds of ``n`` scenes: a ``procedural_share`` drawn procedurally (of those, a
+        ``clutter_share`` as mosaics of pieces of the ``clutter`` shots, when given), the rest
+        random square crops (maybe mirrored) of random bank photos."""
+        s = self.s
+        out = self.photo_backgrounds(n, g)
+        if s.procedural_share == 0:  # draw nothing more: the random stream stays as it was
+            return out
+        drawn = torch.rand(n, generator=g) < s.procedural_share
+        if drawn.any():
+            rows = drawn.nonzero().flatten()
+            out[rows] = procedural_backgrounds(rows.numel(), self.size, g)
+            mosaic = torch.rand(rows.numel(), generator=g) < s.clutter_share
+            if clutter is not None and mosaic.any():
+                out[rows[mosaic]] = clutter_mosaic(clutter, int(mosaic.sum()), self.size, g)
+        return out
+
+    def photo_backgrounds(self, n: int, g: torch.Generator) -> torch.Tensor:
         """Random square crops (maybe mirrored) of random bank photos."""
         idx = torch.randint(len(self.photos), (n,), generator=g)
         wh = self.photo_sizes[idx]
@@ -430,7 +451,7 @@ class SceneSynthesizer:
         """
         s, n, size = self.s, rgb.shape[0], self.size
         sources = self._paste_sources(rgb, alpha)
-        scene = self.backgrounds(n, g)
+        scene = self.backgrounds(n, g, rgb)
 
         # Main product geometry (drawn first so the distractor can be placed beside it).
         longest = _uniform(n, *s.scale, g) * size
@@ -509,3 +530,35 @@ def jitter_boxes(boxes: torch.Tensor, amount: float, g: torch.Generator) -> torc
     out = torch.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), dim=1).clamp(0, 1)
     too_small = (out[:, 2] - out[:, 0] < 1e-2) | (out[:, 3] - out[:, 1] < 1e-2)
     return torch.where(too_small.unsqueeze(1), boxes, out)
+
+
+def loosen_boxes(boxes: torch.Tensor, grow: float, g: torch.Generator) -> torch.Tensor:
+    """Grow each side of normalised boxes by its own random 0..``grow`` share of the box's side.
+
+    Why: a shopper's box (or a whole-frame query) is rarely tight; training the embedding on
+    crops with some context around the product makes a loose box cost little instead of a lot.
+    """
+    n = boxes.shape[0]
+    w = boxes[:, 2] - boxes[:, 0]
+    h = boxes[:, 3] - boxes[:, 1]
+    amount = torch.rand(n, 4, generator=g) * grow
+    side = torch.stack((w, h, w, h), dim=1)
+    sign = torch.tensor([-1.0, -1.0, 1.0, 1.0])
+    return (boxes + sign * amount * side).clamp(0, 1)
+
+
+def training_crop_boxes(
+    boxes: torch.Tensor, studio: torch.Tensor, s: AugmentSettings, g: torch.Generator
+) -> torch.Tensor:
+    """Where the embedding's training crops are cut, from the true normalised ``boxes``.
+
+    Each crop is jittered (detection error), or with ``box_loose_prob`` loose (a user's box);
+    a ``studio_full_frame_prob`` share of the studio shots (``studio`` marks them) is the whole
+    frame, as a shopper who photographs or selects a listing photo without drawing a box.
+    """
+    n = boxes.shape[0]
+    jittered = jitter_boxes(boxes, s.box_jitter, g)
+    loose = loosen_boxes(boxes, s.box_loose_grow, g)
+    out = torch.where((torch.rand(n, generator=g) < s.box_loose_prob).unsqueeze(1), loose, jittered)
+    full = studio & (torch.rand(n, generator=g) < s.studio_full_frame_prob)
+    return torch.where(full.unsqueeze(1), torch.tensor([0.0, 0.0, 1.0, 1.0]), out)

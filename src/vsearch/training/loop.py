@@ -12,7 +12,10 @@ Each step (see :class:`vsearch.training.data.BatchSampler` for what a batch hold
    as photographed (boxes unknown);
 2. the frame pass predicts boxes; the box loss trains it on the labelled slots, and its
    (detached) prediction tells where to crop the queries;
-3. the crop pass embeds every slot; category, proxy, pair, hash and quantisation losses train it.
+3. labelled slots are cropped at a jittered or loose true box (studio shots sometimes at the
+   whole frame), or at the predicted box; for a share of those, through a differentiable crop,
+   so the crop's losses also move the box (joint detection + embedding learning);
+4. the crop pass embeds every slot; category, proxy, pair, hash and quantisation losses train it.
 """
 
 from __future__ import annotations
@@ -40,7 +43,11 @@ from vsearch.trained import (
     MODEL_DIR,
     write_history,
 )
-from vsearch.training.augment import SceneSynthesizer, jitter_boxes, load_background_bank
+from vsearch.training.augment import (
+    SceneSynthesizer,
+    load_background_bank,
+    training_crop_boxes,
+)
 from vsearch.training.data import BatchSampler, TrainData
 from vsearch.training.losses import JointLoss, LossInputs
 
@@ -182,6 +189,55 @@ class _Trainer:
         self.sampler._queue = list(ckpt["queue"])
 
     # -- one step ------------------------------------------------------------------------------
+    def _crops(
+        self,
+        lab_imgs: torch.Tensor,
+        lab_boxes: torch.Tensor,
+        localized: tuple[torch.Tensor, torch.Tensor],
+        q_imgs: torch.Tensor,
+        n_scene: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The crop of every slot (labelled slots, then queries) and the labelled slots'
+        (detached) predicted boxes.
+
+        Labelled slots are cut at a jittered, loose or whole-frame true box
+        (:func:`training_crop_boxes`) or, for ``predicted_box_share``, at the predicted box;
+        a ``predicted_box_grad_share`` of those, and a ``query_box_grad_share`` of the queries
+        (whose only box is the predicted one), through the differentiable crop, so the crop's
+        losses reach the box head and its trunk: the paper's joint detection + embedding
+        training, where clicks on real shopper photos teach the detector too.
+        """
+        t, g, dev = self.settings.train, self.gen, self.device
+        n, n_q = lab_imgs.shape[0], q_imgs.shape[0]
+        pred_grad, _ = decode_boxes(*localized)  # differentiable w.r.t. the cell boxes
+        q_grad_on = t.query_box_grad_share > 0 and n_q > 0
+        if q_grad_on:
+            q_pred_grad, _ = decode_boxes(*self.net.localize(self.net.to_frame(q_imgs)))
+        else:
+            with torch.no_grad():
+                q_pred_grad = self.net.detect(q_imgs)[0] if n_q else lab_boxes[:0]
+        studio = torch.arange(n) >= n_scene
+        crop_boxes = training_crop_boxes(lab_boxes.cpu(), studio, t.augment, g).to(dev)
+        use_pred = torch.rand(n, generator=g) < t.predicted_box_share
+        grad = use_pred & (torch.rand(n, generator=g) < t.predicted_box_grad_share)
+        q_grad = torch.zeros(n_q, dtype=torch.bool)
+        if q_grad_on:
+            q_grad = torch.rand(n_q, generator=g) < t.query_box_grad_share
+        crop_boxes = torch.where(use_pred.to(dev).unsqueeze(1), pred_grad.detach(), crop_boxes)
+        all_imgs = torch.cat((lab_imgs, q_imgs))
+        crops = self.net.crop(all_imgs, torch.cat((crop_boxes, q_pred_grad.detach())))
+        rows = torch.cat((grad, q_grad)).nonzero().flatten().to(dev)
+        if rows.numel():
+            boxes = torch.cat((pred_grad, q_pred_grad))[rows]
+            # same boxes, gradient scaled: summed over every crop pixel it would swamp the box
+            # losses and the global gradient clip (measured: localizer gradient 5 -> 240)
+            scale = t.crop_box_grad_scale
+            boxes = boxes.detach() + scale * (boxes - boxes.detach())
+            crops = crops.index_put(
+                (rows,), self.net.crop(all_imgs[rows], boxes, differentiable=True)
+            )
+        return crops, pred_grad.detach()
+
     def train_step(self, progress: float) -> dict[str, float]:
         """One optimiser step at schedule ``progress`` in [0, 1]; returns the step's metrics."""
         t, d, dev = self.settings.train, self.data, self.device
@@ -214,15 +270,10 @@ class _Trainer:
 
         self.net.train()
         heat, cell_boxes = self.net.localize(self.net.to_frame(lab_imgs))
-        with torch.no_grad():
-            pred_lab, _ = decode_boxes(heat.detach(), cell_boxes.detach())
-            pred_q = self.net.detect(q_imgs)[0] if len(q) else lab_boxes[:0]
-        crop_boxes = jitter_boxes(lab_boxes.cpu(), t.augment.box_jitter, g).to(dev)
-        use_pred = (torch.rand(len(items), generator=g) < t.predicted_box_share).to(dev)
-        crop_boxes = torch.where(use_pred.unsqueeze(1), pred_lab, crop_boxes)
-        all_imgs = torch.cat((lab_imgs, q_imgs))
-        all_boxes = torch.cat((crop_boxes, pred_q))
-        out = self.net.describe(self.net.crop(all_imgs, all_boxes))
+        crops, pred_lab = self._crops(
+            lab_imgs, lab_boxes, (heat, cell_boxes), q_imgs, len(b.scene_items)
+        )
+        out = self.net.describe(crops)
         classes = np.concatenate((d.item_class[items], d.query_class[b.queries]))
         cats = np.concatenate((d.item_category[items], d.query_category[b.queries]))
         terms = self.loss(

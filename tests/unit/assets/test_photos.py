@@ -31,3 +31,14 @@ def test_backgrounds_load_without_network(monkeypatch: pytest.MonkeyPatch) -> No
     assert names == photos.QUERY_PHOTOS | photos.TRAINING_PHOTOS
     img = photos.random_background(np.random.default_rng(0), 64)
     assert img.size == (64, 64)
+
+
+def test_training_gets_every_further_bundled_photo_but_no_query_photo() -> None:
+    training = photos.photo_bank("training")
+    names = {p.name for p in photos.photo_paths()}
+    # the wheels' further photos (matplotlib's among them) widen training's backgrounds ...
+    assert {"grace_hopper.jpg", "retina.jpg", "ihc.png"} <= photos.TRAINING_PHOTOS <= names
+    assert len(training) == len(photos.TRAINING_PHOTOS) >= 15
+    # ... and the stereo twin of a query photo is not among them
+    assert "motorcycle_right.png" not in names
+    assert all(im.mode == "RGB" and min(im.size) >= 256 for im in training)

@@ -11,8 +11,10 @@ from vsearch.training.augment import (
     gaussian_blur,
     jitter_boxes,
     jpeg,
+    loosen_boxes,
     mask_boxes,
     studio_matte,
+    training_crop_boxes,
 )
 
 pytestmark = pytest.mark.unit
@@ -51,6 +53,7 @@ def plain_settings(**over: object) -> AugmentSettings:
         "noise_std": (0.0, 0.0),
         "jpeg_prob": 0.0,
         "shadow": (0.0, 0.0),
+        "procedural_share": 0.0,  # drawn backgrounds may hold pure green
     }
     return AugmentSettings(**{**base, **over})
 
@@ -123,3 +126,28 @@ def test_blur_and_jpeg_keep_shapes() -> None:
     assert blurred[3].std() < x[3].std()
     out = jpeg(x, torch.tensor([0, 50, 80, 95]), groups=2)
     assert out.shape == x.shape and torch.equal(out[0], x[0]) and not torch.equal(out[1], x[1])
+
+
+def test_loose_boxes_contain_the_true_box_and_grow_at_most_as_set() -> None:
+    g = torch.Generator().manual_seed(0)
+    boxes = torch.tensor([[0.3, 0.3, 0.6, 0.5]]).repeat(200, 1)
+    loose = loosen_boxes(boxes, 0.5, g)
+    assert (loose[:, :2] <= boxes[:, :2]).all() and (loose[:, 2:] >= boxes[:, 2:]).all()
+    assert (loose[:, 0] >= 0.3 - 0.5 * 0.3 - 1e-6).all() and (loose[:, 3] <= 0.5 + 0.1 + 1e-6).all()
+    assert float((loose - boxes).abs().mean()) > 0.02  # they do grow
+
+
+def test_training_crops_are_loose_jittered_or_whole_frame_studio_shots() -> None:
+    g = torch.Generator().manual_seed(1)
+    boxes = torch.tensor([[0.3, 0.3, 0.6, 0.5]]).repeat(100, 1)
+    studio = torch.arange(100) >= 50
+    s = AugmentSettings(box_loose_prob=1.0, studio_full_frame_prob=1.0)
+    out = training_crop_boxes(boxes, studio, s, g)
+    assert (out[studio] == torch.tensor([0.0, 0.0, 1.0, 1.0])).all()
+    scene = out[~studio]
+    assert (scene[:, :2] <= boxes[:50, :2]).all() and (scene[:, 2:] >= boxes[:50, 2:]).all()
+    tight = training_crop_boxes(
+        boxes, studio, AugmentSettings(box_loose_prob=0.0, studio_full_frame_prob=0.0), g
+    )
+    assert not (tight == torch.tensor([0.0, 0.0, 1.0, 1.0])).all(dim=1).any()
+    assert ((tight[:, 2:] < boxes[:, 2:]).any(dim=1)).any()  # jittered boxes may cut in

@@ -230,3 +230,24 @@ def test_run_training_is_the_stage_without_the_cli(
             category_only=True,
             track=False,
         )
+
+
+@pytest.mark.parametrize(
+    ("grad_share", "query_share", "reaches"),
+    [(0.0, 0.0, False), (1.0, 0.0, True), (0.0, 1.0, True)],
+)
+def test_the_crop_loss_reaches_the_box_head_through_predicted_boxes(
+    tiny_data, make_settings, grad_share: float, query_share: float, reaches: bool
+) -> None:
+    """With the box losses off, the box head learns only through the differentiable crop:
+    of labelled slots cut at their predicted box, or of queries (clicks, no box label)."""
+    s = make_settings(
+        predicted_box_share=1.0,
+        predicted_box_grad_share=grad_share,
+        query_box_grad_share=query_share,
+    )
+    s.train.loss.box_l1 = s.train.loss.box_giou = s.train.loss.heatmap = 0.0
+    tr = _Trainer(s, tiny_data, torch.device("cpu"))
+    tr.train_step(0.0)
+    grads = [p.grad for p in tr.net.box_head.parameters() if p.grad is not None]
+    assert (sum(float(g.abs().sum()) for g in grads) > 0) == reaches
