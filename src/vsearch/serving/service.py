@@ -40,7 +40,7 @@ from vsearch.serving.http import BodyLimit, CleanPath, HttpError, JsonApiGate, S
 from vsearch.serving.metrics import record_served
 from vsearch.serving.state import ServingState
 from vsearch.serving.web import WebApp
-from vsearch.settings import Settings, load_settings
+from vsearch.settings import ServingSettings, Settings, load_settings
 
 log = logging.getLogger(__name__)
 BATCH_ROUTE = "/search_batch"
@@ -90,6 +90,23 @@ def die_with_supervisor() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def set_torch_threads(serving: ServingSettings) -> None:
+    """Torch's thread pools for serving (``serving.torch_threads``/``torch_interop_threads``).
+
+    Why not ``project.threads`` (training's): the service runs ``serving.search_threads``
+    search calls at once, each with its own intra-op pool; two calls x two threads on two
+    cores oversubscribe them, and an OpenMP team with a descheduled thread stalls at every
+    barrier (docs/operations.md#serving-on-n-cores). The inter-op pool must be sized before
+    its first use, so this runs first thing in the worker.
+    """
+    torch.set_num_threads(serving.torch_threads)
+    if serving.torch_interop_threads:
+        try:
+            torch.set_num_interop_threads(serving.torch_interop_threads)
+        except RuntimeError as exc:  # already started (a second service in one process)
+            log.warning("torch inter-op threads stay %d: %s", torch.get_num_interop_threads(), exc)
+
+
 def _state() -> ServingState:
     return bentoml.get_current_service().state
 
@@ -113,7 +130,7 @@ class VSearchService:
         die_with_supervisor()
         self.root = project_root()
         self.settings = load_settings(self.root / os.environ.get(PARAMS_ENV, "params.yaml"))
-        torch.set_num_threads(self.settings.project.threads)
+        set_torch_threads(self.settings.serving)
         self.state = ServingState(self.settings, self.root)
         log.info("vsearch service %s, project root %s", __version__, self.root)
         self.state.try_initial_load()
