@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import bentoml
-import torch
 from pydantic import Field
 
 from vsearch import __version__
@@ -39,8 +38,9 @@ from vsearch.serving.batch import BatchQuery, run_batch
 from vsearch.serving.http import BodyLimit, CleanPath, HttpError, JsonApiGate, SecurityHeaders
 from vsearch.serving.metrics import record_served
 from vsearch.serving.state import ServingState
+from vsearch.serving.threads import set_torch_threads
 from vsearch.serving.web import WebApp
-from vsearch.settings import ServingSettings, Settings, load_settings
+from vsearch.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 BATCH_ROUTE = "/search_batch"
@@ -88,23 +88,6 @@ def die_with_supervisor() -> None:
         log.warning("prctl(PR_SET_PDEATHSIG) failed (errno %d)", ctypes.get_errno())
     elif parent == 1 or os.getppid() != parent:  # it died before the call
         os.kill(os.getpid(), signal.SIGTERM)
-
-
-def set_torch_threads(serving: ServingSettings) -> None:
-    """Torch's thread pools for serving (``serving.torch_threads``/``torch_interop_threads``).
-
-    Why not ``project.threads`` (training's): the service runs ``serving.search_threads``
-    search calls at once, each with its own intra-op pool; two calls x two threads on two
-    cores oversubscribe them, and an OpenMP team with a descheduled thread stalls at every
-    barrier (docs/operations.md#serving-on-n-cores). The inter-op pool must be sized before
-    its first use, so this runs first thing in the worker.
-    """
-    torch.set_num_threads(serving.torch_threads)
-    if serving.torch_interop_threads:
-        try:
-            torch.set_num_interop_threads(serving.torch_interop_threads)
-        except RuntimeError as exc:  # already started (a second service in one process)
-            log.warning("torch inter-op threads stay %d: %s", torch.get_num_interop_threads(), exc)
 
 
 def _state() -> ServingState:
