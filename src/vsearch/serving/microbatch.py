@@ -6,7 +6,8 @@ of the mounted Starlette app (multipart upload, JSON 4xx for every refusal, see
 
 How it batches: *natural* batching, no waiting window. A request that finds a free runner runs
 at once, alone (single-request latency is unchanged). Requests that arrive while every runner is
-busy queue up; the next runner to become free takes up to ``max_size`` of them as one batch. So
+busy queue up; the next runner to become free takes its share of them as one batch (the queue
+divided by ``runners``, at most ``max_size``: all cores stay busy). So
 batches grow with the load: one photo per call when idle, many under load, where one forward
 pass and one index search over ``n`` photos cost far less than ``n`` single ones on a CPU.
 
@@ -61,8 +62,11 @@ class MicroBatcher(Generic[T, R]):
 
     def _start_free_runners(self) -> None:
         while self._queue and self._busy < self.runners:
-            batch = self._queue[: self.max_size]
-            del self._queue[: self.max_size]
+            # A fair share, not everything: a runner that took the whole queue would leave the
+            # others idle (their cores too) until it finished.
+            take = min(self.max_size, -(-len(self._queue) // self.runners))
+            batch = self._queue[:take]
+            del self._queue[:take]
             batch = [(i, f) for i, f in batch if not f.done()]  # callers gone: not computed
             if not batch:
                 continue

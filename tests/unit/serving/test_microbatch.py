@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections.abc import Callable
 
 import pytest
 
@@ -44,6 +46,7 @@ async def _busy_then(gate: Gate, batcher: MicroBatcher, items: list[str]) -> lis
 
 
 def test_a_lone_request_runs_at_once_and_queued_ones_merge_up_to_max_size() -> None:
+    """One runner: it takes the whole queue, ``max_size`` at a time."""
     gate = Gate()
     batcher = MicroBatcher(gate, max_size=4, runners=1)
     answers = asyncio.run(_busy_then(gate, batcher, [f"q{i}" for i in range(6)]))
@@ -51,6 +54,36 @@ def test_a_lone_request_runs_at_once_and_queued_ones_merge_up_to_max_size() -> N
     assert answers == ["FIRST", *[f"Q{i}" for i in range(6)]]  # each caller its own answer
     assert gate.batches == [["first"], ["q0", "q1", "q2", "q3"], ["q4", "q5"]]
     assert batcher.batches == 3 and batcher.mean_batch_size == pytest.approx(7 / 3)
+
+
+def test_runners_share_the_queue_so_none_sits_idle() -> None:
+    """Two runners, one busy: the free one takes half the queue and leaves the rest for the
+    other, instead of taking everything while a core idles."""
+    gate = Gate()
+    batcher = MicroBatcher(gate, max_size=32, runners=2)
+
+    async def scenario() -> list:
+        first = asyncio.ensure_future(batcher.submit("first"))
+        await asyncio.to_thread(gate.entered.wait, WAIT_S)
+        second = asyncio.ensure_future(batcher.submit("second"))  # the other runner, at once
+        await asyncio.to_thread(wait_until, lambda: len(gate.batches) == 2)
+        rest = [asyncio.ensure_future(batcher.submit(f"q{i}")) for i in range(6)]
+        await asyncio.sleep(0)
+        gate.release.set()
+        return await asyncio.wait_for(asyncio.gather(first, second, *rest), timeout=WAIT_S)
+
+    answers = asyncio.run(scenario())
+    assert answers == ["FIRST", "SECOND", *[f"Q{i}" for i in range(6)]]
+    # The first free runner takes 6 / 2 = 3, the second half of the 3 left, then the last one.
+    assert [len(b) for b in gate.batches] == [1, 1, 3, 2, 1]
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    """Poll ``condition`` (a guard against hanging, not a timing assertion)."""
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
 
 
 def test_a_failing_batch_fails_only_its_own_callers() -> None:
