@@ -13,6 +13,7 @@ Routes (all answers JSON unless a page or photo):
 * ``POST /search`` multipart: ``image`` file, optional ``box``, ``category`` (repeat the field
   for several), ``k`` and the filters ``price_min``, ``price_max``, ``seller`` (repeat for
   several), ``in_stock`` (:mod:`vsearch.search.filters`); an unknown field is a 422;
+  concurrent searches share model calls (:mod:`vsearch.serving.microbatch`);
 * ``GET /info`` versions and health (``POST /info`` is BentoML's API with the same answer);
   the admin token adds paths, lineage and load errors (:mod:`vsearch.serving.info`);
 * ``GET /samples`` held-out demo query photos; ``GET /images/{path}`` photos of the drop;
