@@ -155,10 +155,15 @@ def search_many(
                 if g[2] is not None:
                     boxes[j] = g[2]
             use_boxes = None if np.isnan(boxes).all() else boxes
-            with torch.inference_mode():
-                responses = pipeline.search_images(
-                    images, k, use_boxes, [g[1] for g in group], filters=[g[4] for g in group]
-                )
+            try:
+                with torch.inference_mode():
+                    responses = pipeline.search_images(
+                        images, k, use_boxes, [g[1] for g in group], filters=[g[4] for g in group]
+                    )
+            except BadInput as exc:  # a check only the group as a whole could fail: its slots
+                for g in group:
+                    out[g[0]] = HttpError(status_of(exc), str(exc))
+                continue
             for g, r in zip(group, responses, strict=True):
                 r.timings_ms["decode"] = decode_ms
                 r.timings_ms["total"] += decode_ms
