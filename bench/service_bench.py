@@ -15,18 +15,28 @@ served over a release of 1M synthetic items (:mod:`vsearch.index.synthetic`, cod
 of the model's bits and embedding size, the model's fingerprint in the release, the model's
 category names as partitions) with a 1M-row catalog table written here.
 
-Figures (one JSON object per line, as docs/contributing.md#measuring asks), per scale:
+Two serving configurations are served in turn at the demo scale, in the same run: ``baseline``
+(the service before it had thread and merging settings of its own: torch threads =
+``project.threads``, torch's default inter-op pool, ``serving.search_batch_max: 1``) and
+``new`` (``params.yaml``'s ``serving`` section as it is); the large scale serves ``new`` only.
+Rows carry ``config`` and the knobs (``torch_threads``, ``search_batch_max``, ...).
+
+Figures (one JSON object per line, as docs/contributing.md#measuring asks), per scale and
+configuration:
 
 * ``stage_latency_ms`` — per stage (``timings_ms`` the service returns) p50/p95/p99 of
-  single-client requests, over HTTP (``path: http``) and in-process (``path: inprocess``);
+  single-client requests, over HTTP (``path: http``, with ``ratio_p95`` = HTTP p95 /
+  in-process p95) and in-process (``path: inprocess``, the worker's torch threads);
 * ``request_latency_ms`` — client-side latency of one request at a time; its baseline is the
   in-process :meth:`SearchPipeline.search_bytes` (no HTTP) measured in the same run, in a
   fresh process that loads what the service loads, once before the service starts and once
   after it stops (the better median is used; both are reported), and ``ratio`` = HTTP /
   in-process (the HTTP + multipart + JSON + BentoML overhead, plus the load client sharing
   the CPUs with the service);
-* ``throughput_rps`` — 2xx answers per second with ``--concurrency`` clients; baseline: the
-  in-process serial rate (1 / mean latency), ratio = HTTP / in-process;
+* ``throughput_rps`` — 2xx answers per second with ``--concurrency`` clients, p50/p95/p99,
+  errors and ``mean_batch_size`` (photos per model call, from the answers' ``batch_size``);
+  baseline: the in-process serial rate (1 / mean latency), ratio = HTTP / in-process;
+* ``throughput_vs_baseline`` — per client count, ``new`` req/s / ``baseline`` req/s of this run;
 * ``index_bytes_per_item``, ``release_build_s``, ``service_start_s``.
 
 A header line carries the CPU count, threads, the model's parameter count and weight bytes.
@@ -77,6 +87,7 @@ WORLD_QUERIES = 200  # query photos rendered for the demo world (only PHOTOS are
 SERVICE_START_TIMEOUT_S = 300.0
 ADMIN_TOKEN_ENV = "VSEARCH_ADMIN_TOKEN"  # serving.admin_token_env of params.yaml
 WARMUP = 2  # untimed searches first (load_run's default too)
+BASELINE, NEW = "baseline", "new"  # serving configurations compared in one run
 
 
 @dataclass
@@ -169,16 +180,44 @@ def untrained_model(
     return out
 
 
-def write_params(settings_path: Path, root: Path, model_dir: Path) -> Path:
+def write_params(
+    settings_path: Path,
+    root: Path,
+    model_dir: Path,
+    name: str = "params.yaml",
+    serving: dict[str, Any] | None = None,
+) -> Path:
     """The project's params with the service pointed at this root's model and indexes (the
-    release carries the drop's catalog and names the drop whose photos it shows)."""
+    release carries the drop's catalog and names the drop whose photos it shows), written to
+    ``root/name`` with ``serving`` keys overridden."""
     raw = yaml.safe_load(settings_path.read_text())
     raw.setdefault("serving", {}).update({"model_source": "path", "model_dir": str(model_dir)})
     raw.setdefault("project", {})["indexes_dir"] = "indexes"
     raw["serving"]["admin_dir"] = str(root / "admin")
-    out = root / "params.yaml"
+    raw["serving"].update(serving or {})
+    out = root / name
     out.write_text(yaml.safe_dump(raw, sort_keys=False))
     return out
+
+
+def baseline_serving(settings: Settings) -> dict[str, Any]:
+    """The serving knobs before the service got its own: torch threads = ``project.threads``
+    (training's), torch's default inter-op pool, every ``/search`` photo its own model call."""
+    return {
+        "torch_threads": settings.project.threads,
+        "torch_interop_threads": 0,
+        "search_batch_max": 1,
+    }
+
+
+def config_params(scale: Scale, config: str, settings: Settings, params_src: Path) -> Path:
+    """``scale``'s params file for ``config``: ``new`` is params.yaml as it is."""
+    if config == NEW:
+        return scale.params
+    model_dir = Path(load_settings(scale.params).serving.model_dir)
+    return write_params(
+        params_src, scale.root, model_dir, f"params-{config}.yaml", baseline_serving(settings)
+    )
 
 
 def demo_scale(
@@ -312,9 +351,10 @@ def search_in_process(params: Path, photo_list: Path, requests: int, k: int) -> 
     from vsearch.local.loadrun import percentiles
     from vsearch.search.encoder import NetEncoder
     from vsearch.search.pipeline import SearchPipeline
+    from vsearch.serving.threads import set_torch_threads
 
     s = load_settings(params)
-    torch.set_num_threads(s.project.threads)
+    set_torch_threads(s.serving)  # the service worker's threads: the two differ by HTTP alone
     photos = [Path(line).read_bytes() for line in photo_list.read_text().split()]
     encoder = NetEncoder.load(s.serving.model_dir, s.project.device, s.search.encode_batch)
     engine = Engine.open_current(
@@ -341,9 +381,9 @@ def search_in_process(params: Path, photo_list: Path, requests: int, k: int) -> 
     return {"total_ms": total, "stages": {name: percentiles(v) for name, v in stages.items()}}
 
 
-def inprocess(scale: Scale, photo_list: Path, requests: int, k: int) -> dict[str, Any]:
+def inprocess(params: Path, photo_list: Path, requests: int, k: int) -> dict[str, Any]:
     """The baseline: :func:`search_in_process` in a child process; its JSON result."""
-    cmd = [sys.executable, __file__, "--baseline-of", str(scale.params)]
+    cmd = [sys.executable, __file__, "--baseline-of", str(params)]
     cmd += ["--photo-list", str(photo_list), "--requests", str(requests), "--k", str(k)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
@@ -358,11 +398,13 @@ def measure(
     base: Path,
     common: dict[str, Any],
     rows: list[dict[str, Any]],
+    settings: Settings,
+    params_src: Path,
 ) -> None:
-    from vsearch.local.loadrun import load_run, percentiles
-    from vsearch.local.service import start_background, stop
-
-    photos = [Path(line).read_bytes() for line in photo_list.read_text().split()]
+    """The release figures of ``scale``, then every configuration of ``args.configs`` served
+    in turn (:func:`measure_config`; the large scale serves only ``new`` when it is asked
+    for: the configurations differ in the model stage, which the catalog size does not
+    change), then new / baseline throughput per client count."""
     tag = {"scale": scale.name, "items": scale.items, **common}
     emit(
         {
@@ -376,17 +418,68 @@ def measure(
     )
     build = {"name": "release_build_s", "value": round(scale.build_s, 2), "unit": "s"}
     emit({**build, **scale.prepare, **tag}, rows)
+    runs = {}
+    configs = args.configs if scale.name == "demo" else [c for c in args.configs if c == NEW]
+    for config in configs or args.configs:
+        params = config_params(scale, config, settings, params_src)
+        runs[config] = measure_config(scale, config, params, photo_list, args, base, tag, rows)
+    if BASELINE in runs and NEW in runs:
+        for c in args.concurrency:
+            old, new = runs[BASELINE][c], runs[NEW][c]
+            emit(
+                {
+                    "name": "throughput_vs_baseline",
+                    "value": round(new.rps / old.rps, 3) if old.rps else float("nan"),
+                    "unit": "ratio",
+                    "concurrency": c,
+                    "rps": round(new.rps, 2),
+                    "baseline_rps": round(old.rps, 2),
+                    "p95_ms": round(new.p95_ms, 2),
+                    "baseline_p95_ms": round(old.p95_ms, 2),
+                    "failed": new.failed,
+                    "baseline_failed": old.failed,
+                    "mean_batch_size": round(new.mean_batch_size, 2),
+                    "baseline": f"{BASELINE} config, same run",
+                    **tag,
+                },
+                rows,
+            )
 
-    first = inprocess(scale, photo_list, args.requests, args.k)
+
+def measure_config(
+    scale: Scale,
+    config: str,
+    params: Path,
+    photo_list: Path,
+    args: argparse.Namespace,
+    base: Path,
+    tag: dict[str, Any],
+    rows: list[dict[str, Any]],
+) -> dict[int, Any]:
+    """In-process and HTTP figures of one serving configuration; its load runs by clients."""
+    from vsearch.local.loadrun import load_run, percentiles
+    from vsearch.local.service import start_background, stop
+
+    photos = [Path(line).read_bytes() for line in photo_list.read_text().split()]
+    knobs = load_settings(params).serving
+    tag = {
+        **tag,
+        "config": config,
+        "torch_threads": knobs.torch_threads,
+        "torch_interop_threads": knobs.torch_interop_threads,
+        "search_batch_max": knobs.search_batch_max,
+        "search_threads": knobs.search_threads,
+    }
+    first = inprocess(params, photo_list, args.requests, args.k)
 
     port = free_port()
     t0 = time.perf_counter()
     proc = start_background(
         "127.0.0.1",
         port,
-        scale.params,
+        params,
         scale.root,
-        base / f"service-{scale.name}.log",
+        base / f"service-{scale.name}-{config}.log",
         SERVICE_START_TIMEOUT_S,
     )
     start_s = time.perf_counter() - t0
@@ -402,7 +495,7 @@ def measure(
         stop(proc)
     # The baseline again after the service is gone: the better of the two (by median) is
     # reported, so a noisy neighbour during one of them does not make HTTP look free.
-    second = inprocess(scale, photo_list, args.requests, args.k)
+    second = inprocess(params, photo_list, args.requests, args.k)
     best = min(first, second, key=lambda r: statistics.median(r["total_ms"]))
     base_ms, base_stages = best["total_ms"], best["stages"]
     base_pct = percentiles(base_ms)
@@ -411,7 +504,18 @@ def measure(
     for stage, pct in base_stages.items():
         emit({"name": "stage_latency_ms", "stage": stage, "path": "inprocess", **pct, **tag}, rows)
     for stage, pct in one.stage_pct_ms.items():
-        emit({"name": "stage_latency_ms", "stage": stage, "path": "http", **pct, **tag}, rows)
+        ratio = round(pct["p95"] / base_stages[stage]["p95"], 3) if stage in base_stages else None
+        emit(
+            {
+                "name": "stage_latency_ms",
+                "stage": stage,
+                "path": "http",
+                **pct,
+                "ratio_p95": ratio,
+                **tag,
+            },
+            rows,
+        )
     emit(
         {
             "name": "request_latency_ms",
@@ -444,6 +548,7 @@ def measure(
                 "p99_ms": round(r.p99_ms, 2),
                 "failed": r.failed,
                 "statuses": r.statuses,
+                "mean_batch_size": round(r.mean_batch_size, 2),
                 "baseline": "inprocess serial",
                 "baseline_rps": round(base_rps, 2),
                 "ratio": round(r.rps / base_rps, 3),
@@ -451,28 +556,35 @@ def measure(
             },
             rows,
         )
+    return runs
 
 
 def summary(rows: list[dict[str, Any]]) -> str:
     """A plain table of the figures (stderr), for people."""
-    out = ["scale  figure                         p50/value      p95      p99  ratio"]
+    out = ["scale  config   figure                         p50/value      p95      p99  ratio"]
     for r in rows:
         if "name" not in r:
             continue
+        head = f"{r.get('scale', ''):<6} {r.get('config', ''):<8}"
         if r["name"] == "stage_latency_ms":
             label = f"stage {r['stage']} ({r['path']})"
             vals = f"{r['p50']:>10.2f} {r['p95']:>8.2f} {r['p99']:>8.2f}"
-            out.append(f"{r['scale']:<6} {label:<30} {vals}")
+            if r.get("ratio_p95") is not None:
+                vals += f"  {r['ratio_p95']:.2f} (p95 http/inproc)"
+            out.append(f"{head} {label:<30} {vals}")
         elif r["name"] == "request_latency_ms":
-            vals = f"{r['p50']:>10.2f} {r['p95']:>8.2f} {r['p99']:>8.2f}  {r['ratio']:.2f}"
-            out.append(f"{r['scale']:<6} {'request ms (http/inproc)':<30} {vals}")
+            vals = f"{r['p50']:>10.2f} {r['p95']:>8.2f} {r['p99']:>8.2f}  {r['ratio_p95']:.2f}"
+            out.append(f"{head} {'request ms (p95 http/inproc)':<30} {vals}")
         elif r["name"] == "throughput_rps":
             label = f"req/s, {r['concurrency']} clients"
-            out.append(
-                f"{r['scale']:<6} {label:<30} {r['value']:>10.2f} {'':>17}  {r['ratio']:.2f}"
-            )
+            vals = f"{r['value']:>10.2f} {r['p50_ms']:>8.2f} {r['p95_ms']:>8.2f}"
+            extra = f"  errors {r['failed']}, mean batch {r['mean_batch_size']}"
+            out.append(f"{head} {label:<30} {vals}{extra}")
+        elif r["name"] == "throughput_vs_baseline":
+            label = f"new/baseline req/s, {r['concurrency']} cl"
+            out.append(f"{head} {label:<30} {r['value']:>10.3f}")
         elif "scale" in r:
-            out.append(f"{r['scale']:<6} {r['name'] + ' ' + r['unit']:<30} {r['value']:>10}")
+            out.append(f"{head} {r['name'] + ' ' + r['unit']:<30} {r['value']:>10}")
     return "\n".join(out)
 
 
@@ -486,6 +598,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--requests", type=int, default=200, help="timed requests per run")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument(
+        "--configs",
+        nargs="+",
+        choices=[BASELINE, NEW],
+        default=[BASELINE, NEW],
+        help="serving configurations to measure (baseline: torch threads = project.threads, "
+        "no /search merging; new: params.yaml's serving section)",
+    )
     ap.add_argument("--million", type=int, default=MILLION, help="items of the large scale")
     ap.add_argument("--skip-1m", action="store_true", help="only the demo scale")
     ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
@@ -537,6 +657,7 @@ def main(argv: list[str] | None = None) -> int:
                 "cpu_count": os.cpu_count(),
                 "threads": settings.project.threads,
                 "search_threads": settings.serving.search_threads,
+                "configs": args.configs,
                 "model_params": params,
                 "model_weight_bytes": weights,
                 "backbone": cfg.backbone,
@@ -553,10 +674,10 @@ def main(argv: list[str] | None = None) -> int:
             },
             rows,
         )
-        measure(scale, photo_list, args, base, common, rows)
+        measure(scale, photo_list, args, base, common, rows, settings, params_src)
         if not args.skip_1m:
             big = million_scale(settings, args.million, encoder, model_dir, base, params_src)
-            measure(big, photo_list, args, base, common, rows)
+            measure(big, photo_list, args, base, common, rows, settings, params_src)
     print(summary(rows), file=sys.stderr)
     return 0
 

@@ -598,6 +598,17 @@ class ServingSettings(_Section):
     search_threads: int = Field(
         2, ge=1, description="searches run at once per worker (more wait; CPU cores bound it)"
     )
+    search_batch_max: int = Field(
+        32,
+        ge=1,
+        description="most concurrent /search photos merged into one model call (1: no merging)",
+    )
+    torch_threads: int = Field(
+        1, ge=1, description="torch intra-op threads of the service (per running search call)"
+    )
+    torch_interop_threads: int = Field(
+        1, ge=0, description="torch inter-op threads of the service (0: torch's default)"
+    )
     request_timeout_s: float = Field(30, gt=0, description="BentoML traffic timeout per request")
     samples: int = Field(8, ge=0, description="held-out demo query photos offered by /samples")
     max_field_chars: int = Field(

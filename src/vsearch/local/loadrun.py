@@ -40,6 +40,8 @@ class LoadResult:
         rps: 2xx answers per second of wall time (timed requests only: warm-up excluded).
         stage_ms: median per-stage time the service reported (``timings_ms`` of the answers).
         stage_pct_ms: the same per stage as ``{"p50": .., "p95": .., "p99": ..}``.
+        mean_batch_size: mean ``batch_size`` of the 2xx answers (photos in the model call
+            that served each; 1 where an answer does not say).
     """
 
     requests: int
@@ -52,6 +54,7 @@ class LoadResult:
     rps: float
     stage_ms: dict[str, float] = field(default_factory=dict)
     stage_pct_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    mean_batch_size: float = 1.0
 
     @property
     def failed(self) -> int:
@@ -92,6 +95,7 @@ def load_run(
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
     stages: dict[str, list[float]] = {}
+    batch_sizes: list[int] = []
     # Every thread warms up, then all start timing together: the wall clock covers only the
     # timed requests, so rps is not diluted by warm-up (first requests pay lazy set-up).
     ready = threading.Barrier(concurrency + 1)
@@ -123,11 +127,13 @@ def load_run(
                         statuses["error"] += 1
                     continue
                 ms = (time.perf_counter() - start) * 1e3
-                timings = (resp.json().get("timings_ms") or {}) if resp.is_success else {}
+                body = resp.json() if resp.is_success else {}
+                timings = body.get("timings_ms") or {}
                 with lock:  # JSON parsed outside the lock: client threads stay concurrent
                     statuses[str(resp.status_code)] += 1
                     if resp.is_success:
                         latencies.append(ms)
+                        batch_sizes.append(int(body.get("batch_size", 1)))
                         for name, v in timings.items():
                             stages.setdefault(name, []).append(float(v))
 
@@ -155,6 +161,7 @@ def load_run(
         rps=len(latencies) / wall if wall > 0 else 0.0,
         stage_ms={k_: statistics.median(v) for k_, v in stages.items()},
         stage_pct_ms={k_: percentiles(v) for k_, v in stages.items()},
+        mean_batch_size=statistics.mean(batch_sizes) if batch_sizes else float("nan"),
     )
 
 

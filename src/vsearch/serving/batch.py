@@ -19,7 +19,7 @@ an unknown seller) is a 422 in that photo's slot.
 
 Every answer lists the photo's candidate boxes; ``candidate`` picks one to search (an index
 past the photo's candidates is a 422 in its slot, found after the model ran: the rest of the
-batch is searched again without it).
+group is searched again without it).
 
 Errors are per photo: one bad photo gets ``{"error": ..., "status": 4xx}`` in its slot and the
 others are answered normally (a batch must not fail because of one caller's bad input).
@@ -31,6 +31,7 @@ import base64
 import binascii
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -74,87 +75,119 @@ def _error(status: int, message: str) -> dict[str, Any]:
     return {"error": message, "status": status}
 
 
-def _prepare(
-    pipeline: Any, q: BatchQuery, default_k: int, max_len: int
-) -> tuple[int, Any, Any, np.ndarray, SearchFilter | None, int | None]:
-    """Checked ``(k, category, box, pixels, filter, candidate)`` of one query (raises
-    HttpError)."""
-    from vsearch.search.images import check_box
+@dataclass
+class PhotoQuery:
+    """One photo to search, its fields parsed but not yet checked against the served pipeline
+    (what ``k`` and categories are valid depends on the release a batch leases)."""
 
+    data: bytes
+    k: int
+    box: list[float] | None = None
+    category: str | list[str] | None = None
+    filters: SearchFilter | None = None
+    candidate: int | None = None
+
+
+def _to_photo(q: BatchQuery, default_k: int, max_len: int) -> PhotoQuery:
+    """A ``/search_batch`` item as a :class:`PhotoQuery` (raises HttpError)."""
     sellers = [q.seller] if isinstance(q.seller, str) else list(q.seller or [])
     filters = parse_filter(q.price_min, q.price_max, sellers, q.in_stock, max_len)
-    try:
-        k = pipeline.check_k(default_k if q.k is None else q.k)
-        if isinstance(q.category, list):
-            if not q.category:
-                raise BadInput("category: an explicit list of categories must not be empty")
-            category: Any = [pipeline.check_category(c) for c in q.category]
-        else:
-            category = pipeline.check_category(q.category or None)
-        box = check_box(parse_box(q.box))
-        candidate = pipeline.check_candidate(q.candidate)
-        if candidate is not None and box is not None:
-            raise BadInput("give a box or a candidate, not both")
-        filters = pipeline.check_filter(filters)
-    except BadInput as exc:
-        raise HttpError(422, str(exc)) from None
+    if isinstance(q.category, list) and not q.category:
+        raise HttpError(422, "category: an explicit list of categories must not be empty")
+    box = parse_box(q.box)
     try:
         data = base64.b64decode(q.image, validate=True)
     except (binascii.Error, ValueError):
         raise HttpError(400, "image is not valid base64") from None
+    k = default_k if q.k is None else q.k
+    return PhotoQuery(data, k, box, q.category or None, filters, q.candidate)
+
+
+def _prepare(
+    pipeline: Any, q: PhotoQuery
+) -> tuple[int, Any, np.ndarray | None, np.ndarray, SearchFilter | None, int | None]:
+    """Checked ``(k, category, box, pixels, filter, candidate)`` of one query (raises
+    HttpError)."""
+    from vsearch.search.images import check_box
+
     try:
-        pixels = pipeline.decode(data)
+        k = pipeline.check_k(q.k)
+        if isinstance(q.category, list):
+            category: Any = [pipeline.check_category(c) for c in q.category]
+        else:
+            category = pipeline.check_category(q.category)
+        box = check_box(q.box)
+        candidate = pipeline.check_candidate(q.candidate)
+        if candidate is not None and box is not None:
+            raise BadInput("give a box or a candidate, not both")
+        filters = pipeline.check_filter(q.filters)
+    except BadInput as exc:
+        raise HttpError(422, str(exc)) from None
+    try:
+        pixels = pipeline.decode(q.data)
     except BadInput as exc:
         raise HttpError(status_of(exc), str(exc)) from None
     return k, category, box, pixels, filters, candidate
 
 
-def run_batch(state: ServingState, queries: list[BatchQuery]) -> list[dict[str, Any]]:
-    """Answer every query of a merged batch (one slot per query, never raises for bad input)."""
+def search_many(
+    state: ServingState, queries: list[PhotoQuery | HttpError]
+) -> list[dict[str, Any] | HttpError]:
+    """Answer photos in one lease of the served pipeline: one model call and one index search
+    per distinct ``k``. A refused photo gets its :class:`HttpError` in its slot (a batch must
+    not fail because of one caller's bad input); an item that already is one stays one.
+
+    Each answer carries ``batch_size`` (photos of this call) and its share of the batch's
+    stage times (:mod:`vsearch.search.pipeline`).
+
+    Raises:
+        NotLoaded: no pipeline is served (every caller's 503).
+    """
     n = len(queries)
-    out: list[dict[str, Any] | None] = [None] * n
-    try:
-        with state.lease() as served:
-            pipeline = served.pipeline
-            default_k = state.settings.search.default_k
-            max_len = state.settings.serving.max_field_chars
-            ready: dict[int, list[tuple[Any, ...]]] = {}
-            t0 = time.perf_counter()
-            for i, q in enumerate(queries):
-                try:
-                    k, *checked = _prepare(pipeline, q, default_k, max_len)
-                except HttpError as exc:
-                    out[i] = _error(exc.status, exc.message)
-                    continue
-                ready.setdefault(k, []).append((i, *checked))
-            decode_ms = (time.perf_counter() - t0) * 1e3 / max(n, 1)
-            for k, group in ready.items():
+    out: list[dict[str, Any] | HttpError | None] = [None] * n
+    with state.lease() as served:
+        pipeline = served.pipeline
+        ready: dict[int, list[tuple[Any, ...]]] = {}
+        t0 = time.perf_counter()
+        for i, q in enumerate(queries):
+            if isinstance(q, HttpError):
+                out[i] = q
+                continue
+            try:
+                k, *checked = _prepare(pipeline, q)
+            except HttpError as exc:
+                out[i] = exc
+                continue
+            ready.setdefault(k, []).append((i, *checked))
+        decode_ms = (time.perf_counter() - t0) * 1e3 / max(n, 1)
+        for k, group in ready.items():
+            try:
                 group, responses = _search_group(pipeline, k, group, out)
-                for g, r in zip(group, responses, strict=True):
-                    r.timings_ms["decode"] = decode_ms
-                    r.timings_ms["total"] += decode_ms
-                    body = response_json(served, r)
-                    body["batch_size"] = n
-                    out[g[0]] = body
-    except NotLoaded as exc:
-        return [_error(503, str(exc))] * n
-    except BadInput as exc:  # a check that only the batch as a whole could fail
-        return [_error(400, str(exc))] * n
-    return [o if o is not None else _error(500, "no answer") for o in out]
+            except BadInput as exc:  # a check only the group as a whole could fail: its slots
+                for g in group:
+                    out[g[0]] = HttpError(status_of(exc), str(exc))
+                continue
+            for g, r in zip(group, responses, strict=True):
+                r.timings_ms["decode"] = decode_ms
+                r.timings_ms["total"] += decode_ms
+                body = response_json(served, r)
+                body["batch_size"] = n
+                out[g[0]] = body
+    return [o if o is not None else HttpError(500, "no answer") for o in out]
 
 
 def _search_group(
-    pipeline: Any, k: int, group: list[tuple[Any, ...]], out: list[dict[str, Any] | None]
+    pipeline: Any, k: int, group: list[tuple[Any, ...]], out: list[Any]
 ) -> tuple[list[tuple[Any, ...]], list[Any]]:
-    """Search the queries of one ``k``; a query whose photo lacks its chosen candidate (known
-    only after the model ran) gets its own 422 in ``out`` and the others are searched again."""
+    """Search the photos of one ``k``; a photo lacking its chosen candidate (known only after
+    the model ran) gets its own 422 in ``out`` and the others are searched again."""
     while True:
         try:
             return group, _search_once(pipeline, k, group)
         except NoSuchCandidate as exc:
             bad = set(exc.rows)
             for j, c, m in zip(exc.rows, exc.chosen, exc.counts, strict=True):
-                out[group[j][0]] = _error(
+                out[group[j][0]] = HttpError(
                     422, f"no such candidate box: candidate {c} asked for, the photo has {m}"
                 )
             group = [g for j, g in enumerate(group) if j not in bad]
@@ -181,3 +214,23 @@ def _search_once(pipeline: Any, k: int, group: list[tuple[Any, ...]]) -> list[An
             filters=[g[4] for g in group],
             candidates=chosen if any(c is not None for c in chosen) else None,
         )
+
+
+def run_batch(state: ServingState, queries: list[BatchQuery]) -> list[dict[str, Any]]:
+    """Answer every query of a merged batch (one slot per query, never raises for bad input)."""
+    default_k = state.settings.search.default_k
+    max_len = state.settings.serving.max_field_chars
+    photos: list[PhotoQuery | HttpError] = []
+    for q in queries:
+        try:
+            photos.append(_to_photo(q, default_k, max_len))
+        except HttpError as exc:
+            photos.append(exc)
+    n = len(queries)
+    try:
+        answers = search_many(state, photos)
+    except NotLoaded as exc:
+        return [_error(503, str(exc))] * n
+    except BadInput as exc:  # a check that only the batch as a whole could fail
+        return [_error(400, str(exc))] * n
+    return [_error(a.status, a.message) if isinstance(a, HttpError) else a for a in answers]

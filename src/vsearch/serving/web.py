@@ -14,6 +14,7 @@ Routes (all answers JSON unless a page or photo):
   the ``candidates`` boxes every answer lists), ``category`` (repeat the field for several),
   ``k`` and the filters ``price_min``, ``price_max``, ``seller`` (repeat for
   several), ``in_stock`` (:mod:`vsearch.search.filters`); an unknown field is a 422;
+  concurrent searches share model calls (:mod:`vsearch.serving.microbatch`);
 * ``GET /info`` versions and health (``POST /info`` is BentoML's API with the same answer);
   the admin token adds paths, lineage and load errors (:mod:`vsearch.serving.info`);
 * ``GET /samples`` held-out demo query photos; ``GET /images/{path}`` photos of the drop;
@@ -45,7 +46,7 @@ from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from vsearch.errors import BadInput
-from vsearch.search.filters import FILTER_FIELDS, SearchFilter
+from vsearch.search.filters import FILTER_FIELDS
 from vsearch.serving import metrics
 from vsearch.serving.admin_store import IMAGE_PREFIX
 from vsearch.serving.guard import AdminGuard
@@ -62,6 +63,7 @@ from vsearch.serving.http import (
     status_of,
 )
 from vsearch.serving.info import admin_info, public_info
+from vsearch.serving.microbatch import MicroBatcher
 from vsearch.serving.state import NotLoaded, ReloadRefused, Served, ServingState
 
 log = logging.getLogger(__name__)
@@ -129,9 +131,9 @@ class WebApp:
         self.get_state = get_state
         self.base_spec = base_spec
         self._spec: dict[str, Any] | None = None
-        self._search_limiter: anyio.CapacityLimiter | None = None
         self._admin_limiter: anyio.CapacityLimiter | None = None
         self._admin_guard: AdminGuard | None = None
+        self._batcher: MicroBatcher[Any, Any] | None = None
 
     @property
     def state(self) -> ServingState:
@@ -155,14 +157,27 @@ class WebApp:
             return admin_info(self.state, guard.enabled)
         return public_info(self.state, guard.enabled)
 
-    def limiters(self) -> tuple[anyio.CapacityLimiter, anyio.CapacityLimiter]:
-        """Searches share ``serving.search_threads`` threads; admin work gets its own one, so
-        a reload never waits behind searches (nor blocks them)."""
-        if self._search_limiter is None:
-            self._search_limiter = anyio.CapacityLimiter(self.state.settings.serving.search_threads)
+    def admin_limiter(self) -> anyio.CapacityLimiter:
+        """Admin work runs one at a time on a thread of its own, so a reload never waits
+        behind searches (nor blocks them); searches go through :meth:`batcher`."""
+        if self._admin_limiter is None:
             self._admin_limiter = anyio.CapacityLimiter(1)
-        assert self._admin_limiter is not None
-        return self._search_limiter, self._admin_limiter
+        return self._admin_limiter
+
+    def batcher(self) -> MicroBatcher[Any, Any]:
+        """Concurrent ``/search`` photos merged into one pipeline call
+        (:mod:`vsearch.serving.microbatch`): up to ``serving.search_batch_max`` photos, in
+        ``serving.search_threads`` calls at once."""
+        if self._batcher is None:
+            from vsearch.serving.batch import search_many
+
+            s = self.state.settings.serving
+            self._batcher = MicroBatcher(
+                lambda queries: search_many(self.state, queries),
+                s.search_batch_max,
+                s.search_threads,
+            )
+        return self._batcher
 
     def routes(self) -> list[Any]:
         docs = [Route("/docs.json", self.openapi, methods=["GET"])] if self.base_spec else []
@@ -340,46 +355,16 @@ class WebApp:
                 chars,
             )
             self._check_size(data)
-            search_limiter, _ = self.limiters()
-            body = await anyio.to_thread.run_sync(
-                lambda: self._search_sync(data, k, box, category, filters, candidate),
-                limiter=search_limiter,
+            from vsearch.serving.batch import PhotoQuery
+
+            answer = await self.batcher().submit(
+                PhotoQuery(data, k, box, category, filters, candidate)
             )
-            return JSONResponse(body)
+            if isinstance(answer, HttpError):
+                raise answer
+            return JSONResponse(answer)
 
         return await self._guard(run)
-
-    def _search_sync(
-        self,
-        data: bytes,
-        k: int,
-        box: list[float] | None,
-        category: str | list[str] | None,
-        filters: SearchFilter | None,
-        candidate: int | None = None,
-    ) -> dict[str, Any]:
-        from vsearch.search.images import check_box
-
-        with self.state.lease() as served:
-            p = served.pipeline
-            try:
-                p.check_k(k)
-                for c in [category] if isinstance(category, str) else category or []:
-                    p.check_category(c)
-                check_box(box)
-                p.check_candidate(candidate)
-                if candidate is not None and box is not None:
-                    raise BadInput("give a box or a candidate, not both")
-                p.check_filter(filters)
-            except BadInput as exc:
-                raise HttpError(422, str(exc)) from None
-            try:
-                response = p.search_bytes(
-                    data, k, box=box, category=category, filters=filters, candidate=candidate
-                )
-            except BadInput as exc:
-                raise HttpError(status_of(exc), str(exc)) from None
-            return response_json(served, response)
 
     # -- admin ---------------------------------------------------------------------------------
 
@@ -409,7 +394,7 @@ class WebApp:
                 raise HttpError(422, f"price must be > 0, got {row['price']}")
             box = parse_box(form.get("box"))
             self._check_size(data)
-            _, admin_limiter = self.limiters()
+            admin_limiter = self.admin_limiter()
             body = await anyio.to_thread.run_sync(
                 lambda: self._upsert_sync(row, data, box), limiter=admin_limiter
             )
@@ -446,7 +431,7 @@ class WebApp:
             self._authorize(request)
             item_id = request.path_params["item_id"]
             parse_text(item_id, "item_id", self.state.settings.serving.max_field_chars)
-            _, admin_limiter = self.limiters()
+            admin_limiter = self.admin_limiter()
             n = await anyio.to_thread.run_sync(
                 lambda: self.state.delete(item_id), limiter=admin_limiter
             )
@@ -461,7 +446,7 @@ class WebApp:
             self._authorize(request)
             state = self.state
             before = state.current.describe() if state.current else None
-            _, admin_limiter = self.limiters()
+            admin_limiter = self.admin_limiter()
             try:
                 served = await anyio.to_thread.run_sync(state.reload, limiter=admin_limiter)
             except ReloadRefused as exc:

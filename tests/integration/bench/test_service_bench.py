@@ -30,8 +30,10 @@ def test_quick_run_prints_every_figure(tmp_path: Path) -> None:
     assert len(figures) == len(rows) - 1, "every line after the header is a named figure"
     scales = {r["scale"] for r in figures}
     assert len(scales) == 2, scales  # the demo world and the synthetic large scale
-    for scale in scales:
-        mine = [r for r in figures if r["scale"] == scale]
+    (big,) = scales - {"demo"}
+    assert {r.get("config") for r in figures if r["scale"] == "demo"} >= {"baseline", "new"}
+    for scale, config in [("demo", "baseline"), ("demo", "new"), (big, "new")]:
+        mine = [r for r in figures if r["scale"] == scale and r.get("config", config) == config]
         names = {r["name"] for r in mine}
         assert {
             "index_bytes_per_item",
@@ -51,5 +53,11 @@ def test_quick_run_prints_every_figure(tmp_path: Path) -> None:
         rps = {r["concurrency"]: r for r in mine if r["name"] == "throughput_rps"}
         assert set(rps) == QUICK_CONCURRENCY
         assert all(r["failed"] == 0 and r["value"] > 0 and "ratio" in r for r in rps.values())
+        assert all(r["mean_batch_size"] >= 1 for r in rps.values())
+        if config == "baseline":  # every /search photo alone
+            assert all(r["mean_batch_size"] == 1 for r in rps.values())
         assert next(r for r in mine if r["name"] == "index_bytes_per_item")["value"] > 0
+    versus = {r["concurrency"]: r for r in figures if r["name"] == "throughput_vs_baseline"}
+    assert set(versus) == QUICK_CONCURRENCY
+    assert all(v["value"] > 0 and v["failed"] == v["baseline_failed"] == 0 for v in versus.values())
     assert "req/s" in stderr  # the summary table

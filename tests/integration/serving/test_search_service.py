@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 ADMIN_TOKEN = "test-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 TIMEOUT = 60
+ROUNDS = 5  # bursts of concurrent searches tried before merging counts as broken
 
 
 @pytest.fixture(scope="module")
@@ -331,6 +332,48 @@ def test_concurrent_batch_requests_each_get_their_own_answers(service: str, serv
         _, item_id, _ = photo(served_project, row)
         body = answers[row]["body"]
         assert len(body) == 2 and all(item_id in ids_of(b["results"][0]) for b in body)
+
+
+def test_concurrent_searches_are_merged_and_each_gets_its_own_answer(
+    service: str, served_project
+) -> None:
+    """Single-photo /search requests sent at once share model calls (batch_size > 1 in some
+    answer) while each caller still gets the answer to its own photo, k and category, and a
+    bad photo in a merged batch is refused alone."""
+    rows = list(range(0, 48, 4))
+    merged = 0
+    for _ in range(ROUNDS):  # until a round overlapped; each round asserts every answer
+        answers: dict[int, httpx.Response] = {}
+
+        def call(row: int, answers: dict[int, httpx.Response] = answers) -> None:
+            data, _, category = photo(served_project, row)
+            if row == rows[-1]:
+                data = b"not an image"
+            fields = {"k": str(1 + row % 3), "category": category}
+            answers[row] = httpx.post(
+                f"{service}/search",
+                files={"image": ("q.jpg", data, "image/jpeg")},
+                data=fields,
+                timeout=TIMEOUT,
+            )
+
+        threads = [threading.Thread(target=call, args=(row,)) for row in rows]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert answers[rows[-1]].status_code == 400, answers[rows[-1]].text
+        for row in rows[:-1]:
+            r = answers[row]
+            assert r.status_code == 200, r.text
+            _, item_id, category = photo(served_project, row)
+            body = r.json()
+            assert item_id in ids_of(body["results"][0]) and body["category"] == category
+            assert len(body["results"]) <= 1 + row % 3
+        merged = max(r.json().get("batch_size", 1) for r in answers.values() if r.is_success)
+        if merged > 1:
+            break
+    assert merged > 1, "concurrent searches never shared a model call"
 
 
 # -- phone photos and filters ------------------------------------------------------------------
