@@ -74,8 +74,10 @@ def test_runners_share_the_queue_so_none_sits_idle() -> None:
 
     answers = asyncio.run(scenario())
     assert answers == ["FIRST", "SECOND", *[f"Q{i}" for i in range(6)]]
-    # The first free runner takes 6 / 2 = 3, the second half of the 3 left, then the last one.
-    assert [len(b) for b in gate.batches] == [1, 1, 3, 2, 1]
+    # The first free runner takes 6 / 2 = 3, the second half of the 3 left, then the last one
+    # (the two runner threads may enter the batch function in either order).
+    assert [len(b) for b in gate.batches[:2]] == [1, 1]
+    assert sorted(len(b) for b in gate.batches[2:]) == [1, 2, 3]
 
 
 def wait_until(condition: Callable[[], bool]) -> None:
