@@ -44,6 +44,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=150, help="optimiser steps per training")
     ap.add_argument("--set", nargs="*", default=[], help="settings overrides key=value")
     ap.add_argument("--workdir", type=Path, default=None, help="keep files here (default: temp)")
+    ap.add_argument(
+        "--runs",
+        nargs="*",
+        default=["all", *SIGNALS],
+        help="which runs: all (every signal) and/or signal names (that one off)",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     base = bench_settings(load_settings(args.params), args.steps, args.set)
@@ -53,7 +59,8 @@ def main() -> None:
         drop, truth = make_world(base, root / "world", args.world_seed, args.items, args.queries)
         mining = mine(base, drop, truth, root / "mining")
         rows = []
-        for off in (None, *SIGNALS):
+        for name in args.runs:
+            off = None if name == "all" else name
             s = base.model_copy(deep=True)
             if off is not None:
                 setattr(s.train.signals, off, False)

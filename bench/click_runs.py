@@ -49,18 +49,24 @@ def bench_settings(settings: Settings, steps: int, overrides: list[str]) -> Sett
 
 
 def make_world(settings: Settings, root: Path, seed: int, items: int, queries: int) -> tuple:
-    """Generate a demo-world drop and its truth under ``root``; returns ``(drop, truth)``."""
+    """Generate a demo-world drop and its truth under ``root`` (kept when already there);
+    returns ``(drop, truth)``."""
     from vsearch.world import generate_world
 
     drop, truth = root / "drop", root / "truth"
+    if (drop / "drop.json").is_file():  # a kept --workdir: the same world again
+        return drop, truth
     generate_world(settings.world, drop, truth, seed=seed, items=items, queries=queries)
     return drop, truth
 
 
 def mine(settings: Settings, drop: Path, truth: Path, out: Path) -> Path:
-    """``vsearch mine`` on ``drop`` (held-out queries left out, as the nightly does)."""
+    """``vsearch mine`` on ``drop`` (held-out queries left out, as the nightly does), unless
+    ``out`` holds a mining report already."""
     from vsearch.mining.stage import mine_drop
 
+    if (out / "mining_report.json").is_file():  # a kept --workdir: mined already
+        return out
     mine_drop(drop, out, settings.mining, seed=settings.project.seed, split=settings.split)
     return out
 

@@ -49,13 +49,15 @@ def night_drops(settings: Settings, drop: Path, root: Path, nights: int) -> list
     for k, rows in enumerate(windows, start=1):
         ids = set(train["query_id"].iloc[rows]) | set(queries.loc[held, "query_id"])
         folder = root / f"night-{k}"
+        out.append(folder)
+        if (folder / "drop.json").is_file():  # a kept --workdir
+            continue
         folder.mkdir(parents=True)
         os.symlink((drop / "images").resolve(), folder / "images")
         write_table(catalog, CATALOG, folder)
         write_table(queries[queries["query_id"].isin(ids)], QUERIES, folder)
         write_table(impressions[impressions["query_id"].isin(ids)], IMPRESSIONS, folder)
         (folder / "drop.json").write_text(json.dumps({"drop_id": f"night-{k}"}))
-        out.append(folder)
     return out
 
 
