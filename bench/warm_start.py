@@ -15,6 +15,8 @@ night 1 has nothing to start from. Every model is scored by the project's evalua
 (``score_model``) on the same held-out queries.
 
 Output: one JSON object per (chain, night) on stdout, then a Markdown table on stderr.
+``--chains warm`` and ``--chains scratch`` with one ``--workdir`` run the two chains as two
+processes on the same world.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ def main() -> None:
     ap.add_argument("--world-seed", type=int, default=7)
     ap.add_argument("--steps", type=int, default=150, help="optimiser steps per night")
     ap.add_argument("--compare", action="store_true", help="also train every night from scratch")
+    ap.add_argument(
+        "--chains", nargs="*", default=None, help="warm and/or scratch (default: per --compare)"
+    )
     ap.add_argument("--set", nargs="*", default=[], help="settings overrides key=value")
     ap.add_argument("--workdir", type=Path, default=None, help="keep files here (default: temp)")
     args = ap.parse_args()
@@ -82,7 +87,7 @@ def main() -> None:
         drop, truth = make_world(base, root / "world", args.world_seed, args.items, args.queries)
         drops = night_drops(base, drop, root, args.nights)
         minings = [mine(base, d, truth, root / f"mining-{k}") for k, d in enumerate(drops, 1)]
-        chains = ("warm", "scratch") if args.compare else ("warm",)
+        chains = args.chains or (("warm", "scratch") if args.compare else ("warm",))
         for chain in chains:
             previous: Path | None = None
             for k, (d, m) in enumerate(zip(drops, minings, strict=True), start=1):
