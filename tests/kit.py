@@ -138,6 +138,7 @@ def train_data(drop: Path, labels: Any, settings: Settings) -> Any:
         matte_threshold=settings.train.augment.matte_threshold,
         seed=settings.project.seed,
         workers=1,
+        signals=settings.train.signals,
     )
 
 

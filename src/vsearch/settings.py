@@ -482,6 +482,24 @@ class SplitSettings(_Section):
     hash_buckets: int = Field(10_000, ge=100, description="resolution of the hash split")
 
 
+class SignalSettings(_Section):
+    """Which click-mining signals reach the losses (each can be switched off for an ablation)."""
+
+    virtual_ids: bool = Field(
+        True, description="classes are virtual IDs; false: every listing is its own class"
+    )
+    propensity: bool = Field(
+        True, description="query samples weigh 1 / examination propensity of their click position"
+    )
+    click_type: bool = Field(
+        True,
+        description="query samples weigh mining's first/switch click weight; false: all clicks 1",
+    )
+    skip_above: bool = Field(
+        True, description="skip-above negatives join batches as forced hard negatives"
+    )
+
+
 class TrainSettings(_Section):
     """The training loop (``vsearch train``): batches, optimiser, budget, checkpoints."""
 
@@ -544,6 +562,16 @@ class TrainSettings(_Section):
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
     augment: AugmentSettings = AugmentSettings()
     loss: LossSettings = LossSettings()
+    signals: SignalSettings = SignalSettings()
+    warm_start: bool = Field(
+        True, description="fine-tune the registry's champion when its architecture matches"
+    )
+    warm_lr_mult: float = Field(
+        1.0, gt=0, description="lr multiplier of a warm-started run (fine-tuning)"
+    )
+    warm_warmup_steps: int | None = Field(
+        None, ge=0, description="warm-up steps of a warm-started run; None = warmup_steps"
+    )
 
 
 class ServingSettings(_Section):

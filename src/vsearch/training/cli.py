@@ -49,6 +49,12 @@ def train_command(
         help="log the run to MLflow and register a click-trained model as challenger "
         "(default: registry.track)",
     ),
+    warm_from: Path | None = typer.Option(
+        None,
+        "--warm-from",
+        help="model folder to fine-tune (default: the registry champion when tracked and "
+        "train.warm_start; the report's metrics.warm_start says what the run started from)",
+    ),
     json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Train the detector + embedding + hash network on a drop and its mined clicks."""
@@ -70,6 +76,7 @@ def train_command(
             write_embeddings=embeddings,
             track=mlflow,
             started=started,
+            warm_from=warm_from,
         )
         emit(report, json_out)
 

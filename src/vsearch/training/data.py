@@ -5,9 +5,13 @@ Signals (docs/learning.md#training):
 * every catalog listing has its seller's **category** and, from click mining, a **virtual ID**
   (listings co-clicked for the same photos); a listing no query clicked is its own class,
   which still teaches the network that two augmentations of one photo are one product;
-* a query photo is a positive of its first click's virtual ID; its **skip-above negatives**
-  (shown above the click, not clicked) are hard negatives; its category is the clicked
-  listing's category;
+* a query photo is a positive of its first click's virtual ID, and is one more *sample* per
+  switch click, labelled with that listing's virtual ID; each sample weighs what mining
+  computed: the click type's weight over the click position's examination propensity (inverse
+  propensity weighting), normalised to mean 1 over the training samples;
+* its **skip-above negatives** (shown above the click, not clicked) are forced hard negatives
+  of the pair losses; its category is the clicked listing's category;
+* ``train.signals`` switches each of these off (an ablation, bench/ablate_clicks.py);
 * ground truth (the demo world's truth folder) is never read here, except by
   :func:`oracle_labels` for the explicit *oracle* run that measures the upper bound.
 
@@ -31,6 +35,7 @@ from vsearch.contracts import CATALOG, QUERIES, read_table
 from vsearch.errors import BadInput
 from vsearch.mined import (
     KIND_FIRST,
+    KIND_SWITCH,
     NEGATIVE,
     PAIRS_FILE,
     QUERY_VIRTUAL_IDS_FILE,
@@ -41,13 +46,14 @@ from vsearch.mined import (
     read_virtual_ids,
 )
 from vsearch.search.images import decode_images
-from vsearch.settings import SplitSettings
+from vsearch.settings import SignalSettings, SplitSettings
 from vsearch.split import is_held_out, validation_mask
 from vsearch.training.augment import Matte, studio_matte
 
 log = logging.getLogger(__name__)
 
 FIRST_CLICK_KINDS = (KIND_FIRST,)
+PROPENSITY = "propensity"  # the pairs table's examination-propensity column (vsearch.mining)
 
 
 @dataclass(frozen=True)
@@ -59,12 +65,16 @@ class ClickLabels:
         query_vid: query_id → virtual ID of its first click (queries without a click absent).
         negatives: query_id → item_ids shown above its click and skipped.
         source: ``"clicks"``, ``"oracle"`` or ``"category"``, recorded with the run.
+        clicks: the mined positives (``query_id, item_id, kind, propensity, weight``), which
+            give the samples their weights and the switch-click samples; ``None`` when the
+            labels are not clicks (every query then is one sample of weight 1).
     """
 
     item_vid: dict[str, str]
     query_vid: dict[str, str]
     negatives: dict[str, list[str]] = field(default_factory=dict)
     source: str = "clicks"
+    clicks: pd.DataFrame | None = None
 
 
 def _negatives(pairs: pd.DataFrame) -> dict[str, list[str]]:
@@ -98,7 +108,96 @@ def load_click_labels(mining_dir: Path) -> ClickLabels:
     else:
         raise BadInput(f"{mining_dir}: neither {QUERY_VIRTUAL_IDS_FILE} nor {PAIRS_FILE} found")
     negatives = _negatives(pairs) if len(pairs) else {}
-    return ClickLabels(item_vid, query_vid, negatives, source="clicks")
+    clicks = None
+    if len(pairs) and {PROPENSITY, "weight"} <= set(pairs.columns):
+        clicks = pairs.loc[pairs["label"] != NEGATIVE, list(_CLICK_COLUMNS)].reset_index(drop=True)
+    return ClickLabels(item_vid, query_vid, negatives, source="clicks", clicks=clicks)
+
+
+_CLICK_COLUMNS = ("query_id", "item_id", "kind", PROPENSITY, "weight")
+LISTING_CLASS_PREFIX = "item:"
+
+
+def per_listing_labels(labels: ClickLabels) -> ClickLabels:
+    """The same clicks with every listing its own class (``train.signals.virtual_ids: false``).
+
+    A query's class is then its first-clicked listing itself, so only the clicked listing is
+    a positive; another seller's copy of the product is just another class.
+
+    Raises:
+        BadInput: the labels carry no click table (nothing says which listing was clicked).
+    """
+    if labels.clicks is None:
+        raise BadInput(
+            "train.signals.virtual_ids: false needs the mined pairs (pairs.parquet with "
+            "propensity and weight); run `vsearch mine` again"
+        )
+    first = labels.clicks[labels.clicks["kind"] == KIND_FIRST]
+    query_item = {
+        str(q): LISTING_CLASS_PREFIX + str(i)
+        for q, i in zip(first["query_id"], first["item_id"], strict=True)
+    }
+    return ClickLabels({}, query_item, labels.negatives, source=labels.source, clicks=labels.clicks)
+
+
+def click_samples(
+    labels: ClickLabels, query_ids: np.ndarray, signals: SignalSettings
+) -> pd.DataFrame:
+    """One row per training sample of the given queries: ``row, vid, weight``.
+
+    ``row`` indexes ``query_ids``; every query has its first-click sample (class
+    ``labels.query_vid``); each switch click adds one labelled with the clicked listing's
+    class. Weights multiply the click type's weight (``click_type``) and
+    the inverse propensity (``propensity``), then are scaled to mean 1 so the balance between
+    query and catalog slots stays that of unweighted training. Samples of weight 0 (e.g.
+    ``mining.switch_click_weight: 0``) are dropped.
+    """
+    rows = pd.DataFrame(
+        {
+            "row": np.arange(len(query_ids)),
+            "query_id": query_ids,
+            "vid": [labels.query_vid[q] for q in query_ids],
+            "kind": KIND_FIRST,
+            "ipw": 1.0,
+            "type_weight": 1.0,
+        }
+    )
+    if labels.clicks is not None and len(labels.clicks):
+        c = labels.clicks[labels.clicks["query_id"].isin(set(query_ids))]
+        prop = c[PROPENSITY].clip(lower=np.finfo(float).tiny)
+        c = c.assign(ipw=1.0 / prop, type_weight=c["weight"] * prop)
+        first = c[c["kind"] == KIND_FIRST].drop_duplicates("query_id").set_index("query_id")
+        rows["ipw"] = rows["query_id"].map(first["ipw"]).fillna(1.0).to_numpy()
+        rows["type_weight"] = rows["query_id"].map(first["type_weight"]).fillna(1.0).to_numpy()
+        switch = c[c["kind"] == KIND_SWITCH]
+        if len(switch):
+            row_of = pd.Series(np.arange(len(query_ids)), index=query_ids)
+            extra = pd.DataFrame(
+                {
+                    "row": switch["query_id"].map(row_of).to_numpy(),
+                    "query_id": switch["query_id"].to_numpy(),
+                    "vid": [
+                        labels.item_vid.get(str(i), LISTING_CLASS_PREFIX + str(i))
+                        for i in switch["item_id"]
+                    ],
+                    "kind": KIND_SWITCH,
+                    "ipw": switch["ipw"].to_numpy(),
+                    "type_weight": switch["type_weight"].to_numpy(),
+                }
+            )
+            rows = pd.concat([rows, extra], ignore_index=True)
+            # a switch click on the first click's class adds nothing but weight: keep one
+            rows = rows.drop_duplicates(["row", "vid"], keep="first")
+    weight = np.ones(len(rows))
+    if signals.propensity:
+        weight = weight * rows["ipw"].to_numpy()
+    if signals.click_type:
+        weight = weight * rows["type_weight"].to_numpy()
+    rows["weight"] = weight
+    rows = rows[rows["weight"] > 0]
+    if len(rows):
+        rows["weight"] = rows["weight"] / rows["weight"].mean()
+    return rows[["row", "vid", "weight"]].reset_index(drop=True)
 
 
 def oracle_labels(truth_dir: Path, mining_dir: Path | None = None) -> ClickLabels:
@@ -165,9 +264,11 @@ class TrainData:
         item_ids, item_category, item_class: per catalog listing.
         catalog_images: ``uint8[N, 3, S, S]`` studio shots.
         matte: the products cut out of them (alpha and boxes).
-        query_ids, query_category, query_class: per *training* query (clicked ones only).
-        query_images: ``uint8[Q, 3, S, S]``.
-        query_negatives: per training query, rows of ``item_ids`` it skipped above its click.
+        query_ids, query_category, query_class: per *training* query sample (clicked queries
+            only; a query with switch clicks has one sample per clicked class).
+        query_images: ``uint8[Q, 3, S, S]``, one per sample (a query's photo repeats).
+        query_negatives: per sample, rows of ``item_ids`` its query skipped above its click.
+        query_weight: per sample, its loss weight (mean 1; see :func:`click_samples`).
         val_*: click-labelled queries kept out of the gradient (the run's own recall check).
         label_source: ``"clicks"`` or ``"oracle"``.
     """
@@ -188,6 +289,11 @@ class TrainData:
     val_query_class: np.ndarray
     val_query_images: torch.Tensor
     label_source: str = "clicks"
+    query_weight: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.query_weight is None:
+            self.query_weight = np.ones(len(self.query_ids))
 
     @property
     def num_classes(self) -> int:
@@ -201,7 +307,8 @@ class TrainData:
             "categories": len(self.categories),
             "classes": self.num_classes,
             "classes_multi_listing": int((sizes > 1).sum()),
-            "train_queries": len(self.query_ids),
+            "train_queries": len(set(self.query_ids.tolist())),
+            "train_query_samples": len(self.query_ids),
             "val_queries": len(self.val_query_ids),
             "queries_with_negatives": sum(1 for n in self.query_negatives if len(n)),
             "label_source": self.label_source,
@@ -219,6 +326,7 @@ def build_train_data(
     seed: int,
     workers: int = 2,
     max_items: int | None = None,
+    signals: SignalSettings | None = None,
 ) -> TrainData:
     """Load a drop's catalog and query photos with their click labels.
 
@@ -232,10 +340,14 @@ def build_train_data(
         seed: the validation split's seed.
         workers: decoding threads.
         max_items: keep only the first listings (tests, quick probes).
+        signals: which mined signals to use (``train.signals``; default all).
 
     Raises:
         BadInput: the drop has fewer than two categories or no listings.
     """
+    signals = SignalSettings() if signals is None else signals
+    if labels.source == "clicks" and not signals.virtual_ids:
+        labels = per_listing_labels(labels)
     catalog = read_table(drop, CATALOG)
     if max_items is not None:
         catalog = catalog.iloc[:max_items]
@@ -265,16 +377,26 @@ def build_train_data(
     class_index = {v: i for i, v in enumerate(classes)}
     item_class = np.array([class_index[v] for v in item_vids], dtype=np.int64)
     q_class = q_vids.map(class_index).to_numpy(np.int64)
-    q_category = q_vids.map(vid_category).to_numpy(np.int64)
 
     is_val = validation_mask(queries["query_id"], val_share, seed)  # evaluation recomputes it
     item_row = {i: r for r, i in enumerate(item_ids)}
     q_ids = queries["query_id"].astype(str).to_numpy()
+    train_rows = np.flatnonzero(~is_val)
+    samples = click_samples(labels, q_ids[train_rows], signals)
+    samples = samples[samples["vid"].isin(class_index.keys())]  # clicks outside this catalog
+    if len(samples):
+        samples = samples.assign(weight=samples["weight"] / samples["weight"].mean())
+    s_rows = train_rows[samples["row"].to_numpy()]
+    s_class = samples["vid"].map(class_index).to_numpy(np.int64)
+    s_category = samples["vid"].map(vid_category).to_numpy(np.int64)
     negatives = [
         np.array(
-            [item_row[i] for i in labels.negatives.get(q, []) if i in item_row], dtype=np.int64
+            [item_row[i] for i in labels.negatives.get(q, []) if i in item_row]
+            if signals.skip_above
+            else [],
+            dtype=np.int64,
         )
-        for q in q_ids[~is_val]
+        for q in q_ids[s_rows]
     ]
 
     root = drop.resolve()
@@ -283,6 +405,7 @@ def build_train_data(
     q_imgs = decode_images(q_paths, size, workers)
     matte = studio_matte(cat_imgs, matte_threshold)
     val_t = torch.from_numpy(is_val)
+    rows_t = torch.from_numpy(s_rows)
     data = TrainData(
         categories=categories,
         classes=classes,
@@ -291,11 +414,12 @@ def build_train_data(
         item_class=item_class,
         catalog_images=cat_imgs,
         matte=matte,
-        query_ids=q_ids[~is_val],
-        query_category=q_category[~is_val],
-        query_class=q_class[~is_val],
-        query_images=q_imgs[~val_t],
+        query_ids=q_ids[s_rows],
+        query_category=s_category,
+        query_class=s_class,
+        query_images=q_imgs[rows_t],
         query_negatives=negatives,
+        query_weight=samples["weight"].to_numpy(float),
         val_query_ids=q_ids[is_val],
         val_query_class=q_class[is_val],
         val_query_images=q_imgs[val_t],
@@ -313,11 +437,14 @@ class Batch:
         scene_items: listings rendered into synthetic real shots.
         studio_items: listings shown as their clean catalog photo.
         queries: training query rows (real photos, no box label).
+        negative_pairs: ``int64[K, 2]``: (position in ``queries``, slot among the listings in
+            ``scene_items`` then ``studio_items`` order) of each skip-above negative brought in.
     """
 
     scene_items: np.ndarray
     studio_items: np.ndarray
     queries: np.ndarray
+    negative_pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
 
 
 class BatchSampler:
@@ -370,13 +497,15 @@ class BatchSampler:
         """One batch of row indices (deterministic given ``rng``'s state)."""
         d = self.data
         items: list[int] = []
+        neg_pairs: list[tuple[int, int]] = []
         queries = np.array([], dtype=np.int64)
         if self.n_query:
             queries = rng.choice(len(d.query_ids), size=self.n_query, replace=False)
-            for q in queries:
+            for j, q in enumerate(queries):
                 items.append(int(rng.choice(self.member_of[int(d.query_class[q])])))
                 negs = d.query_negatives[q]
                 if len(negs) and rng.random() < self.negative_share:
+                    neg_pairs.append((j, len(items)))
                     items.append(int(rng.choice(negs)))
         free = self.batch_size - len(queries) - len(items)
         for c in self._next_classes(max(1, -(-free // self.per_class)), rng):
@@ -386,4 +515,12 @@ class BatchSampler:
             )
         items_arr = np.array(items[: self.batch_size - len(queries)], dtype=np.int64)
         studio = rng.random(len(items_arr)) < self.studio_share
-        return Batch(items_arr[~studio], items_arr[studio], queries)
+        # where each listing lands once scenes go first and studio shots after them
+        slot = np.empty(len(items_arr), dtype=np.int64)
+        slot[np.concatenate((np.flatnonzero(~studio), np.flatnonzero(studio)))] = np.arange(
+            len(items_arr)
+        )
+        pairs = np.array(
+            [(j, slot[i]) for j, i in neg_pairs if i < len(items_arr)], dtype=np.int64
+        ).reshape(-1, 2)
+        return Batch(items_arr[~studio], items_arr[studio], queries, pairs)

@@ -50,6 +50,7 @@ from vsearch.training.augment import (
 )
 from vsearch.training.data import BatchSampler, TrainData
 from vsearch.training.losses import JointLoss, LossInputs
+from vsearch.training.warm import WarmStart, apply_warm_start, scratch
 
 log = logging.getLogger(__name__)
 
@@ -114,22 +115,36 @@ def _to_float(x: torch.Tensor) -> torch.Tensor:
 class _Trainer:
     """State of one run (network, loss, optimiser, generators) and its step."""
 
-    def __init__(self, settings: Settings, data: TrainData, device: torch.device) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        data: TrainData,
+        device: torch.device,
+        warm: WarmStart | str = "",
+    ) -> None:
         t = settings.train
         self.settings, self.data, self.device = settings, data, device
         seed = settings.project.seed
         torch.manual_seed(seed)
         self.config = NetConfig.from_settings(settings.model, data.categories)
-        self.net = VSearchNet(self.config).to(device)
+        self.net = VSearchNet(self.config)
+        self.warm_start = apply_warm_start(self.net, warm or scratch("no model to start from"))
+        is_warm = not self.warm_start.startswith(scratch(""))
+        log.info("warm start: %s", self.warm_start)
+        self.net = self.net.to(device)
         self.net.trunk_dtype = torch.bfloat16 if t.precision == "bf16" else None
         self.loss = JointLoss(t.loss, data.num_classes, self.config.embedding_dim).to(device)
+        lr = t.lr * t.warm_lr_mult if is_warm else t.lr
+        self.warmup_steps = (
+            t.warm_warmup_steps if is_warm and t.warm_warmup_steps is not None else t.warmup_steps
+        )
         self.optim = torch.optim.AdamW(
             [
-                {"params": self.net.parameters(), "lr": t.lr, "base_lr": t.lr},
+                {"params": self.net.parameters(), "lr": lr, "base_lr": lr},
                 {
                     "params": self.loss.parameters(),
-                    "lr": t.lr * t.loss.proxy_lr_mult,
-                    "base_lr": t.lr * t.loss.proxy_lr_mult,
+                    "lr": lr * t.loss.proxy_lr_mult,
+                    "base_lr": lr * t.loss.proxy_lr_mult,
                 },
             ],
             weight_decay=t.weight_decay,
@@ -159,6 +174,8 @@ class _Trainer:
                 "history": history,
                 "np_rng": self.np_rng.bit_generator.state,
                 "queue": list(self.sampler._queue),
+                "warm_start": self.warm_start,
+                "warmup_steps": self.warmup_steps,
             }
         )
         return {
@@ -187,6 +204,8 @@ class _Trainer:
         self.gen.set_state(ckpt["gen"])
         torch.set_rng_state(ckpt["torch_rng"])
         self.sampler._queue = list(ckpt["queue"])
+        self.warm_start = str(ckpt.get("warm_start", self.warm_start))
+        self.warmup_steps = int(ckpt.get("warmup_steps", self.warmup_steps))
 
     # -- one step ------------------------------------------------------------------------------
     def _crops(
@@ -276,6 +295,8 @@ class _Trainer:
         out = self.net.describe(crops)
         classes = np.concatenate((d.item_class[items], d.query_class[b.queries]))
         cats = np.concatenate((d.item_category[items], d.query_category[b.queries]))
+        weights = np.concatenate((np.ones(len(items)), d.query_weight[b.queries]))
+        hard_neg = np.stack((b.negative_pairs[:, 0] + len(items), b.negative_pairs[:, 1]), 1)
         terms = self.loss(
             LossInputs(
                 embedding=out["embedding"],
@@ -286,9 +307,11 @@ class _Trainer:
                 heat=heat,
                 cell_boxes=cell_boxes,
                 boxes=lab_boxes,
+                weights=torch.from_numpy(weights).float().to(dev),
+                hard_negatives=torch.from_numpy(hard_neg).to(dev),
             )
         )
-        factor = lr_factor(self.step, progress, t.warmup_steps)
+        factor = lr_factor(self.step, progress, self.warmup_steps)
         for group in self.optim.param_groups:
             group["lr"] = group["base_lr"] * factor
         self.optim.zero_grad(set_to_none=True)
@@ -300,7 +323,7 @@ class _Trainer:
         self.step += 1
         metrics = {k: float(v.detach()) for k, v in terms.items()}
         metrics["box_iou"] = float(box_iou(pred_lab, lab_boxes).diagonal().mean())
-        metrics["lr"] = t.lr * factor
+        metrics["lr"] = self.optim.param_groups[0]["base_lr"] * factor
         metrics["images"] = float(len(items) + len(q))
         return metrics
 
@@ -395,6 +418,7 @@ def train(
     final_check: bool = True,
     write_embeddings: bool = True,
     on_epoch: Callable[[dict[str, float], int], None] | None = None,
+    warm: WarmStart | str = "",
 ) -> TrainResult:
     """Train the network on ``data``; checkpoint every epoch; export the model at the end.
 
@@ -414,6 +438,9 @@ def train(
             ``out_dir/embeddings`` with the exported model's fingerprint.
         on_epoch: called with each finished epoch's metrics row and its index (live tracking,
             e.g. :meth:`vsearch.tracking.tracker.TrainingTracker.log_epoch`).
+        warm: weights to start from (:mod:`vsearch.training.warm`), or the ``scratch: <reason>``
+            why there are none; recorded as the run's ``warm_start`` metric. A resumed run
+            continues its checkpoint instead.
 
     Raises:
         ValueError: ``oracle`` disagrees with the data's label source, or a checkpoint does not
@@ -436,6 +463,7 @@ def train(
             final_check,
             write_embeddings,
             on_epoch,
+            warm,
         )
         return _train(settings, data, out_dir, opts)
     finally:
@@ -454,6 +482,7 @@ class _RunOptions:
     final_check: bool
     write_embeddings: bool
     on_epoch: Callable[[dict[str, float], int], None] | None = None
+    warm: WarmStart | str = ""
 
 
 def _train(settings: Settings, data: TrainData, out_dir: Path, opts: _RunOptions) -> TrainResult:
@@ -464,7 +493,7 @@ def _train(settings: Settings, data: TrainData, out_dir: Path, opts: _RunOptions
     device = resolve_device(settings.project.device)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / CHECKPOINT_FILE
-    trainer = _Trainer(settings, data, device)
+    trainer = _Trainer(settings, data, device, opts.warm)
     catalog_slots = max(1, t.batch_size - trainer.sampler.n_query)
     # one pass over the listings per epoch; a small shop's epochs are longer, so that its
     # few hundred listings still get min_steps of optimisation (the time budget still rules)
@@ -537,6 +566,7 @@ def _train(settings: Settings, data: TrainData, out_dir: Path, opts: _RunOptions
         "train_seconds": seconds,
         "stopped_by_budget": stopped,
         "label_source": data.label_source,
+        "warm_start": trainer.warm_start,
         **data.summary(),
     }
     trainer.net.trunk_dtype = None  # evaluate and export in float32, as served

@@ -11,7 +11,12 @@ Why each term:
   which learned fastest in the probe (docs/measurements.md#the-embedding-probe) and sees every class
   each epoch.
 * **pair** — ``MultiSimilarityLoss`` on the pairs a ``MultiSimilarityMiner`` picks from the batch:
-  query ↔ clicked listing positives and skip-above hard negatives are in the batch by design.
+  query ↔ clicked listing positives are in the batch by design, and each skip-above negative the
+  batch brought is added to the mined pairs whether the miner picked it or not (the shopper saw
+  it and passed it over: a hard negative the miner's margin may not see yet).
+* **per-sample weights** — the proxy and pair terms are weighted means over the slots (each
+  slot's loss times its weight, divided by the weights' sum): query samples weigh what click
+  mining gives them (inverse propensity x click type), listings 1; all ones is the plain mean.
 * **hash_pair** + **quantization** — the same pair loss on ``tanh`` of the hash logits, plus
   ``(|tanh h| - 1)²``, so that taking the sign (the binary code) loses little.
 
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F  # noqa: N812 (the torch convention)
-from pytorch_metric_learning import losses, miners
+from pytorch_metric_learning import losses, miners, reducers
 from torch import nn
 from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
@@ -48,6 +53,8 @@ class LossInputs:
         heat: ``[M, h, w]`` centre logits of the slots with a box label.
         cell_boxes: ``[M, h, w, 4]`` per-cell boxes of those slots.
         boxes: ``[M, 4]`` their true boxes (normalised xyxy).
+        weights: ``[N]`` per-slot weight of the proxy and pair terms (``None``: all 1).
+        hard_negatives: ``[K, 2]`` (anchor slot, negative slot) pairs always in the pair loss.
     """
 
     embedding: torch.Tensor
@@ -58,6 +65,46 @@ class LossInputs:
     heat: torch.Tensor
     cell_boxes: torch.Tensor
     boxes: torch.Tensor
+    weights: torch.Tensor | None = None
+    hard_negatives: torch.Tensor | None = None
+
+
+def weighted_mean(
+    loss_dict: dict, weights: torch.Tensor | None, like: torch.Tensor
+) -> torch.Tensor:
+    """Reduce a pytorch-metric-learning loss dict (``DoNothingReducer`` output) by weights.
+
+    Per-element terms become ``sum(w * loss) / sum(w)`` (the plain mean when all weights are
+    1, which is what the losses' default ``MeanReducer`` computes); terms the loss already
+    reduced (no pairs in the batch) are added as they are. ``like`` gives the zero's device,
+    dtype and graph.
+    """
+    total = like.sum() * 0
+    for term in loss_dict.values():
+        value = term["losses"]
+        if term["reduction_type"] != "element" or not torch.is_tensor(value) or value.ndim == 0:
+            total = total + value
+            continue
+        if weights is None:
+            total = total + value.mean()
+        else:
+            w = weights[term["indices"]].to(value.dtype)
+            total = total + (w * value).sum() / w.sum().clamp(min=torch.finfo(value.dtype).tiny)
+    return total
+
+
+def with_hard_negatives(
+    pairs: tuple[torch.Tensor, ...], negatives: torch.Tensor | None, classes: torch.Tensor
+) -> tuple[torch.Tensor, ...]:
+    """Mined ``(a1, p, a2, n)`` pairs plus ``negatives`` (both directions), where the two slots'
+    classes differ (a same-class "negative" would contradict the labels)."""
+    if negatives is None or len(negatives) == 0:
+        return pairs
+    a, n = negatives[:, 0], negatives[:, 1]
+    keep = classes[a] != classes[n]
+    a, n = a[keep], n[keep]
+    a1, p, a2, n2 = pairs
+    return a1, p, torch.cat((a2, a, n)), torch.cat((n2, n, a))
 
 
 def heatmap_targets(boxes: torch.Tensor, h: int, w: int, sigma: float) -> torch.Tensor:
@@ -88,14 +135,24 @@ class JointLoss(nn.Module):
     def __init__(self, settings: LossSettings, num_classes: int, embedding_dim: int) -> None:
         super().__init__()
         self.s = settings
+        # per-element losses come back unreduced: weighted_mean applies the sample weights
         self.proxy = losses.NormalizedSoftmaxLoss(
-            num_classes, embedding_dim, temperature=settings.proxy_temperature
+            num_classes,
+            embedding_dim,
+            temperature=settings.proxy_temperature,
+            reducer=reducers.DoNothingReducer(),
         )
         self.pair = losses.MultiSimilarityLoss(
-            alpha=settings.ms_alpha, beta=settings.ms_beta, base=settings.ms_base
+            alpha=settings.ms_alpha,
+            beta=settings.ms_beta,
+            base=settings.ms_base,
+            reducer=reducers.DoNothingReducer(),
         )
         self.hash_pair = losses.MultiSimilarityLoss(
-            alpha=settings.ms_alpha, beta=settings.ms_beta, base=settings.ms_base
+            alpha=settings.ms_alpha,
+            beta=settings.ms_beta,
+            base=settings.ms_base,
+            reducer=reducers.DoNothingReducer(),
         )
         self.miner = miners.MultiSimilarityMiner(epsilon=settings.miner_epsilon)
 
@@ -125,11 +182,13 @@ class JointLoss(nn.Module):
         s = self.s
         terms = self.box_terms(x.heat, x.cell_boxes, x.boxes)
         terms["category"] = F.cross_entropy(x.category_logits, x.categories)
-        terms["proxy"] = self.proxy(x.embedding, x.classes)
-        pairs = self.miner(x.embedding, x.classes)
-        terms["pair"] = self.pair(x.embedding, x.classes, pairs)
+        w = x.weights
+        terms["proxy"] = weighted_mean(self.proxy(x.embedding, x.classes), w, x.embedding)
+        pairs = with_hard_negatives(self.miner(x.embedding, x.classes), x.hard_negatives, x.classes)
+        terms["pair"] = weighted_mean(self.pair(x.embedding, x.classes, pairs), w, x.embedding)
         relaxed = torch.tanh(x.hash_logits)
-        terms["hash_pair"] = self.hash_pair(F.normalize(relaxed, dim=1), x.classes, pairs)
+        hashed = self.hash_pair(F.normalize(relaxed, dim=1), x.classes, pairs)
+        terms["hash_pair"] = weighted_mean(hashed, w, x.embedding)
         terms["quantization"] = ((relaxed.abs() - 1) ** 2).mean()
         weights = {
             "heatmap": s.heatmap,

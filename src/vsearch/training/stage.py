@@ -9,6 +9,8 @@ paths beyond its run folder; this module is the edge that knows which folders ho
 from __future__ import annotations
 
 import contextlib
+import logging
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,9 @@ from vsearch.training.data import (
     oracle_labels,
 )
 from vsearch.training.loop import train
+from vsearch.training.warm import WarmStart, read_warm_start, scratch
+
+log = logging.getLogger(__name__)
 
 
 def _check_label_choice(
@@ -58,6 +63,46 @@ def choose_labels(
     return load_click_labels(mining)
 
 
+def resolve_warm_start(
+    settings: Settings,
+    *,
+    warm_from: Path | None,
+    track: bool,
+    comparison: bool,
+) -> WarmStart | str:
+    """The weights this run starts from, or the ``scratch: <reason>`` why it has none.
+
+    ``warm_from`` (a model folder) wins; otherwise the registry's champion when the run is
+    tracked. Comparison runs (oracle, category-only) always start from scratch: they measure
+    the method on this data, not what the shipped model accumulated.
+
+    Raises:
+        BadInput: ``warm_from`` is not a loadable model folder.
+    """
+    if not settings.train.warm_start:
+        return scratch("train.warm_start is false")
+    if comparison:
+        return scratch("comparison runs (oracle, category-only) train from scratch")
+    if warm_from is not None:
+        try:
+            return read_warm_start(warm_from)
+        except ValueError as exc:
+            raise BadInput(f"--warm-from {warm_from}: {exc}") from None
+    if not track:
+        return scratch("not tracked in MLflow (no registry champion) and no --warm-from")
+    from vsearch.tracking.champion import download_champion
+
+    with tempfile.TemporaryDirectory(prefix="vsearch-champion-") as tmp:
+        got = download_champion(settings, Path(tmp))
+        if isinstance(got, str):
+            return scratch(got)
+        folder, label = got
+        try:
+            return read_warm_start(folder, label)
+        except ValueError as exc:
+            return scratch(f"{label}: {exc}")
+
+
 def run_training(
     settings: Settings,
     drop: Path,
@@ -72,6 +117,7 @@ def run_training(
     write_embeddings: bool = True,
     track: bool | None = None,
     started: float | None = None,
+    warm_from: Path | None = None,
 ) -> dict[str, Any]:
     """Train on ``drop`` (labels from ``mining``, or the truth / categories) into ``out``.
 
@@ -91,6 +137,9 @@ def run_training(
             (``None``: ``registry.track``).
         started: ``time.perf_counter()`` when the budget started (the command's start);
             ``None``: now.
+        warm_from: a model folder to fine-tune (default: the registry's champion when
+            tracked; see :func:`resolve_warm_start`). The report's ``metrics.warm_start`` says
+            what the run started from, or ``scratch: <reason>``.
 
     Returns:
         The run's report (:meth:`vsearch.training.loop.TrainResult.to_dict` without the
@@ -125,6 +174,7 @@ def run_training(
         matte_threshold=t.augment.matte_threshold,
         seed=settings.project.seed,
         workers=t.decode_workers,
+        signals=t.signals,
     )
     # The budget covers the whole stage: loading the photos already spent part of it.
     default = t.time_budget_s
@@ -145,6 +195,12 @@ def run_training(
             tracker = stack.enter_context(
                 TrainingTracker(settings, label_source=labels.source, inputs=inputs, run_folder=out)
             )
+        warm = resolve_warm_start(
+            settings,
+            warm_from=warm_from,
+            track=tracker is not None,
+            comparison=oracle_truth is not None or category_only,
+        )
         result = train(
             settings,
             data,
@@ -154,6 +210,7 @@ def run_training(
             time_budget_s=budget,
             write_embeddings=write_embeddings,
             on_epoch=tracker.log_epoch if tracker else None,
+            warm=warm,
         )
         report = result.to_dict()
         report.pop("epochs")
