@@ -59,6 +59,7 @@ WORLD = {"items": 1000, "queries": 200}
 QUICK = {"items": 60, "queries": 24, "minutes": 0.3, "levels": [1, 4]}
 PHOTOS = 64  # distinct query photos, round-robin
 UPSERT_EVERY_S = 1.0
+RELOAD_ONLY_TICK_S = 0.5  # how often the admin client checks for a due reload without upserts
 RSS_EVERY_S = 2.0
 SINGLE_LEVEL_WARMUP = 0.2  # share of a run with one level left out of the RSS slope
 UPSERT_PRICE = 9.99
@@ -73,7 +74,7 @@ class Level:
     statuses: Counter = field(default_factory=Counter)
     upserts_ms: list[float] = field(default_factory=list)
     upsert_statuses: Counter = field(default_factory=Counter)
-    reload: dict[str, Any] = field(default_factory=dict)
+    reloads: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -146,24 +147,30 @@ async def admin_client(
     client: Any,
     upsert: dict[str, Any],
     deadline: float,
-    midpoint: float,
+    reload_at: list[float],
     every_s: float,
     level: Level,
     counter: list[int],
 ) -> None:
-    """Upsert a new listing every ``every_s`` seconds; one reload at the midpoint."""
+    """Upsert a new listing every ``every_s`` seconds; reload at ``reload_at`` (monotonic
+    times, in order): the midpoint, or every ``--reload-every`` seconds."""
     import httpx
 
-    reloaded = False
+    reload_at = list(reload_at)
     while time.monotonic() < deadline:
-        if not reloaded and time.monotonic() >= midpoint:
-            reloaded = True
+        if reload_at and time.monotonic() >= reload_at[0]:
+            reload_at.pop(0)
             t0 = time.perf_counter()
             try:
                 r = await client.post("/admin/reload", timeout=REQUEST_TIMEOUT_S)
-                level.reload = {"status": r.status_code, "s": round(time.perf_counter() - t0, 3)}
+                level.reloads.append(
+                    {"status": r.status_code, "s": round(time.perf_counter() - t0, 3)}
+                )
             except httpx.HTTPError as exc:
-                level.reload = {"status": type(exc).__name__}
+                level.reloads.append({"status": type(exc).__name__})
+        if every_s <= 0:  # reloads only (--upsert-every 0)
+            await asyncio.sleep(RELOAD_ONLY_TICK_S)
+            continue
         counter[0] += 1
         fields = {**upsert["fields"], "item_id": f"load-{counter[0]}"}
         files = {"image": ("p.jpg", upsert["photo"], "image/jpeg")}
@@ -197,10 +204,13 @@ async def run_level(
         tasks = [
             search_client(searches, photos, c * 7, deadline, budget, level) for c in range(clients)
         ]
-        mid = t0 + seconds / 2
+        if args.reload_every:
+            reload_at = list(np.arange(t0 + args.reload_every, deadline, args.reload_every))
+        else:
+            reload_at = [t0 + seconds / 2]
         if not args.no_admin:
             tasks.append(
-                admin_client(admin, upsert, deadline, mid, args.upsert_every, level, counter)
+                admin_client(admin, upsert, deadline, reload_at, args.upsert_every, level, counter)
             )
         await asyncio.gather(*tasks)
     level.seconds = time.monotonic() - t0
@@ -259,7 +269,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--items", type=int, default=WORLD["items"])
     ap.add_argument("--queries", type=int, default=WORLD["queries"])
     ap.add_argument("--max-requests", type=int, default=MAX_REQUESTS, help="per level")
-    ap.add_argument("--upsert-every", type=float, default=UPSERT_EVERY_S, help="seconds")
+    ap.add_argument(
+        "--upsert-every",
+        type=float,
+        default=UPSERT_EVERY_S,
+        help="seconds (0: no upserts, reloads only)",
+    )
+    ap.add_argument(
+        "--reload-every",
+        type=float,
+        default=0.0,
+        help="seconds between hot reloads (0: one in the middle of each level); a long run "
+        "with many reloads is the leak test (flat RSS over reloads)",
+    )
     ap.add_argument("--rss-every", type=float, default=RSS_EVERY_S, help="seconds")
     ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     ap.add_argument(
@@ -339,7 +361,16 @@ def main(argv: list[str] | None = None) -> int:
                         "p95_ms": up["p95"],
                     }
                 )
-                emit({"name": "reload", "clients": clients, **level.reload})
+                emit(
+                    {
+                        "name": "reload",
+                        "clients": clients,
+                        "count": len(level.reloads),
+                        "ok": sum(1 for r in level.reloads if r.get("status") == 200),
+                        "max_s": max((r.get("s", 0.0) for r in level.reloads), default=None),
+                        "statuses": sorted({str(r.get("status")) for r in level.reloads}),
+                    }
+                )
         finally:
             sampler.stop_event.set()
             sampler.join()
@@ -370,7 +401,9 @@ def main(argv: list[str] | None = None) -> int:
             "errors": errors,
             "status_5xx": sum(n for s, n in total.items() if str(s).startswith("5")),
             "upserts_acknowledged": sum(len(level.upserts_ms) for level in levels),
-            "reloads_ok": sum(1 for level in levels if level.reload.get("status") == 200),
+            "reloads_ok": sum(
+                1 for level in levels for r in level.reloads if r.get("status") == 200
+            ),
             "median_p50_ms": statistics.median(pct(lv.latencies_ms)["p50"] for lv in levels),
         }
     )
