@@ -6,6 +6,8 @@ memory over time.
     python bench/load.py --minutes 3            # shorter
     python bench/load.py --quick                # tiny world, seconds per level (smoke test)
     python bench/load.py --clients 32 --no-admin   # searches only: what upserts/reload cost
+    python bench/load.py --clients 8 --minutes 6 --reload-every 60 --upsert-every 0
+                                                # the leak test: reloads only, RSS must stay flat
 
 What runs: a project in a temporary folder (a generated world, an untrained model of the
 ``params.yaml`` architecture and a release of its catalog, as ``service_bench.py`` builds its
@@ -23,7 +25,8 @@ p50 of the same run, ``ratio`` = p50 / baseline, and ``p99_over_p50``), ``admin_
 (acknowledged, failed, p50/p95 ms) and ``reload`` (status, seconds); then ``rss_mb`` (the
 samples), ``rss_slope_mb_per_min`` (least-squares slope after the first level, the warm-up,
 or after the first fifth of a run with one level: flat = no leak) and ``load_total``
-(requests, errors, 5xx). Nothing is asserted; the machine is shared, so read the ratios and
+(requests, errors, 5xx); ``anon_slope_mb_per_min`` is the same for the heap alone (RSS minus
+file-backed pages). Nothing is asserted; the machine is shared, so read the ratios and
 the slope, not absolute times. Stops by itself.
 """
 
