@@ -46,6 +46,7 @@ bench: setup
 	$(BIN)/python bench/train_bench.py
 	$(BIN)/python bench/proposals_bench.py
 	$(BIN)/python bench/index_bench.py --n 100000
+	$(BIN)/python bench/build_bench.py --n 100000
 	$(BIN)/python bench/service_bench.py --skip-1m
 	$(BIN)/python -m bench.foreign_shop
 	$(BIN)/python bench/fuzz.py

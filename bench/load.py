@@ -6,6 +6,8 @@ memory over time.
     python bench/load.py --minutes 3            # shorter
     python bench/load.py --quick                # tiny world, seconds per level (smoke test)
     python bench/load.py --clients 32 --no-admin   # searches only: what upserts/reload cost
+    python bench/load.py --clients 8 --minutes 6 --reload-every 60 --upsert-every 0
+                                                # the leak test: reloads only, RSS must stay flat
 
 What runs: a project in a temporary folder (a generated world, an untrained model of the
 ``params.yaml`` architecture and a release of its catalog, as ``service_bench.py`` builds its
@@ -23,7 +25,8 @@ p50 of the same run, ``ratio`` = p50 / baseline, and ``p99_over_p50``), ``admin_
 (acknowledged, failed, p50/p95 ms) and ``reload`` (status, seconds); then ``rss_mb`` (the
 samples), ``rss_slope_mb_per_min`` (least-squares slope after the first level, the warm-up,
 or after the first fifth of a run with one level: flat = no leak) and ``load_total``
-(requests, errors, 5xx). Nothing is asserted; the machine is shared, so read the ratios and
+(requests, errors, 5xx); ``anon_slope_mb_per_min`` is the same for the heap alone (RSS minus
+file-backed pages). Nothing is asserted; the machine is shared, so read the ratios and
 the slope, not absolute times. Stops by itself.
 """
 
@@ -59,6 +62,7 @@ WORLD = {"items": 1000, "queries": 200}
 QUICK = {"items": 60, "queries": 24, "minutes": 0.3, "levels": [1, 4]}
 PHOTOS = 64  # distinct query photos, round-robin
 UPSERT_EVERY_S = 1.0
+RELOAD_ONLY_TICK_S = 0.5  # how often the admin client checks for a due reload without upserts
 RSS_EVERY_S = 2.0
 SINGLE_LEVEL_WARMUP = 0.2  # share of a run with one level left out of the RSS slope
 UPSERT_PRICE = 9.99
@@ -73,7 +77,7 @@ class Level:
     statuses: Counter = field(default_factory=Counter)
     upserts_ms: list[float] = field(default_factory=list)
     upsert_statuses: Counter = field(default_factory=Counter)
-    reload: dict[str, Any] = field(default_factory=dict)
+    reloads: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -102,21 +106,30 @@ class RssSampler(threading.Thread):
         self.proc = psutil.Process(pid)
         self.every_s = every_s
         self.samples: list[tuple[float, float]] = []  # (seconds since start, MB)
+        # The anonymous part (heap: RSS minus file-backed and shared pages). Mapped index and
+        # change-log files count in RSS as the page cache fills, without being a leak.
+        self.anon: list[tuple[float, float]] = []
         self.stop_event = threading.Event()
         self.t0 = time.monotonic()
 
-    def rss_mb(self) -> float:
+    def rss_mb(self) -> tuple[float, float]:
+        """(resident, anonymous resident) MB of the process tree."""
         import psutil
 
-        total = 0
+        total = shared = 0
         for p in [self.proc, *self.proc.children(recursive=True)]:
             with contextlib.suppress(psutil.Error):
-                total += p.memory_info().rss
-        return total / 2**20
+                info = p.memory_info()
+                total += info.rss
+                shared += getattr(info, "shared", 0)  # Linux: file-backed + shmem resident
+        return total / 2**20, (total - shared) / 2**20
 
     def run(self) -> None:
         while not self.stop_event.is_set():
-            self.samples.append((round(time.monotonic() - self.t0, 1), round(self.rss_mb(), 1)))
+            t = round(time.monotonic() - self.t0, 1)
+            rss, anon = self.rss_mb()
+            self.samples.append((t, round(rss, 1)))
+            self.anon.append((t, round(anon, 1)))
             self.stop_event.wait(self.every_s)
 
 
@@ -146,24 +159,30 @@ async def admin_client(
     client: Any,
     upsert: dict[str, Any],
     deadline: float,
-    midpoint: float,
+    reload_at: list[float],
     every_s: float,
     level: Level,
     counter: list[int],
 ) -> None:
-    """Upsert a new listing every ``every_s`` seconds; one reload at the midpoint."""
+    """Upsert a new listing every ``every_s`` seconds; reload at ``reload_at`` (monotonic
+    times, in order): the midpoint, or every ``--reload-every`` seconds."""
     import httpx
 
-    reloaded = False
+    reload_at = list(reload_at)
     while time.monotonic() < deadline:
-        if not reloaded and time.monotonic() >= midpoint:
-            reloaded = True
+        if reload_at and time.monotonic() >= reload_at[0]:
+            reload_at.pop(0)
             t0 = time.perf_counter()
             try:
                 r = await client.post("/admin/reload", timeout=REQUEST_TIMEOUT_S)
-                level.reload = {"status": r.status_code, "s": round(time.perf_counter() - t0, 3)}
+                level.reloads.append(
+                    {"status": r.status_code, "s": round(time.perf_counter() - t0, 3)}
+                )
             except httpx.HTTPError as exc:
-                level.reload = {"status": type(exc).__name__}
+                level.reloads.append({"status": type(exc).__name__})
+        if every_s <= 0:  # reloads only (--upsert-every 0)
+            await asyncio.sleep(RELOAD_ONLY_TICK_S)
+            continue
         counter[0] += 1
         fields = {**upsert["fields"], "item_id": f"load-{counter[0]}"}
         files = {"image": ("p.jpg", upsert["photo"], "image/jpeg")}
@@ -197,10 +216,13 @@ async def run_level(
         tasks = [
             search_client(searches, photos, c * 7, deadline, budget, level) for c in range(clients)
         ]
-        mid = t0 + seconds / 2
+        if args.reload_every:
+            reload_at = list(np.arange(t0 + args.reload_every, deadline, args.reload_every))
+        else:
+            reload_at = [t0 + seconds / 2]
         if not args.no_admin:
             tasks.append(
-                admin_client(admin, upsert, deadline, mid, args.upsert_every, level, counter)
+                admin_client(admin, upsert, deadline, reload_at, args.upsert_every, level, counter)
             )
         await asyncio.gather(*tasks)
     level.seconds = time.monotonic() - t0
@@ -259,7 +281,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--items", type=int, default=WORLD["items"])
     ap.add_argument("--queries", type=int, default=WORLD["queries"])
     ap.add_argument("--max-requests", type=int, default=MAX_REQUESTS, help="per level")
-    ap.add_argument("--upsert-every", type=float, default=UPSERT_EVERY_S, help="seconds")
+    ap.add_argument(
+        "--upsert-every",
+        type=float,
+        default=UPSERT_EVERY_S,
+        help="seconds (0: no upserts, reloads only)",
+    )
+    ap.add_argument(
+        "--reload-every",
+        type=float,
+        default=0.0,
+        help="seconds between hot reloads (0: one in the middle of each level); a long run "
+        "with many reloads is the leak test (flat RSS over reloads)",
+    )
     ap.add_argument("--rss-every", type=float, default=RSS_EVERY_S, help="seconds")
     ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     ap.add_argument(
@@ -339,12 +373,22 @@ def main(argv: list[str] | None = None) -> int:
                         "p95_ms": up["p95"],
                     }
                 )
-                emit({"name": "reload", "clients": clients, **level.reload})
+                emit(
+                    {
+                        "name": "reload",
+                        "clients": clients,
+                        "count": len(level.reloads),
+                        "ok": sum(1 for r in level.reloads if r.get("status") == 200),
+                        "max_s": max((r.get("s", 0.0) for r in level.reloads), default=None),
+                        "statuses": sorted({str(r.get("status")) for r in level.reloads}),
+                    }
+                )
         finally:
             sampler.stop_event.set()
             sampler.join()
     samples = sampler.samples
     emit({"name": "rss_mb", "unit": "MB", "samples": samples})
+    emit({"name": "rss_anon_mb", "unit": "MB", "samples": sampler.anon})
     slope = rss_slope(samples, warmup_end)
     first = [mb for t, mb in samples if t >= warmup_end][:1]
     emit(
@@ -356,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             "rss_first_mb": first[0] if first else None,
             "rss_last_mb": samples[-1][1] if samples else None,
             "rss_max_mb": max((mb for _, mb in samples), default=None),
+            "anon_slope_mb_per_min": rss_slope(sampler.anon, warmup_end),
         }
     )
     total = Counter()
@@ -370,7 +415,9 @@ def main(argv: list[str] | None = None) -> int:
             "errors": errors,
             "status_5xx": sum(n for s, n in total.items() if str(s).startswith("5")),
             "upserts_acknowledged": sum(len(level.upserts_ms) for level in levels),
-            "reloads_ok": sum(1 for level in levels if level.reload.get("status") == 200),
+            "reloads_ok": sum(
+                1 for level in levels for r in level.reloads if r.get("status") == 200
+            ),
             "median_p50_ms": statistics.median(pct(lv.latencies_ms)["p50"] for lv in levels),
         }
     )
