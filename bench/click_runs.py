@@ -15,9 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from vsearch.settings import Settings
+from vsearch.settings import Settings, with_overrides
 
 log = logging.getLogger(__name__)
 
@@ -25,22 +23,9 @@ log = logging.getLogger(__name__)
 METRICS = ("click_recall@10", "identical_recall@10")
 
 
-def override(settings: Settings, pairs: list[str]) -> Settings:
-    """A copy of ``settings`` with ``section.key=value`` overrides (values parsed as YAML)."""
-    s = settings.model_copy(deep=True)
-    for kv in pairs:
-        key, value = kv.split("=", 1)
-        node: Any = s
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = getattr(node, p)
-        setattr(node, parts[-1], yaml.safe_load(value))
-    return s
-
-
 def bench_settings(settings: Settings, steps: int, overrides: list[str]) -> Settings:
     """``settings`` made step-based (``steps`` optimiser steps, no budget) and offline."""
-    s = override(settings, overrides)
+    s = with_overrides(settings, overrides)
     s.train.time_budget_s = None
     s.train.epochs = 1
     s.train.steps_per_epoch = steps

@@ -40,7 +40,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torchvision.ops import box_iou
 
 from tests import foreign, kit
@@ -48,7 +47,7 @@ from vsearch.assets import photos
 from vsearch.mining.stage import mine_drop
 from vsearch.model.export import embed_images, load_model
 from vsearch.model.net import grow_boxes
-from vsearch.settings import Settings
+from vsearch.settings import Settings, with_overrides
 from vsearch.training.augment import SceneSynthesizer, load_background_bank, studio_matte
 from vsearch.training.loop import train
 from vsearch.training.stage import choose_labels
@@ -69,19 +68,6 @@ def _before(s: Settings) -> Settings:
     a.box_loose_prob = a.studio_full_frame_prob = 0.0
     b.train.predicted_box_grad_share = 0.0
     return b
-
-
-def _override(s: Settings, pairs: list[str]) -> Settings:
-    """A copy of ``s`` with dotted ``KEY=VALUE`` overrides (values parsed as YAML)."""
-    out = s.model_copy(deep=True)
-    for kv in pairs:
-        key, value = kv.split("=", 1)
-        *path, leaf = key.split(".")
-        node: Any = out
-        for part in path:
-            node = getattr(node, part)
-        setattr(node, leaf, yaml.safe_load(value))
-    return out
 
 
 def _train(name: str, s: Settings, data: Any, out: Path, steps: int, bank: frozenset) -> Path:
@@ -179,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         q = held_out(shop, s, args.per_product, tuple(args.scale), seed=1000 + args.seed)
         runs = {
             "before": (_before(s), frozenset(ORIGINAL_TRAINING)),
-            "after": (_override(s, args.set), photos.TRAINING_PHOTOS),
+            "after": (with_overrides(s, args.set), photos.TRAINING_PHOTOS),
         }
         rows = {}
         for name in args.runs:

@@ -21,21 +21,8 @@ import time
 from typing import Any
 
 import torch
-import yaml
 
-from vsearch.settings import Settings, load_settings
-
-
-def _override(settings: Settings, pairs: list[str]) -> Settings:
-    s = settings.model_copy(deep=True)
-    for kv in pairs:
-        key, value = kv.split("=", 1)
-        node: Any = s
-        *path, last = key.split(".")
-        for p in path:
-            node = getattr(node, p)
-        setattr(node, last, yaml.safe_load(value))
-    return s
+from vsearch.settings import Settings, load_settings, with_overrides
 
 
 def measure(settings: Settings, repeats: int) -> list[dict[str, Any]]:
@@ -82,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args(argv)
-    settings = _override(load_settings(args.params), args.overrides)
+    settings = with_overrides(load_settings(args.params), args.overrides)
     for row in measure(settings, args.repeats):
         sys.stdout.write(json.dumps(row) + "\n")
     return 0

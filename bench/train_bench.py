@@ -31,27 +31,14 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
-from vsearch.settings import Settings, load_settings
+from vsearch.settings import Settings, load_settings, with_overrides
 
 REFERENCE_BATCH = 32
 REFERENCE_SIZE = 128
 SYNTHETIC_LISTINGS = 256
 SYNTHETIC_QUERIES = 64
 SYNTHETIC_CATEGORIES = 8
-
-
-def _override(settings: Settings, pairs: list[str]) -> Settings:
-    s = settings.model_copy(deep=True)
-    for kv in pairs:
-        key, value = kv.split("=", 1)
-        node: Any = s
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = getattr(node, p)
-        setattr(node, parts[-1], yaml.safe_load(value))
-    return s
 
 
 def synthetic_data(size: int, seed: int = 0) -> Any:
@@ -187,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(args.params)
     configs = [("chosen", settings)]
     if args.alt:
-        configs.append((" ".join(args.alt), _override(settings, args.alt)))
+        configs.append((" ".join(args.alt), with_overrides(settings, args.alt)))
     results: dict[str, dict[str, float]] = {}
     for label, s in configs:
         for row in measure(s, label, args.repeats, args.steps):

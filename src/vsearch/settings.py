@@ -1095,6 +1095,25 @@ def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str] | None =
         _set_path(raw, keys, value)
 
 
+def with_overrides(settings: Settings, pairs: list[str]) -> Settings:
+    """A validated copy of ``settings`` with dotted ``section.key=value`` overrides (values
+    parsed as YAML), as the benches' ``--set`` options take them.
+
+    Raises:
+        SettingsError: a pair without ``=``, an unknown key or a bad value (named).
+    """
+    raw = settings.model_dump()
+    for kv in pairs:
+        key, sep, value = kv.partition("=")
+        if not sep:
+            raise SettingsError(f"override {kv!r}: expected section.key=value")
+        _set_path(raw, key.split("."), value)
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise SettingsError(_format_errors(exc, "overrides " + " ".join(pairs))) from None
+
+
 def _format_errors(exc: ValidationError, source: str) -> str:
     lines = [f"invalid settings in {source}:"]
     for err in exc.errors():
