@@ -103,6 +103,12 @@ SEARCH_RESULT: dict[str, Any] = {
         },
         "results": {"type": "array", "items": HIT},
         "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},
+        "batch_size": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "photos searched in the same model call (concurrent /search requests "
+            "are merged under load; a /search_batch request's photos)",
+        },
         "category_forced": {"type": "boolean"},
         "filters": {"type": "object"},
         "release": {"type": "string"},
