@@ -541,7 +541,6 @@ class SearchPipeline:
             if pixels
             else torch.empty((0, 3, self.input_size, self.input_size), dtype=torch.uint8)
         )
-        self._candidates(candidates, given, n)  # before the model runs
         decode_ms = (time.perf_counter() - t0) * 1e3
         use_boxes = None if np.isnan(given).all() else given
         out = self.search_images(images, k, use_boxes, forced, rank, filters, candidates)
@@ -567,7 +566,6 @@ class SearchPipeline:
         n = int(images.shape[0])
         self._forced(categories, n)
         self._filters(filters, n)
-        self._candidates(candidates, boxes, n)
         t0 = time.perf_counter()
         enc = self.encode(images, boxes, candidates)
         model_ms = (time.perf_counter() - t0) * 1e3
