@@ -35,11 +35,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from vsearch.index.embeddings import EmbeddingSet
+
 log = logging.getLogger("index_bench")
 K = 10
+CODE_KINDS = ("native", "projection", "itq")
+ENCODER_SAMPLE = 50_000
 
 
 @dataclass
@@ -221,6 +227,141 @@ class Bench:
         return out
 
 
+# -- data ----------------------------------------------------------------------------------
+
+
+@dataclass
+class BenchData:
+    """What every system indexes and is measured on.
+
+    Attributes:
+        source: ``synthetic`` or ``real`` (a model's embeddings, ``--embeddings``).
+        catalog: the items.
+        product: ``int[n]`` product of each item (identical-product recall).
+        category_names: the categories query probabilities are over.
+        test: the measured queries; ``tuning``: a disjoint set vsearch tunes on.
+        fresh: new listings the write bench upserts.
+    """
+
+    source: str
+    catalog: EmbeddingSet
+    product: np.ndarray
+    category_names: tuple[str, ...]
+    test: Any
+    tuning: Any
+    fresh: EmbeddingSet
+
+
+def load_data(args: argparse.Namespace) -> BenchData:
+    """The synthetic world of ``--n`` items, or the real embeddings of ``--embeddings``; with
+    every code replaced by ``--codes`` when that is not ``native``."""
+    from vsearch.index.embeddings import EmbeddingSet
+
+    if args.embeddings:
+        from bench.real_embeddings import load_split
+
+        catalog, fresh, (tuning, test), product = load_split(Path(args.embeddings), args.seed)
+        data = BenchData("real", catalog, product, test.category_names, test, tuning, fresh)
+    else:
+        from vsearch.index.synthetic import SyntheticSpec, make_world
+
+        world = make_world(SyntheticSpec(items=args.n, seed=args.seed))
+        q = world.queries(args.upserts + 100 * args.upsert_batches, seed=99)
+        fresh = EmbeddingSet(
+            np.asarray([f"fresh{i}" for i in range(len(q))], dtype=object),
+            q.category,
+            q.codes,
+            q.vectors,
+            world.catalog.model,
+        )
+        data = BenchData(
+            "synthetic",
+            world.catalog,
+            world.product,
+            world.category_names,
+            world.queries(args.queries, seed=1),
+            world.queries(args.queries, seed=2),
+            fresh,
+        )
+    if args.codes == "native":
+        return data
+    encode, _ = fit_codes(args.codes, data.catalog.vectors, data.catalog.bits, args.seed)
+
+    def recoded(items: EmbeddingSet) -> EmbeddingSet:
+        return EmbeddingSet(
+            items.item_ids, items.categories, encode(items.vectors), items.vectors, items.model
+        )
+
+    for q in (data.test, data.tuning):
+        q.codes = encode(q.vectors)
+    data.catalog, data.fresh = recoded(data.catalog), recoded(data.fresh)
+    return data
+
+
+def fit_codes(
+    kind: str, vectors: np.ndarray, bits: int, seed: int
+) -> tuple[Callable[[np.ndarray], np.ndarray], float]:
+    """A float → packed-code function of ``kind`` fitted on (a sample of) ``vectors``, and the
+    seconds the fit took. ITQ (``faiss.ITQTransform``: PCA, then the rotation that minimises the
+    quantisation error) gives at most ``dim`` bits."""
+    import faiss
+
+    from vsearch.index.codes import ProjectionEncoder, pack_signs
+
+    t0 = time.perf_counter()
+    if kind == "projection":
+        enc = ProjectionEncoder.fit(vectors, bits, sample=ENCODER_SAMPLE, seed=seed)
+        return enc.encode, time.perf_counter() - t0
+    if kind != "itq":
+        raise ValueError(f"no code kind {kind!r} to fit (one of {CODE_KINDS[1:]})")
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(vectors), min(len(vectors), ENCODER_SAMPLE), replace=False))
+    d = vectors.shape[1]
+    itq = faiss.ITQTransform(d, min(bits, d), True)
+    itq.train(np.ascontiguousarray(vectors[rows], dtype=np.float32))
+
+    def encode(x: np.ndarray) -> np.ndarray:
+        return pack_signs(itq.apply(np.ascontiguousarray(x, dtype=np.float32)))
+
+    return encode, time.perf_counter() - t0
+
+
+def code_ranking(
+    data: BenchData, kind: str, truth: np.ndarray, depths: list[int], seed: int
+) -> dict:
+    """How well ``kind`` codes rank like the floats: the share of each test query's exact
+    float top-10 inside its exact Hamming top-R over the whole catalog, for every R in
+    ``depths`` (the re-rank depth a system needs shrinks as this rises)."""
+    import faiss
+
+    fit_s = 0.0
+    if kind == "native":
+        codes, q_codes = data.catalog.codes, data.test.codes
+    else:
+        encode, fit_s = fit_codes(kind, data.catalog.vectors, data.catalog.bits, seed)
+        codes, q_codes = encode(data.catalog.vectors), encode(data.test.vectors)
+    _, ham = faiss.knn_hamming(
+        np.ascontiguousarray(q_codes), np.ascontiguousarray(codes), max(depths)
+    )
+    share = {
+        str(r): round(
+            float(
+                np.mean(
+                    [len(np.intersect1d(h[:r], t)) / K for h, t in zip(ham, truth, strict=True)]
+                )
+            ),
+            4,
+        )
+        for r in depths
+    }
+    return {
+        "code_ranking": kind,
+        "bits": int(codes.shape[1] * 8),
+        "float_top10_in_hamming_top_r": share,
+        "fit_s": round(fit_s, 2),
+    }
+
+
 # -- systems -------------------------------------------------------------------------------
 
 
@@ -355,9 +496,7 @@ def run_usearch(b: Bench, build_threads: int, dtype: str, efs: list[int]) -> Non
 
 def run_vsearch(
     b: Bench,
-    world: object,
-    tune_queries: object,
-    test_queries: object,
+    data: BenchData,
     args: argparse.Namespace,
     workdir: Path,
     rival: tuple[str, Callable[[], np.ndarray], float] | None = None,
@@ -371,7 +510,6 @@ def run_vsearch(
     import faiss
 
     from vsearch.index.builder import build_release, compact
-    from vsearch.index.embeddings import EmbeddingSet
     from vsearch.index.engine import Engine
     from vsearch.index.routing import route
     from vsearch.index.tune import TuneQueries, apply_tuning, exact_truth, tune
@@ -381,7 +519,8 @@ def run_vsearch(
     settings = load_settings(params).index if params.is_file() else IndexSettings()
     overrides = json.loads(args.vsearch_params) if args.vsearch_params else {}
     settings = settings.model_copy(update=overrides)
-    catalog: EmbeddingSet = world.catalog
+    catalog: EmbeddingSet = data.catalog
+    tune_queries, test_queries = data.tuning, data.test
     indexes = workdir / "indexes"
     rss0 = rss_bytes()
     t0 = time.perf_counter()
@@ -391,7 +530,7 @@ def run_vsearch(
     gc.collect()
     rss1 = rss_bytes()
     engine = Engine.open_current(indexes, verify=True)
-    names = list(world.category_names)
+    names = list(data.category_names)
 
     def routed(q: object, conf: float) -> list[list[str]]:
         return route(q.category_probs, names, conf, settings.max_extra_categories)
@@ -500,7 +639,7 @@ def run_vsearch(
         "tuned": tuned,
     }
     print(json.dumps(memory), flush=True)
-    writes = bench_writes(engine, world, args)
+    writes = bench_writes(engine, data.fresh, args)
     engine.close()
     if not args.skip_compact:
         t0 = time.perf_counter()
@@ -588,13 +727,18 @@ def serving_rss(indexes: Path, codes: np.ndarray, vectors: np.ndarray, cats: lis
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def bench_writes(engine: object, world: object, args: argparse.Namespace) -> dict:
-    """Durable upserts/s (fsync per call), upsert → searchable latency, deletes."""
+def bench_writes(engine: object, items: EmbeddingSet, args: argparse.Namespace) -> dict:
+    """Durable upserts/s (fsync per call), upsert → searchable latency, deletes.
+
+    ``items``: new listings, at least ``--upserts`` + 100 x ``--upsert-batches`` of them.
+    """
     from vsearch.index.embeddings import EmbeddingSet
 
-    q = world.queries(args.upserts + 100 * args.upsert_batches, seed=99)
-    ids = np.asarray([f"new{i:07d}" for i in range(len(q))], dtype=object)
-    items = EmbeddingSet(ids, q.category, q.codes, q.vectors, world.catalog.model)
+    need = args.upserts + 100 * args.upsert_batches
+    if len(items) < need:
+        raise SystemExit(f"the write bench needs {need} new listings, the data has {len(items)}")
+    ids = np.asarray([f"new{i:07d}" for i in range(len(items))], dtype=object)
+    items = EmbeddingSet(ids, items.categories, items.codes, items.vectors, items.model)
     n1 = args.upserts
     lat = np.empty(n1)
     found = 0
@@ -715,7 +859,24 @@ def plot(rows: list[Row], path: Path, title: str) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--n", type=int, default=1_000_000, help="catalog items")
+    p.add_argument("--n", type=int, default=1_000_000, help="catalog items (synthetic data)")
+    p.add_argument(
+        "--embeddings",
+        default=None,
+        help="real model embeddings (python -m bench.real_embeddings) instead of synthetic data",
+    )
+    p.add_argument(
+        "--codes",
+        default="native",
+        choices=CODE_KINDS,
+        help="the binary codes every system uses: native (the data's own: the model's hash "
+        "head, or the generator's), projection (sign random projections), itq (faiss ITQ)",
+    )
+    p.add_argument(
+        "--code-ranking",
+        default="native,projection,itq",
+        help="code kinds whose Hamming ranking is measured against the float top-10 first",
+    )
     p.add_argument("--queries", type=int, default=1000)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--threads", default="1,2", help="thread counts to measure")
@@ -774,40 +935,54 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     import faiss
 
-    from vsearch.index.synthetic import SyntheticSpec, make_world
-
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    world = make_world(SyntheticSpec(items=args.n, seed=args.seed))
-    test = world.queries(args.queries, seed=1)
-    tuning = world.queries(args.queries, seed=2)
-    log.info("data: %d items, %d queries in %.1fs", args.n, args.queries, time.perf_counter() - t0)
+    data = load_data(args)
+    log.info(
+        "data (%s): %d items, %d test queries in %.1fs",
+        data.source,
+        len(data.catalog),
+        len(data.test),
+        time.perf_counter() - t0,
+    )
     faiss.omp_set_num_threads(max(args.threads))
-    truth = faiss.knn(test.vectors, world.catalog.vectors, K, metric=faiss.METRIC_INNER_PRODUCT)[1]
-    wrong = float((test.predicted != test.category).mean())
-    jsonl = (out_dir / f"index_bench_{args.n}.jsonl").open("w")
+    truth = faiss.knn(
+        data.test.vectors, data.catalog.vectors, K, metric=faiss.METRIC_INNER_PRODUCT
+    )[1]
+    wrong = float((data.test.predicted != data.test.category).mean())
+    n = len(data.catalog)
+    tag = f"{n}" if data.source == "synthetic" else f"{n}_{Path(args.embeddings).name}"
+    tag += "" if args.codes == "native" else f"_{args.codes}"
+    jsonl = (out_dir / f"index_bench_{tag}.jsonl").open("w")
     header = {
         "bench": "index",
-        "n": args.n,
-        "queries": args.queries,
-        "dim": world.spec.dim,
-        "bits": world.spec.bits,
+        "data": data.source,
+        "n": n,
+        "queries": len(data.test),
+        "tuning_queries": len(data.tuning),
+        "dim": data.catalog.dim,
+        "bits": data.catalog.bits,
+        "codes": args.codes,
         "category_wrong_share": round(wrong, 4),
-        "exact_ident10": round(ident_rate(truth, world.product, test.product), 4),
+        "exact_ident10": round(ident_rate(truth, data.product, data.test.product), 4),
         "cpu_count": os.cpu_count(),
         "threads": args.threads,
         "note": "shared machine: compare ratios within this run, not absolute times",
     }
     print(json.dumps(header), flush=True)
     jsonl.write(json.dumps(header) + "\n")
+    for kind in [k for k in args.code_ranking.split(",") if k]:
+        line = code_ranking(data, kind, truth, args.vsearch_depths, args.seed)
+        print(json.dumps(line), flush=True)
+        jsonl.write(json.dumps(line) + "\n")
     b = Bench(
-        world.catalog.vectors,
-        world.catalog.codes,
-        world.product,
-        test.vectors,
-        test.codes,
-        test.product,
+        data.catalog.vectors,
+        data.catalog.codes,
+        data.product,
+        data.test.vectors,
+        data.test.codes,
+        data.test.product,
         truth,
         args.threads,
         args.repeats,
@@ -856,15 +1031,16 @@ def main(argv: list[str] | None = None) -> int:
     extra = {}
     if "vsearch" in args.systems:
         with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-            extra = run_vsearch(b, world, tuning, test, args, Path(tmp), rival)
+            extra = run_vsearch(b, data, args, Path(tmp), rival)
     jsonl.close()
     table = summary(b.rows, args.target)
     print(table, file=sys.stderr)
-    (out_dir / f"index_bench_{args.n}.txt").write_text(table + "\n" + json.dumps(extra, indent=1))
+    (out_dir / f"index_bench_{tag}.txt").write_text(table + "\n" + json.dumps(extra, indent=1))
     plot(
         b.rows,
-        out_dir / f"index_bench_{args.n}.png",
-        f"{args.n:,} items, {args.queries} queries, recall@10 vs exact float IP",
+        out_dir / f"index_bench_{tag}.png",
+        f"{n:,} items ({data.source}, {args.codes} codes), {len(data.test)} queries, "
+        "recall@10 vs exact float IP",
     )
     log.info("done in %.0fs; results in %s", time.perf_counter() - t0, out_dir)
     return 0
