@@ -529,7 +529,7 @@ def run_vsearch(
     log.info("vsearch release built in %.1fs", build_s)
     gc.collect()
     rss1 = rss_bytes()
-    engine = Engine.open_current(indexes, verify=True)
+    engine = Engine.open_current(indexes, settings, verify=True)
     names = list(data.category_names)
 
     def routed(q: object, conf: float) -> list[list[str]]:
@@ -549,7 +549,7 @@ def run_vsearch(
     tune_s = time.perf_counter() - t0
     apply_tuning(engine.folder, result)
     engine.close()
-    engine = Engine.open_current(indexes, verify=False)
+    engine = Engine.open_current(indexes, settings, verify=False)
     chosen = result.chosen
     tuned = {
         "rerank_depth": chosen.rerank_depth,
@@ -571,17 +571,25 @@ def run_vsearch(
     widened = float(np.mean([len(c) > 1 for c in test_cats]))
     served_rss = serving_rss(indexes, b.q_codes, b.q_vectors, test_cats)
 
-    def run(cats: list[list[str]], depth: int, nprobe: int, label: str, system: str) -> None:
-        knobs = type(engine.knobs)(nprobe, engine.knobs.ef_search, engine.knobs.quantizer_ef)
+    def run(
+        cats: list[list[str]],
+        depth: int,
+        nprobe: int,
+        label: str,
+        system: str,
+        eng: Engine | None = None,
+    ) -> None:
+        eng = eng or engine
+        knobs = type(eng.knobs)(nprobe, eng.knobs.ef_search, eng.knobs.quantizer_ef)
 
         def batch(t: int) -> np.ndarray:
             faiss.omp_set_num_threads(1)
-            r = engine.search(b.q_codes, b.q_vectors, cats, K, depth, knobs, threads=t)
+            r = eng.search(b.q_codes, b.q_vectors, cats, K, depth, knobs, threads=t)
             return to_rows(r.item_ids)
 
         def single(i: int, t: int) -> np.ndarray:
             faiss.omp_set_num_threads(t)
-            r = engine.search(b.q_codes[i], b.q_vectors[i], [cats[i]], K, depth, knobs)
+            r = eng.search(b.q_codes[i], b.q_vectors[i], [cats[i]], K, depth, knobs)
             return to_rows(r.item_ids)
 
         b.measure(
@@ -595,6 +603,7 @@ def run_vsearch(
             extra={
                 "widened_share": round(widened, 3),
                 "rerank": settings.rerank_dtype,
+                "kernel": eng.search_kernel if eng.kernel_usable else "faiss",
                 "build_threads": args.build_threads,
             },
         )
@@ -626,6 +635,23 @@ def run_vsearch(
                 "vsearch",
             )
     run(oracle_cats, chosen.rerank_depth, chosen.nprobe, main_label, "vsearch-true-category")
+    if "vsearch-faiss-kernel" in args.systems:
+        # the lever's ablation: the same release searched by faiss calls + numpy glue
+        plain = Engine.open_current(
+            indexes, settings.model_copy(update={"search_kernel": "faiss"}), writable=False
+        )
+        for depth in sorted({chosen.rerank_depth, *args.head_to_head_depths}):
+            label = f"R={depth},nprobe={chosen.nprobe}"
+            run(test_cats, depth, chosen.nprobe, label, "vsearch-faiss-kernel", plain)
+            if rival is not None:
+
+                def theirs(depth: int = depth) -> np.ndarray:
+                    r = plain.search(b.q_codes, b.q_vectors, test_cats, K, depth)
+                    return to_rows(r.item_ids)
+
+                line = head_to_head(b, rival, (f"faiss kernel {label}", theirs), args)
+                print(json.dumps(line), flush=True)
+        plain.close()
     memory = {
         "system": "vsearch",
         "memory_bytes": mem,
@@ -893,7 +919,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--hnsw-efs", default="16,24,32,48,64,128,256")
     p.add_argument("--usearch-efs", default="16,32,64,128,256")
     p.add_argument(
-        "--systems", default="flatip,hnswflat,binflat,binhnsw,usearch-f16,usearch-i8,vsearch"
+        "--systems",
+        default="flatip,hnswflat,binflat,binhnsw,usearch-f16,usearch-i8,vsearch,vsearch-faiss-kernel",
     )
     p.add_argument("--vsearch-depths", default="50,100,150,200,300,400")
     p.add_argument("--vsearch-nprobes", default="4,8,12,16,24,32")

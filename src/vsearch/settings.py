@@ -237,6 +237,11 @@ class IndexSettings(_Section):
     ivf_quantizer_ef: int = Field(48, ge=1, description="HNSW ef of the centroid search")
     rerank_depth: int = Field(300, ge=1)
     rerank_dtype: Literal["int8", "float16"] = "int8"
+    search_kernel: Literal["compiled", "faiss"] = Field(
+        "compiled",
+        description="compiled: shortlist + re-rank in one compiled loop (vsearch.index.kernel; "
+        "int8 store, ivf/flat partitions); faiss: per-partition faiss calls and a numpy re-rank",
+    )
     rerank_clip_quantile: float = Field(0.9999, gt=0.5, le=1)
     target_recall: float = Field(0.95, gt=0, le=1)
     tune_sample: int = Field(1000, ge=10)

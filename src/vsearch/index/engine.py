@@ -121,6 +121,19 @@ class FilterKnobs:
         return cls(s.filter_exact_max, s.filter_max_overfetch)
 
 
+@dataclass(frozen=True)
+class _KernelArrays:
+    """What :func:`vsearch.index.kernel.search_batch` reads besides the queries (see there)."""
+
+    codes: np.ndarray
+    refs: np.ndarray
+    x_codes: np.ndarray
+    x_rows: np.ndarray
+    x_ptr: np.ndarray
+    x_local: np.ndarray
+    x_ref: np.ndarray
+
+
 class StaleRelease(BadInput):
     """This release's log was sealed by a compaction: writes go to the newer release."""
 
@@ -198,6 +211,8 @@ class Engine:
         self._extra_codes_cat: np.ndarray | None = None
         self.generation = 0  # bumped by every applied change (callers cache id lookups on it)
         self.filter_knobs = FilterKnobs.from_settings(IndexSettings())
+        self.search_kernel = IndexSettings().search_kernel
+        self._kernel_cache: tuple[tuple[int, int], _KernelArrays] | None = None
         self.log = change_log
         self.sealed_into: str | None = None
         # The newest change-set entry (vsearch.index.changeset) this release's log carries out.
@@ -273,6 +288,7 @@ class Engine:
             engine = cls.open(indexes_dir / target, **kwargs)
         if settings is not None:
             engine.filter_knobs = FilterKnobs.from_settings(settings)
+            engine.search_kernel = settings.search_kernel
         return engine
 
     def close(self) -> None:
@@ -350,6 +366,8 @@ class Engine:
             "tombstones": int(self._dead.nbytes),
             # live items: exact code + float vector kept for compaction, id maps (~100 B each)
             "live_changes": live + 100 * len(self._extra_ids),
+            # the compiled loop reads the release's codes file (faiss keeps its own copy)
+            "codes_file": self.n_base * self.bits // 8 if self.kernel_usable else 0,
         }
         out["total"] = sum(out.values())
         return out
@@ -582,6 +600,8 @@ class Engine:
         allowed: np.ndarray | None = None,
         filter_knobs: FilterKnobs | None = None,
     ) -> SearchResult:
+        if allowed is None and self.kernel_usable:
+            return self._kernel_search(codes, vectors, cats, k, depth, knobs, extra_depth)
         if allowed is None:
             ham, cand, coarse = self.shortlist(codes, vectors, cats, depth, knobs, extra_depth)
         else:
@@ -597,6 +617,133 @@ class Engine:
                 filter_knobs or self.filter_knobs,
             )
         return self._top_k(self.score(vectors, cand, coarse), ham, cand, k)
+
+    # -- compiled search (vsearch.index.kernel) ---------------------------------------------
+
+    @property
+    def kernel_usable(self) -> bool:
+        """Whether unfiltered searches run the compiled loop: asked for by
+        ``index.search_kernel``, an int8 store, whole 64-bit code words, no ``hnsw`` partition
+        (their candidates come from a graph walk the loop does not do)."""
+        return (
+            self.search_kernel == "compiled"
+            and self.store.quantizer.kind == "int8"
+            and self.bits % 64 == 0
+            and all(p.kind != "hnsw" for p in self._parts)
+        )
+
+    def _kernel_arrays(self) -> _KernelArrays:
+        """The arrays the compiled loop reads, rebuilt when a write or a new partition changed
+        them (live items grouped by partition, with the row of their reference vector)."""
+        key = (self.generation, len(self._parts))
+        if self._kernel_cache is not None and self._kernel_cache[0] == key:
+            return self._kernel_cache[1]
+        ref_start = np.cumsum([0] + [len(p.refs) for p in self._parts]).astype(np.int64)
+        x_local, x_ref, x_ptr = [], [], [0]
+        for pi, part in enumerate(self._parts):
+            ids, lists = part._extras() if part._extra else (_EMPTY_IDS, _EMPTY_IDS)
+            x_local.append(ids - self.n_base)
+            x_ref.append(ref_start[pi] + lists)
+            x_ptr.append(x_ptr[-1] + len(ids))
+        arrays = _KernelArrays(
+            codes=self._base_codes().view(np.uint64),
+            refs=np.concatenate([p.refs for p in self._parts]).astype(np.float32),
+            x_codes=np.ascontiguousarray(self._live_codes()).view(np.uint64),
+            x_rows=self.store.live_rows,
+            x_ptr=np.asarray(x_ptr, dtype=np.int64),
+            x_local=np.concatenate(x_local).astype(np.int64),
+            x_ref=np.concatenate(x_ref).astype(np.int64),
+        )
+        self._kernel_cache = (key, arrays)
+        return arrays
+
+    def _kernel_search(
+        self,
+        codes: np.ndarray,
+        vectors: np.ndarray,
+        cats: list[list[str]],
+        k: int,
+        depth: int,
+        knobs: SearchKnobs | None,
+        extra_depth: float | None,
+    ) -> SearchResult:
+        """Stages 1 and 2 as one compiled loop (same depths, merge and scores as
+        :meth:`shortlist` + :meth:`score`); the centroid search stays one faiss call per
+        partition and batch."""
+        from vsearch.index.kernel import search_batch
+
+        knobs = knobs or self.knobs
+        extra = self.extra_depth if extra_depth is None else extra_depth
+        arr = self._kernel_arrays()
+        nq = len(codes)
+        width = max((len(c) for c in cats), default=1)
+        slot_depth = np.array(
+            [depth] + [max(1, math.ceil(depth * extra))] * (width - 1), dtype=np.int64
+        )
+        per_slot = max(knobs.nprobe, 1)
+        starts = np.full((nq, width * per_slot), -1, dtype=np.int64)
+        ends = np.zeros_like(starts)
+        ref = np.zeros(starts.shape, dtype=np.float32)
+        slot = np.full(starts.shape, -1, dtype=np.int64)
+        slot_part = np.full((nq, width), -1, dtype=np.int64)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for qi, names in enumerate(cats):
+            for s, name in enumerate(names):
+                groups.setdefault((self._part_index[name], s), []).append(qi)
+        scan = 1
+        for (pi, s), members in groups.items():
+            part = self._parts[pi]
+            qs = np.asarray(members)
+            slot_part[qs, s] = pi
+            c0 = s * per_slot
+            live = int(arr.x_ptr[pi + 1] - arr.x_ptr[pi])
+            if part.n_base == 0:
+                scan = max(scan, live)
+                continue
+            if part.kind == "ivf":
+                sc, assign = part.probe(vectors[qs], knobs)
+                valid = assign >= 0
+                lists = np.maximum(assign, 0)
+                lo = np.where(valid, part.first_id + part.list_offsets[lists], -1)
+                hi = np.where(valid, part.first_id + part.list_offsets[lists + 1], 0)
+                cols = slice(c0, c0 + assign.shape[1])
+                starts[qs, cols], ends[qs, cols], ref[qs, cols] = lo, hi, sc
+                slot[qs, cols] = s
+                scan = max(scan, int(np.where(valid, hi - lo, 0).sum(axis=1).max()) + live)
+            else:  # flat: one list holding the whole partition, its mean as the reference
+                starts[qs, c0] = part.first_id
+                ends[qs, c0] = part.first_id + part.n_base
+                ref[qs, c0] = vectors[qs] @ part.refs[0]
+                slot[qs, c0] = s
+                scan = max(scan, part.n_base + live)
+        q8, mult, bias = self.store.quantizer.prepare(vectors)
+        ids, scores, ham = search_batch(
+            np.ascontiguousarray(codes).view(np.uint64),
+            vectors,
+            q8,
+            mult,
+            bias,
+            starts,
+            ends,
+            ref,
+            slot,
+            slot_part,
+            slot_depth,
+            arr.codes,
+            self.store.base,
+            arr.x_codes,
+            arr.x_rows,
+            arr.x_ptr,
+            arr.x_local,
+            arr.x_ref,
+            arr.refs,
+            self._dead,
+            depth,
+            k,
+            self.bits,
+            max(scan, int(slot_depth.sum())),
+        )
+        return self._result(ids, scores, ham)
 
     # -- filtered search --------------------------------------------------------------------
 
@@ -629,15 +776,25 @@ class Engine:
         out = np.empty((len(internal), self.bits // 8), dtype=np.uint8)
         base = internal < self.n_base
         if base.any():
-            if self._codes is None:
-                self._codes = np.load(self.folder / CODES_FILE, mmap_mode="r")
-            out[base] = self._codes[internal[base]]
+            out[base] = self._base_codes()[internal[base]]
         if (~base).any():
-            n_extra = len(self._extra_ids)
-            if self._extra_codes_cat is None or len(self._extra_codes_cat) != n_extra:
-                self._extra_codes_cat = np.concatenate(self._extra_codes)
-            out[~base] = self._extra_codes_cat[internal[~base] - self.n_base]
+            out[~base] = self._live_codes()[internal[~base] - self.n_base]
         return out
+
+    def _base_codes(self) -> np.ndarray:
+        """The release's codes (``codes.npy``, memory-mapped on first use)."""
+        if self._codes is None:
+            # a plain ndarray over the mapping (np.memmap's __getitem__ is slow, see the store)
+            self._codes = np.load(self.folder / CODES_FILE, mmap_mode="r").view(np.ndarray)
+        return self._codes
+
+    def _live_codes(self) -> np.ndarray:
+        """Codes of the items written live, by ``internal id - n_base``."""
+        n_extra = len(self._extra_ids)
+        if self._extra_codes_cat is None or len(self._extra_codes_cat) != n_extra:
+            parts = self._extra_codes or [np.empty((0, self.bits // 8), dtype=np.uint8)]
+            self._extra_codes_cat = np.concatenate(parts)
+        return self._extra_codes_cat
 
     def _exact_in(
         self,
@@ -772,10 +929,16 @@ class Engine:
         top_ids[:, :kk] = np.take_along_axis(cand, order, 1)
         top_scores[:, :kk] = np.take_along_axis(scores, order, 1)
         top_ham[:, :kk] = np.take_along_axis(ham, order, 1)
+        return self._result(top_ids, top_scores, top_ham)
+
+    def _result(
+        self, top_ids: np.ndarray, top_scores: np.ndarray, top_ham: np.ndarray
+    ) -> SearchResult:
+        """The result of internal ids ``[nq, k]`` (``-1``: none) with their scores/distances."""
         empty = top_ids < 0
         top_scores[empty] = np.nan
         top_ham[empty] = -1
-        cats = np.full((nq, k), None, dtype=object)
+        cats = np.full(top_ids.shape, None, dtype=object)
         if (~empty).any():
             names = np.asarray(self.categories, dtype=object)
             cats[~empty] = names[self._partition_of(top_ids[~empty])]

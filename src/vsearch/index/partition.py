@@ -343,14 +343,8 @@ class Partition:
         # Knobs travel as per-call SearchParameters, never as attributes of the shared faiss
         # objects: concurrent searches with different nprobe/efSearch must not race.
         if self.kind == "ivf":
-            nprobe = min(knobs.nprobe, self.index.nlist)
-            if hasattr(self.quantizer, "hnsw"):
-                qp = faiss.SearchParametersHNSW()
-                qp.efSearch = max(knobs.quantizer_ef, nprobe)
-                ref_scores, assign = _float_search(self.quantizer, vectors, nprobe, qp)
-            else:
-                ref_scores, assign = self.quantizer.search(vectors, nprobe)
-            dist, local = _search_preassigned(self.index, codes, k, assign, nprobe)
+            ref_scores, assign = self.probe(vectors, knobs)
+            dist, local = _search_preassigned(self.index, codes, k, assign, assign.shape[1])
             lists = self.lists_of_local(np.maximum(local, 0))
             # Every hit lies in a probed list: look its centroid score up, don't recompute it.
             table = np.zeros((len(codes), self.index.nlist), dtype=np.float32)
@@ -367,6 +361,19 @@ class Partition:
                 dist, local = self.index.search(codes, k)
             coarse = np.repeat(vectors @ self.refs[0][:, None], k, axis=1)
         return dist, self.internal_ids(local), coarse.astype(np.float32)
+
+    def probe(self, vectors: np.ndarray, knobs: SearchKnobs) -> tuple[np.ndarray, np.ndarray]:
+        """The ``nprobe`` lists (``ivf``) nearest each query by its float vector:
+        ``(query · centroid float32[nq, nprobe], list int64[nq, nprobe])``, ``-1`` past the
+        last list."""
+        import faiss
+
+        nprobe = min(knobs.nprobe, self.index.nlist)
+        if hasattr(self.quantizer, "hnsw"):
+            qp = faiss.SearchParametersHNSW()
+            qp.efSearch = max(knobs.quantizer_ef, nprobe)
+            return _float_search(self.quantizer, vectors, nprobe, qp)
+        return self.quantizer.search(vectors, nprobe)
 
     def assign_lists(self, vectors: np.ndarray) -> np.ndarray:
         """The list (reference) new items belong to."""

@@ -179,6 +179,11 @@ class RerankStore:
     def dtype_size(self) -> int:
         return self.quantizer.dtype.itemsize
 
+    @property
+    def live_rows(self) -> np.ndarray:
+        """Rows appended live (internal id ``n_base + i`` is row ``i``)."""
+        return self._extra[: self._n_extra]
+
     def append(self, vectors: np.ndarray) -> np.ndarray:
         """Encode and append rows; returns their internal ids (``int64``)."""
         rows = self.quantizer.encode(vectors)

@@ -1,0 +1,195 @@
+"""The unfiltered search of a batch as one compiled loop: Hamming shortlist, merge, re-rank.
+
+Why: the faiss path (:meth:`vsearch.index.partition.Partition.search`, then the engine's merge
+and :meth:`vsearch.index.rerank_store.RerankStore.score`) is numpy glue around per-partition
+faiss calls and a per-query Python loop for the re-rank; at 1M items that glue, faiss's top-R
+heap and the re-rank loop were most of a query's ~120 us (docs/scaling.md). Here, per query and
+per searched category, every probed list's codes are scanned by popcount, the ``depth`` nearest
+by Hamming distance are *selected* with a histogram of the distances (integers ``0..bits``: no
+heap), the categories' shortlists are merged the same way, and the int8 re-rank rows are
+scored in the same loop, keeping the best ``k``. Only the centroid search stays a faiss call
+(one BLAS product per partition and batch). numba compiles it once per machine (cached in
+``__pycache__``) and the loop releases the GIL, so the engine's search threads run it in
+parallel.
+
+What it reads: the release's ``codes.npy`` (items of a list are contiguous in it: the builder
+stores partitions list by list), the re-rank rows, the references; items upserted live are
+scanned exhaustively in their category (few until compaction folds them into lists);
+tombstoned items are skipped. It answers what the faiss path answers except at ties: items at
+the ``depth``-th Hamming distance are taken in storage order (faiss's heap keeps others), so a
+result can differ at the margin (measured: 99.8% of top-10 ids identical, same recall).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _popcount64(x: np.uint64) -> int:
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return int((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@njit(cache=True, nogil=True)
+def select_smallest(
+    dist: np.ndarray, m: int, r: int, bits: int, hist: np.ndarray, out: np.ndarray
+) -> int:
+    """Positions of the ``r`` smallest of the integer distances ``dist[:m]`` (in ``0..bits``)
+    written to ``out`` in storage order; returns how many (``min(m, r)``). Ties at the cut
+    are taken first-come."""
+    if m <= r:
+        for i in range(m):
+            out[i] = i
+        return m
+    hist[: bits + 1] = 0
+    for i in range(m):
+        hist[dist[i]] += 1
+    below, cut = 0, 0
+    while below + hist[cut] < r:
+        below += hist[cut]
+        cut += 1
+    n, ties = 0, r - below
+    for i in range(m):
+        d = dist[i]
+        if d < cut or (d == cut and ties > 0):
+            if d == cut:
+                ties -= 1
+            out[n] = i
+            n += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def search_batch(
+    q_codes: np.ndarray,
+    q_vectors: np.ndarray,
+    q8: np.ndarray,
+    mult: np.ndarray,
+    bias: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    ref: np.ndarray,
+    slot: np.ndarray,
+    slot_part: np.ndarray,
+    slot_depth: np.ndarray,
+    codes: np.ndarray,
+    rows: np.ndarray,
+    x_codes: np.ndarray,
+    x_rows: np.ndarray,
+    x_ptr: np.ndarray,
+    x_local: np.ndarray,
+    x_ref: np.ndarray,
+    refs: np.ndarray,
+    dead: np.ndarray,
+    depth: int,
+    k: int,
+    bits: int,
+    max_scan: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-``k`` (internal ids, scores, Hamming distances) of each query; ``-1`` ids past the
+    last hit.
+
+    Args:
+        q_codes: ``uint64[nq, W]`` query codes; ``q_vectors``: ``float32[nq, d]``.
+        q8, mult, bias: the queries prepared for the int8 store
+            (:meth:`~vsearch.index.rerank_store.Quantizer.prepare`).
+        starts, ends: ``int64[nq, P]`` internal-id range of each probed release list (``-1``
+            start: no probe); ``ref``: ``float32[nq, P]`` query · that list's reference;
+            ``slot``: ``int64[nq, P]`` the searched category (0 = predicted) it belongs to.
+        slot_part: ``int64[nq, S]`` partition of each searched category (``-1``: none);
+            ``slot_depth``: ``int64[S]`` shortlist depth per category slot.
+        codes, rows: ``uint64[n_base, W]`` and ``int8[n_base, d]`` of the release.
+        x_codes, x_rows: the same for items written live (internal id ``n_base + i``).
+        x_ptr, x_local, x_ref: live items by partition: those of partition ``p`` are
+            ``x_local[x_ptr[p]:x_ptr[p+1]]`` (index into ``x_codes``), with the row of their
+            reference vector in ``refs`` (``float32[L, d]``, every partition's references).
+        dead: ``bool[n_base + n_live]`` tombstones.
+        depth: shortlist length after the merge; ``k``: results; ``bits``: code length.
+        max_scan: the longest candidate list a query can scan (buffer size).
+    """
+    nq, n_probe = starts.shape
+    n_slots = slot_depth.shape[0]
+    words = codes.shape[1]
+    dim = rows.shape[1]
+    n_base = codes.shape[0]
+    out_ids = np.full((nq, k), -1, dtype=np.int64)
+    out_sc = np.full((nq, k), -np.inf, dtype=np.float32)
+    out_ham = np.full((nq, k), -1, dtype=np.int32)
+    dist = np.empty(max_scan, dtype=np.int32)
+    cand = np.empty(max_scan, dtype=np.int64)
+    cref = np.empty(max_scan, dtype=np.float32)
+    sel = np.empty(max_scan, dtype=np.int64)
+    hist = np.zeros(bits + 1, dtype=np.int64)
+    m_dist = np.empty(max_scan, dtype=np.int32)
+    m_cand = np.empty(max_scan, dtype=np.int64)
+    m_ref = np.empty(max_scan, dtype=np.float32)
+    for qi in range(nq):
+        merged = 0
+        for s in range(n_slots):
+            pi = slot_part[qi, s]
+            if pi < 0:
+                continue
+            m = 0
+            for p in range(n_probe):
+                if slot[qi, p] != s or starts[qi, p] < 0:
+                    continue
+                r0 = ref[qi, p]
+                for c in range(starts[qi, p], ends[qi, p]):
+                    if dead[c]:
+                        continue
+                    h = 0
+                    for w in range(words):
+                        h += _popcount64(q_codes[qi, w] ^ codes[c, w])
+                    dist[m] = h
+                    cand[m] = c
+                    cref[m] = r0
+                    m += 1
+            for j in range(x_ptr[pi], x_ptr[pi + 1]):
+                i = x_local[j]
+                if dead[n_base + i]:
+                    continue
+                h = 0
+                for w in range(words):
+                    h += _popcount64(q_codes[qi, w] ^ x_codes[i, w])
+                r0 = np.float32(0.0)
+                for t in range(refs.shape[1]):
+                    r0 += q_vectors[qi, t] * refs[x_ref[j], t]
+                dist[m] = h
+                cand[m] = n_base + i
+                cref[m] = r0
+                m += 1
+            got = select_smallest(dist, m, slot_depth[s], bits, hist, sel)
+            for j in range(got):
+                i = sel[j]
+                m_dist[merged] = dist[i]
+                m_cand[merged] = cand[i]
+                m_ref[merged] = cref[i]
+                merged += 1
+        got = select_smallest(m_dist, merged, depth, bits, hist, sel)
+        for j in range(got):
+            i = sel[j]
+            c = m_cand[i]
+            acc = 0
+            if c < n_base:
+                for t in range(dim):
+                    acc += np.int32(q8[qi, t]) * np.int32(rows[c, t])
+            else:
+                for t in range(dim):
+                    acc += np.int32(q8[qi, t]) * np.int32(x_rows[c - n_base, t])
+            score = np.float32(mult[qi] * acc + bias[qi] + m_ref[i])
+            if score <= out_sc[qi, k - 1]:
+                continue
+            pos = k - 1
+            while pos > 0 and out_sc[qi, pos - 1] < score:
+                out_sc[qi, pos] = out_sc[qi, pos - 1]
+                out_ids[qi, pos] = out_ids[qi, pos - 1]
+                out_ham[qi, pos] = out_ham[qi, pos - 1]
+                pos -= 1
+            out_sc[qi, pos] = score
+            out_ids[qi, pos] = c
+            out_ham[qi, pos] = m_dist[i]
+    return out_ids, out_sc, out_ham
