@@ -461,11 +461,9 @@ class Engine:
             product with each candidate's reference vector (see :mod:`.partition`).
         """
         knobs = knobs or self.knobs
-        extra_depth = self.extra_depth if extra_depth is None else extra_depth
         nq = len(codes)
         width = max((len(c) for c in categories), default=1)
-        # Runner-up categories are searched less deep: most widened queries were right anyway.
-        depths = [depth] + [max(1, math.ceil(depth * extra_depth))] * (width - 1)
+        depths = self._slot_depths(depth, extra_depth, width).tolist()
         fetch = [
             [d + int(min(self._dead_count[i], d)) for d in depths] for i in range(len(self._parts))
         ]
@@ -473,11 +471,7 @@ class Engine:
         dist = np.full((nq, width * stride), _FAR, dtype=np.int32)
         ids = np.full((nq, width * stride), -1, dtype=np.int64)
         coarse = np.zeros((nq, width * stride), dtype=np.float32)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for qi, cats in enumerate(categories):
-            for slot, name in enumerate(cats):
-                groups.setdefault((self._part_index[name], slot), []).append(qi)
-        for (pi, slot), members in groups.items():
+        for (pi, slot), members in self._slot_groups(categories).items():
             part = self._parts[pi]
             if part.ntotal == 0:
                 continue
@@ -507,6 +501,20 @@ class Engine:
             out_i[need] = np.take_along_axis(ids[need], order, 1)
             out_c[need] = np.take_along_axis(coarse[need], order, 1)
         return out_d, out_i, out_c
+
+    def _slot_depths(self, depth: int, extra_depth: float | None, width: int) -> np.ndarray:
+        """Shortlist depth per searched category slot (0 = the predicted one): runner-up
+        categories are searched less deep, most widened queries were right anyway."""
+        extra = self.extra_depth if extra_depth is None else extra_depth
+        return np.array([depth] + [max(1, math.ceil(depth * extra))] * (width - 1), np.int64)
+
+    def _slot_groups(self, categories: list[list[str]]) -> dict[tuple[int, int], list[int]]:
+        """Queries by (partition index, category slot): each group is one batched search."""
+        groups: dict[tuple[int, int], list[int]] = {}
+        for qi, names in enumerate(categories):
+            for slot, name in enumerate(names):
+                groups.setdefault((self._part_index[name], slot), []).append(qi)
+        return groups
 
     def score(self, vectors: np.ndarray, ids: np.ndarray, coarse: np.ndarray) -> np.ndarray:
         """Stage 2: inner products ``q·x = q·reference + q·residual`` (``-inf`` for padding)."""
@@ -673,25 +681,18 @@ class Engine:
         from vsearch.index.kernel import search_batch
 
         knobs = knobs or self.knobs
-        extra = self.extra_depth if extra_depth is None else extra_depth
         arr = self._kernel_arrays()
         nq = len(codes)
         width = max((len(c) for c in cats), default=1)
-        slot_depth = np.array(
-            [depth] + [max(1, math.ceil(depth * extra))] * (width - 1), dtype=np.int64
-        )
+        slot_depth = self._slot_depths(depth, extra_depth, width)
         per_slot = max(knobs.nprobe, 1)
         starts = np.full((nq, width * per_slot), -1, dtype=np.int64)
         ends = np.zeros_like(starts)
         ref = np.zeros(starts.shape, dtype=np.float32)
         slot = np.full(starts.shape, -1, dtype=np.int64)
         slot_part = np.full((nq, width), -1, dtype=np.int64)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for qi, names in enumerate(cats):
-            for s, name in enumerate(names):
-                groups.setdefault((self._part_index[name], s), []).append(qi)
         scan = 1
-        for (pi, s), members in groups.items():
+        for (pi, s), members in self._slot_groups(cats).items():
             part = self._parts[pi]
             qs = np.asarray(members)
             slot_part[qs, s] = pi
