@@ -2,6 +2,8 @@
 
     python bench/index_bench.py --n 1000000          # the figures of the issue (~20-30 min)
     python bench/index_bench.py --n 100000           # quick mode (CI, ~3 min)
+    python -m bench.index_bench --embeddings reports/bench/real_200000   # a model's embeddings
+                                                     # (python -m bench.real_embeddings first)
 
 Data (:mod:`vsearch.index.synthetic`): 256-d float embeddings near a low-dimensional manifold,
 clustered 12 categories > styles > products > 1-5 near-duplicate listings, with look-alike

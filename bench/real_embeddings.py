@@ -4,7 +4,7 @@ hash), and its held-out query photos embedded as the service embeds uploads.
 
     make demo                                                  # a trained model and a drop
     python -m bench.real_embeddings --items 200000             # ~15-25 min on 2 cores
-    python bench/index_bench.py --embeddings reports/bench/real_200000 --threads 1
+    python -m bench.index_bench --embeddings reports/bench/real_200000 --threads 1
 
 Why: the synthetic generator of :mod:`vsearch.index.synthetic` decides how hard the data is for
 each index (HNSW walks its manifold easily); the comparison that matters is on what the model
