@@ -17,7 +17,8 @@ stores partitions list by list), the re-rank rows, the references; items upserte
 scanned exhaustively in their category (few until compaction folds them into lists);
 tombstoned items are skipped. It answers what the faiss path answers except at ties: items at
 the ``depth``-th Hamming distance are taken in storage order (faiss's heap keeps others), so a
-result can differ at the margin (measured on 1,000 queries at 50k items: 99.8% of top-10 ids identical, same recall).
+result can differ at the margin (measured on 1,000 queries at 50k items: 99.8% of top-10 ids
+identical, same recall).
 """
 
 from __future__ import annotations
