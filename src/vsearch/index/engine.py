@@ -646,6 +646,11 @@ class Engine:
         key = (self.generation, len(self._parts))
         if self._kernel_cache is not None and self._kernel_cache[0] == key:
             return self._kernel_cache[1]
+        old = self._kernel_cache
+        if old is not None and old[0][1] == len(self._parts):
+            refs = old[1].refs  # references change only with the partitions, not with writes
+        else:
+            refs = np.concatenate([p.refs for p in self._parts]).astype(np.float32)
         ref_start = np.cumsum([0] + [len(p.refs) for p in self._parts]).astype(np.int64)
         x_local, x_ref, x_ptr = [], [], [0]
         for pi, part in enumerate(self._parts):
@@ -655,7 +660,7 @@ class Engine:
             x_ptr.append(x_ptr[-1] + len(ids))
         arrays = _KernelArrays(
             codes=self._base_codes().view(np.uint64),
-            refs=np.concatenate([p.refs for p in self._parts]).astype(np.float32),
+            refs=refs,
             x_codes=np.ascontiguousarray(self._live_codes()).view(np.uint64),
             x_rows=self.store.live_rows,
             x_ptr=np.asarray(x_ptr, dtype=np.int64),
