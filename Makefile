@@ -30,7 +30,7 @@ demo: setup
 	$(BIN)/vsearch demo
 
 test: setup browser
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25 tests
 
 # Debian's Chromium for the web page's browser test (driven by Playwright); best effort.
 browser:
