@@ -368,9 +368,13 @@ def code_ranking(
 
 
 def faiss_threads(t: int) -> None:
+    """``t`` threads for faiss (OpenMP) and for numpy's BLAS, which otherwise takes every core
+    for the few matrix products a search makes outside faiss."""
     import faiss
+    from threadpoolctl import threadpool_limits
 
     faiss.omp_set_num_threads(t)
+    threadpool_limits(limits=t, user_api="blas")
 
 
 def run_flatip(b: Bench, build_threads: int) -> None:
@@ -509,7 +513,6 @@ def run_vsearch(
     alternately with vsearch (:func:`head_to_head`) so that load from other processes on a
     shared machine hits both sides alike.
     """
-    import faiss
 
     from vsearch.index.builder import build_release, compact
     from vsearch.index.engine import Engine
@@ -538,7 +541,7 @@ def run_vsearch(
         return route(q.category_probs, names, conf, settings.max_extra_categories)
 
     # Tune on the tuning queries (never the test queries), 1 thread, as served.
-    faiss.omp_set_num_threads(1)
+    faiss_threads(1)
     tq = TuneQueries(
         tune_queries.codes,
         tune_queries.vectors,
@@ -585,12 +588,12 @@ def run_vsearch(
         knobs = type(eng.knobs)(nprobe, eng.knobs.ef_search, eng.knobs.quantizer_ef)
 
         def batch(t: int) -> np.ndarray:
-            faiss.omp_set_num_threads(1)
+            faiss_threads(1)
             r = eng.search(b.q_codes, b.q_vectors, cats, K, depth, knobs, threads=t)
             return to_rows(r.item_ids)
 
         def single(i: int, t: int) -> np.ndarray:
-            faiss.omp_set_num_threads(t)
+            faiss_threads(t)
             r = eng.search(b.q_codes[i], b.q_vectors[i], [cats[i]], K, depth, knobs)
             return to_rows(r.item_ids)
 
@@ -620,7 +623,7 @@ def run_vsearch(
                 r = engine.search(b.q_codes, b.q_vectors, test_cats, K, depth)
                 return to_rows(r.item_ids)
 
-            faiss.omp_set_num_threads(1)
+            faiss_threads(1)
             line = head_to_head(b, rival, (f"R={depth},nprobe={chosen.nprobe}", ours), args)
             print(json.dumps(line), flush=True)
     # The curve: depth sweep at the tuned nprobe, nprobe sweep at the tuned depth.
@@ -975,7 +978,7 @@ def main(argv: list[str] | None = None) -> int:
         len(data.test),
         time.perf_counter() - t0,
     )
-    faiss.omp_set_num_threads(max(args.threads))
+    faiss_threads(max(args.threads))
     truth = faiss.knn(
         data.test.vectors, data.catalog.vectors, K, metric=faiss.METRIC_INNER_PRODUCT
     )[1]
@@ -1045,7 +1048,7 @@ def main(argv: list[str] | None = None) -> int:
                 ef = int(r.setting.split("ef=")[1])
 
                 def rival_fn(ef: int = ef) -> np.ndarray:
-                    faiss.omp_set_num_threads(1)
+                    faiss_threads(1)
                     hnsw_index.hnsw.efSearch = ef
                     return hnsw_index.search(b.q_vectors, K)[1]
 
