@@ -367,6 +367,9 @@ def code_ranking(
 # -- systems -------------------------------------------------------------------------------
 
 
+_BLAS_THREADS: dict[str, int] = {}
+
+
 def faiss_threads(t: int) -> None:
     """``t`` threads for faiss (OpenMP) and for numpy's BLAS, which otherwise takes every core
     for the few matrix products a search makes outside faiss."""
@@ -374,7 +377,9 @@ def faiss_threads(t: int) -> None:
     from threadpoolctl import threadpool_limits
 
     faiss.omp_set_num_threads(t)
-    threadpool_limits(limits=t, user_api="blas")
+    if _BLAS_THREADS.get("n") != t:  # threadpoolctl scans the loaded libraries: ~ms a call
+        threadpool_limits(limits=t, user_api="blas")
+        _BLAS_THREADS["n"] = t
 
 
 def run_flatip(b: Bench, build_threads: int) -> None:
