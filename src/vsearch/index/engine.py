@@ -62,6 +62,9 @@ _EMPTY_IDS = np.empty(0, dtype=np.int64)
 ITEMS_FILE = "items.npy"
 CODES_FILE = "codes.npy"
 _FAR = np.iinfo(np.int32).max  # Hamming distance of an empty slot
+# Queries whose centroid scores the compiled search holds at once: 2048 x ~1,600 lists x 4 B =
+# 13 MB at 1M items in 12 partitions.
+PROBE_CHUNK = 2048
 _FAR16 = np.iinfo(np.int16).max  # the same, as a sort key (codes are at most 32k bits)
 
 
@@ -681,8 +684,7 @@ class Engine:
         extra_depth: float | None,
     ) -> SearchResult:
         """Stages 1 and 2 as one compiled loop (same depths, merge and scores as
-        :meth:`shortlist` + :meth:`score`); the centroid search stays one faiss call per
-        partition and batch."""
+        :meth:`shortlist` + :meth:`score`), after the centroid search (:meth:`_kernel_probe`)."""
         from vsearch.index.kernel import search_batch
 
         knobs = knobs or self.knobs
@@ -707,7 +709,7 @@ class Engine:
                 scan = max(scan, live)
                 continue
             if part.kind == "ivf":
-                sc, assign = part.probe(vectors[qs], knobs)
+                sc, assign = self._kernel_probe(part, vectors[qs], knobs)
                 valid = assign >= 0
                 lists = np.maximum(assign, 0)
                 lo = np.where(valid, part.first_id + part.list_offsets[lists], -1)
@@ -750,6 +752,26 @@ class Engine:
             max(scan, int(slot_depth.sum())),
         )
         return self._result(ids, scores, ham)
+
+    @staticmethod
+    def _kernel_probe(
+        part: Partition, vectors: np.ndarray, knobs: SearchKnobs
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`Partition.probe`, for an exact quantizer as BLAS products and
+        :func:`~vsearch.index.kernel.top_lists` (half the time of faiss's flat search at ~1,000
+        lists), in chunks of :data:`PROBE_CHUNK` queries to bound the score matrix."""
+        if not part.exact_quantizer:
+            return part.probe(vectors, knobs)
+        from vsearch.index.kernel import top_lists
+
+        nprobe = min(knobs.nprobe, len(part.refs))
+        parts = [
+            top_lists(vectors[i : i + PROBE_CHUNK] @ part.refs.T, nprobe)
+            for i in range(0, len(vectors), PROBE_CHUNK)
+        ]
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     # -- filtered search --------------------------------------------------------------------
 

@@ -362,6 +362,12 @@ class Partition:
             coarse = np.repeat(vectors @ self.refs[0][:, None], k, axis=1)
         return dist, self.internal_ids(local), coarse.astype(np.float32)
 
+    @property
+    def exact_quantizer(self) -> bool:
+        """Whether lists are assigned by exact search over the centroids (:attr:`refs`), not by
+        an HNSW graph over them: then ``vectors @ refs.T`` and a top-``nprobe`` probe too."""
+        return self.kind == "ivf" and not hasattr(self.quantizer, "hnsw")
+
     def probe(self, vectors: np.ndarray, knobs: SearchKnobs) -> tuple[np.ndarray, np.ndarray]:
         """The ``nprobe`` lists (``ivf``) nearest each query by its float vector:
         ``(query · centroid float32[nq, nprobe], list int64[nq, nprobe])``, ``-1`` past the

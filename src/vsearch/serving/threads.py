@@ -1,4 +1,5 @@
-"""Torch's thread pools in the service: ``serving.torch_threads`` and ``torch_interop_threads``.
+"""Thread pools in the service: ``serving.torch_threads`` (torch, and numpy's BLAS) and
+``torch_interop_threads``.
 
 Why the service has its own thread settings and not ``project.threads`` (training's): it runs
 ``serving.search_threads`` search calls at once, each with its own intra-op pool; two calls x
@@ -22,6 +23,11 @@ def set_torch_threads(serving: ServingSettings) -> None:
     """Size torch's pools for serving; called first thing in the worker (and by the bench's
     in-process baseline), because the inter-op pool can only be sized before its first use."""
     torch.set_num_threads(serving.torch_threads)
+    # numpy's BLAS too (the index search's centroid products): same rule, or every search call
+    # would start a team on every core.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=serving.torch_threads, user_api="blas")
     if serving.torch_interop_threads:
         try:
             torch.set_num_interop_threads(serving.torch_interop_threads)

@@ -11,7 +11,7 @@ import pytest
 from vsearch.index.builder import build_release
 from vsearch.index.embeddings import EmbeddingSet
 from vsearch.index.engine import Engine
-from vsearch.index.kernel import select_smallest
+from vsearch.index.kernel import select_smallest, top_lists
 from vsearch.index.routing import route
 from vsearch.index.synthetic import SyntheticWorld
 from vsearch.settings import IndexSettings
@@ -33,11 +33,22 @@ def _agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean([len(set(x) & set(y)) / len(x) for x, y in zip(a, b, strict=True)]))
 
 
+@pytest.mark.parametrize("exact_quantizer", [False, True])
 def test_compiled_answers_as_the_faiss_path(
-    indexes_dir: Path, world: SyntheticWorld, index_settings: IndexSettings
+    tmp_path: Path,
+    indexes_dir: Path,
+    world: SyntheticWorld,
+    index_settings: IndexSettings,
+    exact_quantizer: bool,
 ) -> None:
     q = world.queries(200, seed=21)
+    if exact_quantizer:  # lists found by BLAS + top_lists instead of faiss's HNSW quantizer
+        index_settings = index_settings.model_copy(update={"ivf_quantizer_flat_max": 4096})
+        indexes_dir = tmp_path / "exact"
+        build_release(world.catalog, index_settings, indexes_dir)
     compiled, plain = _both(indexes_dir, index_settings)
+    ivf = [p for p in compiled._parts if p.kind == "ivf"]
+    assert ivf and all(p.exact_quantizer == exact_quantizer for p in ivf)
     with compiled, plain:
         cats = route(q.category_probs, list(world.category_names), 0.95, 2)
         assert any(len(c) > 1 for c in cats)  # widened queries merge several partitions
@@ -105,3 +116,14 @@ def test_select_smallest_keeps_the_r_nearest(r: int) -> None:
     picked = out[:got]
     assert len(set(picked.tolist())) == got
     assert sorted(dist[picked].tolist()) == sorted(dist.tolist())[:got]
+
+
+@pytest.mark.parametrize(("lists", "k"), [(50, 8), (5, 8), (300, 1)])
+def test_top_lists_keeps_the_best_lists_best_first(lists: int, k: int) -> None:
+    rng = np.random.default_rng(lists)
+    scores = rng.standard_normal((40, lists)).astype(np.float32)
+    vals, ids = top_lists(scores, k)
+    want = np.argsort(-scores, axis=1, kind="stable")[:, : min(k, lists)]
+    assert ids.shape == want.shape
+    assert (ids == want).all()
+    np.testing.assert_array_equal(vals, np.take_along_axis(scores, want, axis=1))
