@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("index_bench")
 K = 10
 CODE_KINDS = ("native", "projection", "itq")
+ONE_PARTITION = "all"  # the category of every item with --one-partition
 ENCODER_SAMPLE = 50_000
 
 
@@ -285,6 +286,8 @@ def load_data(args: argparse.Namespace) -> BenchData:
             world.queries(args.queries, seed=2),
             fresh,
         )
+    if args.one_partition:
+        data = one_partition(data)
     if args.codes == "native":
         return data
     encode, _ = fit_codes(args.codes, data.catalog.vectors, data.catalog.bits, args.seed)
@@ -294,10 +297,37 @@ def load_data(args: argparse.Namespace) -> BenchData:
             items.item_ids, items.categories, encode(items.vectors), items.vectors, items.model
         )
 
-    for q in (data.test, data.tuning):
-        q.codes = encode(q.vectors)
-    data.catalog, data.fresh = recoded(data.catalog), recoded(data.fresh)
-    return data
+    return replace(
+        data,
+        catalog=recoded(data.catalog),
+        fresh=recoded(data.fresh),
+        test=replace(data.test, codes=encode(data.test.vectors)),
+        tuning=replace(data.tuning, codes=encode(data.tuning.vectors)),
+    )
+
+
+def one_partition(data: BenchData) -> BenchData:
+    """Every item in one category, every query sure of it: vsearch without category routing
+    (``--one-partition``), for data whose classifier is too weak to partition by."""
+    from vsearch.index.embeddings import EmbeddingSet
+
+    def items(e: EmbeddingSet) -> EmbeddingSet:
+        cats = np.full(len(e.item_ids), ONE_PARTITION, dtype=object)
+        return EmbeddingSet(e.item_ids, cats, e.codes, e.vectors, e.model)
+
+    def queries(q: Any) -> Any:
+        probs = np.ones((len(q), 1), dtype=np.float32)
+        cats = np.full(len(q), ONE_PARTITION, dtype=object)
+        return replace(q, category=cats, category_probs=probs, category_names=(ONE_PARTITION,))
+
+    return replace(
+        data,
+        catalog=items(data.catalog),
+        fresh=items(data.fresh),
+        category_names=(ONE_PARTITION,),
+        test=queries(data.test),
+        tuning=queries(data.tuning),
+    )
 
 
 def fit_codes(
@@ -912,6 +942,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--code-ranking",
         default="native,projection,itq",
         help="code kinds whose Hamming ranking is measured against the float top-10 first",
+    )
+    p.add_argument(
+        "--one-partition",
+        action="store_true",
+        help="vsearch without category routing: every item in one partition",
     )
     p.add_argument("--queries", type=int, default=1000)
     p.add_argument("--seed", type=int, default=7)
