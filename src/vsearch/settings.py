@@ -414,19 +414,19 @@ class AugmentSettings(_Section):
     )
     background_side: int = Field(384, ge=64, description="px the background photos are kept at")
     procedural_share: float = Field(
-        0.5, ge=0, le=1, description="scene backgrounds drawn procedurally, not real photos"
+        0.0, ge=0, le=1, description="scene backgrounds drawn procedurally, not real photos"
     )
     clutter_share: float = Field(
         0.25, ge=0, le=1, description="of the procedural ones: mosaics of other products' pieces"
     )
     box_loose_prob: float = Field(
-        0.3, ge=0, le=1, description="true-box crops cut at a loose box instead of a jittered one"
+        0.0, ge=0, le=1, description="true-box crops cut at a loose box instead of a jittered one"
     )
     box_loose_grow: float = Field(
         0.5, ge=0, le=2, description="a loose box grows each side by up to this share of its side"
     )
     studio_full_frame_prob: float = Field(
-        0.15, ge=0, le=1, description="studio crops cut at the whole frame (a user's loose box)"
+        0.0, ge=0, le=1, description="studio crops cut at the whole frame (a user's loose box)"
     )
 
     @model_validator(mode="after")
@@ -453,7 +453,7 @@ class AugmentSettings(_Section):
 class LossSettings(_Section):
     """Weights and knobs of the joint loss (category + box + metric + quantisation)."""
 
-    category: float = Field(1.0, ge=0)
+    category: float = Field(4.0, ge=0)
     box_l1: float = Field(2.0, ge=0)
     box_giou: float = Field(1.0, ge=0)
     heatmap: float = Field(1.0, ge=0)
@@ -494,14 +494,14 @@ class SignalSettings(_Section):
         True, description="classes are virtual IDs; false: every listing is its own class"
     )
     propensity: bool = Field(
-        True, description="query samples weigh 1 / examination propensity of their click position"
+        False, description="query samples weigh 1 / examination propensity of their click position"
     )
     click_type: bool = Field(
-        True,
+        False,
         description="query samples weigh mining's first/switch click weight; false: all clicks 1",
     )
     skip_above: bool = Field(
-        True, description="skip-above negatives join batches as forced hard negatives"
+        False, description="skip-above negatives join batches as forced hard negatives"
     )
 
 
@@ -549,7 +549,7 @@ class TrainSettings(_Section):
         0.3, ge=0, le=1, description="scene crops taken at the predicted box, not the true one"
     )
     predicted_box_grad_share: float = Field(
-        1.0,
+        0.0,
         ge=0,
         le=1,
         description="of the predicted-box crops: those whose crop loss reaches the box",

@@ -190,4 +190,5 @@ def tiny_data(tiny_world: TinyWorld):
     from vsearch.training.data import load_click_labels
 
     s = tiny_settings()
+    s.train.signals.skip_above = True  # off by default; the tests of its negatives need them
     return kit.train_data(tiny_world.drop, load_click_labels(tiny_world.mining), s)
