@@ -73,6 +73,24 @@ def _popcount64(x: np.uint64) -> int:
     return int((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _place(best: np.ndarray, v: float) -> int:
+    """Where ``v`` goes in the descending ``best`` (``len(best)``: below all of them; ties
+    keep the earlier one first)."""
+    pos = len(best)
+    while pos > 0 and best[pos - 1] < v:
+        pos -= 1
+    return pos
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _shift_in(row: np.ndarray, pos: int, v: float) -> None:
+    """``v`` inserted at ``pos`` of ``row``, its last element dropped."""
+    for j in range(len(row) - 1, pos, -1):
+        row[j] = row[j - 1]
+    row[pos] = v
+
+
 @njit(cache=True, nogil=True)
 def top_lists(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` largest of each row of ``scores`` (``float32[nq, n_lists]``, query · list
@@ -89,15 +107,10 @@ def top_lists(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     for i in range(nq):
         for c in range(n):
             v = scores[i, c]
-            if v <= vals[i, k - 1]:
-                continue
-            pos = k - 1
-            while pos > 0 and vals[i, pos - 1] < v:
-                vals[i, pos] = vals[i, pos - 1]
-                ids[i, pos] = ids[i, pos - 1]
-                pos -= 1
-            vals[i, pos] = v
-            ids[i, pos] = c
+            pos = _place(vals[i], v)
+            if pos < k:
+                _shift_in(vals[i], pos, v)
+                _shift_in(ids[i], pos, c)
     return vals, ids
 
 
@@ -261,15 +274,9 @@ def search_batch(
                 for t in range(dim):
                     acc += np.int32(q8[qi, t]) * np.int32(x_rows[c - n_base, t])
             score = np.float32(mult[qi] * acc + bias[qi] + m_ref[i])
-            if score <= out_sc[qi, k - 1]:
-                continue
-            pos = k - 1
-            while pos > 0 and out_sc[qi, pos - 1] < score:
-                out_sc[qi, pos] = out_sc[qi, pos - 1]
-                out_ids[qi, pos] = out_ids[qi, pos - 1]
-                out_ham[qi, pos] = out_ham[qi, pos - 1]
-                pos -= 1
-            out_sc[qi, pos] = score
-            out_ids[qi, pos] = c
-            out_ham[qi, pos] = m_dist[i]
+            pos = _place(out_sc[qi], score)
+            if pos < k:
+                _shift_in(out_sc[qi], pos, score)
+                _shift_in(out_ids[qi], pos, c)
+                _shift_in(out_ham[qi], pos, m_dist[i])
     return out_ids, out_sc, out_ham
