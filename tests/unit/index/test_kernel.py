@@ -127,3 +127,20 @@ def test_top_lists_keeps_the_best_lists_best_first(lists: int, k: int) -> None:
     assert ids.shape == want.shape
     assert (ids == want).all()
     np.testing.assert_array_equal(vals, np.take_along_axis(scores, want, axis=1))
+
+
+def test_centroid_step_in_chunks_answers_as_in_one(
+    tmp_path: Path, world: SyntheticWorld, index_settings: IndexSettings, monkeypatch
+) -> None:
+    from vsearch.index import engine as engine_module
+
+    exact = index_settings.model_copy(update={"ivf_quantizer_flat_max": 4096})
+    build_release(world.catalog, exact, tmp_path / "exact")
+    q = world.queries(50, seed=5)
+    cats = route(q.category_probs, list(world.category_names), 0.95, 2)
+    with Engine.open_current(tmp_path / "exact", exact) as e:
+        whole = e.search(q.codes, q.vectors, cats, k=10)
+        monkeypatch.setattr(engine_module, "PROBE_CHUNK", 7)  # 50 queries: 8 chunks, one short
+        chunked = e.search(q.codes, q.vectors, cats, k=10)
+    assert (whole.item_ids == chunked.item_ids).all()
+    np.testing.assert_array_equal(whole.scores, chunked.scores)
