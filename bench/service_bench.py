@@ -351,10 +351,10 @@ def search_in_process(params: Path, photo_list: Path, requests: int, k: int) -> 
     from vsearch.local.loadrun import percentiles
     from vsearch.search.encoder import NetEncoder
     from vsearch.search.pipeline import SearchPipeline
-    from vsearch.serving.threads import set_torch_threads
+    from vsearch.serving.threads import set_serving_threads
 
     s = load_settings(params)
-    set_torch_threads(s.serving)  # the service worker's threads: the two differ by HTTP alone
+    set_serving_threads(s.serving)  # the service worker's threads: the two differ by HTTP alone
     photos = [Path(line).read_bytes() for line in photo_list.read_text().split()]
     encoder = NetEncoder.load(s.serving.model_dir, s.project.device, s.search.encode_batch)
     engine = Engine.open_current(

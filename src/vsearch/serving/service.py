@@ -38,7 +38,7 @@ from vsearch.serving.batch import BatchQuery, run_batch
 from vsearch.serving.http import BodyLimit, CleanPath, HttpError, JsonApiGate, SecurityHeaders
 from vsearch.serving.metrics import record_served
 from vsearch.serving.state import ServingState
-from vsearch.serving.threads import set_torch_threads
+from vsearch.serving.threads import set_serving_threads
 from vsearch.serving.web import WebApp
 from vsearch.settings import Settings, load_settings
 
@@ -113,7 +113,7 @@ class VSearchService:
         die_with_supervisor()
         self.root = project_root()
         self.settings = load_settings(self.root / os.environ.get(PARAMS_ENV, "params.yaml"))
-        set_torch_threads(self.settings.serving)
+        set_serving_threads(self.settings.serving)
         self.state = ServingState(self.settings, self.root)
         log.info("vsearch service %s, project root %s", __version__, self.root)
         self.state.try_initial_load()

@@ -19,9 +19,10 @@ from vsearch.settings import ServingSettings
 log = logging.getLogger(__name__)
 
 
-def set_torch_threads(serving: ServingSettings) -> None:
-    """Size torch's pools for serving; called first thing in the worker (and by the bench's
-    in-process baseline), because the inter-op pool can only be sized before its first use."""
+def set_serving_threads(serving: ServingSettings) -> None:
+    """Size torch's pools and numpy's BLAS for serving; called first thing in the worker (and
+    by the bench's in-process baseline), because the inter-op pool can only be sized before its
+    first use."""
     torch.set_num_threads(serving.torch_threads)
     # numpy's BLAS too (the index search's centroid products): same rule, or every search call
     # would start a team on every core.
