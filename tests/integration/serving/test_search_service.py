@@ -576,7 +576,12 @@ def test_web_page_searches_a_photo_and_shows_box_and_results(service: str, serve
             assert first.get_attribute("title") == item["item_id"] or "more seller" in (
                 first.locator(".more").inner_text()
             )
-            page.wait_for_function("document.querySelector('#results .card img').naturalWidth > 0")
+            # The first result's photo loads. Not wait_for_function: its in-page polling runs
+            # the predicate through eval, which the page's CSP (script-src 'self') refuses
+            # whenever the first check comes too early.
+            img = page.locator("#results .card img").first
+            sync_api.expect(img).to_have_js_property("complete", True)
+            assert img.evaluate("i => i.naturalWidth") > 0
             # The objects found: the searched (first) one active; a click searches another.
             picks = page.locator("#cands .cand .pick")
             assert picks.count() >= 2
