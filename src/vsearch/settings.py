@@ -642,6 +642,11 @@ class ServingSettings(_Section):
     torch_interop_threads: int = Field(
         1, ge=0, description="torch inter-op threads of the service (0: torch's default)"
     )
+    freeze_heap: bool = Field(
+        True,
+        description="after each pipeline load, freeze the objects alive (gc.freeze) so full "
+        "garbage collections skip them (a full one otherwise stalls every search for ~0.25 s)",
+    )
     request_timeout_s: float = Field(30, gt=0, description="BentoML traffic timeout per request")
     samples: int = Field(8, ge=0, description="held-out demo query photos offered by /samples")
     max_field_chars: int = Field(

@@ -56,6 +56,7 @@ from vsearch.index.manifest import Manifest
 from vsearch.index.release import current_version, resolve
 from vsearch.index.release_data import lineage_of, read_catalog, require_data
 from vsearch.search.pipeline import CATALOG_FIELDS, CATALOG_OPTIONAL_FIELDS
+from vsearch.serving import heap
 from vsearch.serving.admin_store import AdminStore
 from vsearch.settings import Settings
 
@@ -434,6 +435,8 @@ class ServingState:
         )
         if old is not None:
             old.retire()
+        if self.settings.serving.freeze_heap:
+            heap.settle()
         return new
 
     def _refused(self, reason: str) -> None:
