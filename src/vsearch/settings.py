@@ -647,6 +647,12 @@ class ServingSettings(_Section):
         description="after each pipeline load, freeze the objects alive (gc.freeze) so full "
         "garbage collections skip them (a full one otherwise stalls every search for ~0.25 s)",
     )
+    trace_requests: bool = Field(
+        False,
+        description="OpenTelemetry spans per request (BentoML's middleware); turn on where "
+        "BentoML's tracing exporter is configured: without one they go nowhere and cost "
+        "~0.25 ms a request",
+    )
     request_timeout_s: float = Field(30, gt=0, description="BentoML traffic timeout per request")
     samples: int = Field(8, ge=0, description="held-out demo query photos offered by /samples")
     max_field_chars: int = Field(

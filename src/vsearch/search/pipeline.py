@@ -33,7 +33,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -106,11 +106,15 @@ class SearchResponse:
     candidate: int | None = None  # the candidate searched (None: the caller's box, or none)
 
     def to_dict(self) -> dict[str, Any]:
-        return _json_safe(asdict(self))
+        return _json_safe(self)
 
 
 def _json_safe(value: Any) -> Any:
-    """NaN/inf (unknown price or quality of a listing live-upserted without metadata) → None."""
+    """Plain JSON values of a response: dataclasses as dicts (a fresh copy, like
+    ``dataclasses.asdict``, in a third of its time: it was 0.19 ms of every search), NaN/inf
+    (unknown price or quality of a listing live-upserted without metadata) → None."""
+    if hasattr(value, "__dataclass_fields__"):
+        value = vars(value)
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -101,10 +101,13 @@ def _body_limit(path: str) -> int:
 
 _BOOT = boot_settings().serving
 _web = WebApp(_state, lambda: VSearchService.openapi_spec.asdict())
+EVERY_URL = ".*"  # a pattern of OpenTelemetry's URL exclude list that every request matches
+# Without serving.trace_requests BentoML's OpenTelemetry middleware is bypassed for every path.
+_TRACING = {} if _BOOT.trace_requests else {"tracing": {"excluded_urls": EVERY_URL}}
 
 
 @bentoml.asgi_app(_web.app(), path="/", name="vsearch-web")
-@bentoml.service(name="vsearch", traffic={"timeout": _BOOT.request_timeout_s})
+@bentoml.service(name="vsearch", traffic={"timeout": _BOOT.request_timeout_s}, **_TRACING)
 class VSearchService:
     """Holds the :class:`ServingState`; BentoML endpoints delegate to it."""
 
