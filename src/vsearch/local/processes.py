@@ -9,6 +9,12 @@ health check answers, and recorded in a small JSON state file so a later command
 A state file records the pid *and* the process's start time (psutil's ``create_time``). A pid
 is reused by the OS once its process is gone, so before signalling a recorded pid we check that
 the process behind it started when the recorded one did; a stranger is never signalled.
+
+The comparison is of time since boot, not of ``create_time`` itself: psutil adds the boot time
+as the clock reports it *now* (``btime`` of ``/proc/stat``), and a clock adjustment moves that by
+whole seconds, so a service started before one was taken for a stranger and never stopped (seen
+as benchmark services left running). The record keeps the boot time read with the start time;
+our own child, not yet reaped, cannot have lost its pid and is always recognised.
 """
 
 from __future__ import annotations
@@ -48,28 +54,39 @@ def create_time(pid: int) -> float | None:
         return None
 
 
-def _same(pid: int | None, started: float | None) -> psutil.Process | None:
-    """The process ``pid`` if it exists and (when ``started`` is known) started then."""
+def _same(
+    pid: int | None, started: float | None, boot: float | None = None
+) -> psutil.Process | None:
+    """The process ``pid`` if it exists and (when ``started`` is known) started then.
+
+    ``boot`` is the boot time read together with ``started``: then the two are compared as
+    time since boot, which no clock adjustment moves (without it, as recorded before boot
+    times were kept: ``create_time`` as it is)."""
     if not pid:
         return None
     try:
         proc = psutil.Process(pid)
-        if started is not None and abs(proc.create_time() - started) > SAME_START_S:
-            return None  # the pid was reused by another process
+        if started is not None:
+            now = proc.create_time()
+            if boot is not None:
+                now, started = now - psutil.boot_time(), started - boot
+            if abs(now - started) > SAME_START_S:
+                return None  # the pid was reused by another process
         return proc
     except psutil.NoSuchProcess:
         return None
 
 
-def pid_alive(pid: int | None, started: float | None = None) -> bool:
+def pid_alive(pid: int | None, started: float | None = None, boot: float | None = None) -> bool:
     """Whether ``pid`` runs (not a zombie) and, when ``started`` is given, is that process.
 
     Args:
         pid: the process id (``None`` or 0: no process).
         started: its recorded ``create_time``; ``None`` accepts whichever process has the pid
             (state files written before start times were recorded).
+        boot: the boot time recorded with ``started`` (see :func:`_same`).
     """
-    proc = _same(pid, started)
+    proc = _same(pid, started, boot)
     if proc is None:
         return False
     try:
@@ -88,23 +105,31 @@ class Started:
         pid: its process id (also its process group id: it leads its own session).
         create_time: its start time, to tell it apart from a later process with the same pid.
         proc: the ``Popen`` handle when this process is its parent (exit code, reaping).
+        boot_time: the boot time read with ``create_time`` (``None`` in records older than
+            it): the identity check compares time since boot.
     """
 
     pid: int
     create_time: float | None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
+    boot_time: float | None = None
+
+    @classmethod
+    def child(cls, proc: subprocess.Popen[bytes]) -> Started:
+        """A process this one just started."""
+        return cls(proc.pid, create_time(proc.pid), proc, psutil.boot_time())
 
     def alive(self) -> bool:
         if self.proc is not None:
             return self.proc.poll() is None
-        return pid_alive(self.pid, self.create_time)
+        return pid_alive(self.pid, self.create_time, self.boot_time)
 
     def exit_code(self) -> int | None:
         return self.proc.returncode if self.proc is not None else None
 
     def record(self) -> dict[str, Any]:
         """What a state file keeps about it."""
-        return {"pid": self.pid, "create_time": self.create_time}
+        return {"pid": self.pid, "create_time": self.create_time, "boot_time": self.boot_time}
 
 
 def spawn(
@@ -125,7 +150,7 @@ def spawn(
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # own process group: stopping it stops its workers too
         )
-    return Started(proc.pid, create_time(proc.pid), proc)
+    return Started.child(proc)
 
 
 def wait_until(
@@ -172,7 +197,7 @@ def stop(started: Started, grace_s: float = STOP_GRACE_S) -> bool:
         # A pid from a file with no start time could be anyone's by now: never signal it.
         log.warning("pid %d has no recorded start time; not signalling it", started.pid)
         return False
-    leader = _same(started.pid, started.create_time)
+    leader = _own_child(started) or _same(started.pid, started.create_time, started.boot_time)
     if leader is None:
         return False
     try:
@@ -189,6 +214,16 @@ def stop(started: Started, grace_s: float = STOP_GRACE_S) -> bool:
         with contextlib.suppress(subprocess.TimeoutExpired):
             started.proc.wait(timeout=0)
     return running
+
+
+def _own_child(started: Started) -> psutil.Process | None:
+    """``started`` when it is our child not yet reaped: its pid cannot have been reused."""
+    if started.proc is None or started.proc.returncode is not None:
+        return None
+    try:
+        return psutil.Process(started.pid)
+    except psutil.NoSuchProcess:
+        return None
 
 
 def _signal_group(pgid: int, procs: Sequence[psutil.Process], sig: int) -> None:
@@ -218,7 +253,9 @@ def recorded(record: Mapping[str, Any] | None) -> Started | None:
     may belong to anyone now)."""
     if not record or not record.get("pid") or record.get("create_time") is None:
         return None  # no start time: the pid cannot be told apart from a reused one
-    found = Started(int(record["pid"]), record.get("create_time"))
+    found = Started(
+        int(record["pid"]), record.get("create_time"), boot_time=record.get("boot_time")
+    )
     return found if found.alive() else None
 
 

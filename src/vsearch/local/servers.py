@@ -58,6 +58,7 @@ class ServiceInfo:
 
     Attributes:
         create_time: the server process's start time (tells it apart from a reused pid).
+        boot_time: the boot time read with it (:mod:`vsearch.local.processes`).
     """
 
     name: str
@@ -67,12 +68,13 @@ class ServiceInfo:
     log_file: str | None
     external: bool = False
     create_time: float | None = None
+    boot_time: float | None = None
 
     def process(self) -> Started | None:
         """The recorded process, if it still runs (same pid and start time)."""
         if not self.pid or self.create_time is None:
             return None  # no start time: the pid cannot be told apart from a reused one
-        found = Started(self.pid, self.create_time)
+        found = Started(self.pid, self.create_time, boot_time=self.boot_time)
         return found if found.alive() else None
 
 
@@ -215,6 +217,7 @@ def _start_one(spec: ServiceSpec, timeout_s: float, known: ServiceInfo | None) -
         started.pid,
         str(spec.log_file),
         create_time=started.create_time,
+        boot_time=started.boot_time,
     )
 
 

@@ -23,7 +23,6 @@ import httpx
 from vsearch.local.env import LIVE_PATH, PARAMS_ENV, READY_PATH, ROOT_ENV, TELEMETRY_OFF
 from vsearch.local.processes import (
     Started,
-    create_time,
     spawn,
     stop_recorded,
     wait_until,
@@ -92,7 +91,7 @@ def serve_foreground(
         stdin=subprocess.DEVNULL,
         start_new_session=True,  # Ctrl+C reaches it through us, once, as SIGTERM
     )
-    started = Started(proc.pid, create_time(proc.pid), proc)
+    started = Started.child(proc)
     received: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:

@@ -121,3 +121,25 @@ def test_services_down_leaves_a_reused_pid_alone(sleeper: Started, tmp_path: Pat
     assert stop_detached(folder) is False
     assert sleeper.alive() and psutil.Process(sleeper.pid).status() != psutil.STATUS_ZOMBIE
     assert not any(folder.glob("*.json"))  # the stale records are gone
+
+
+def test_a_clock_step_does_not_hide_a_recorded_process(sleeper: Started, tmp_path: Path) -> None:
+    """psutil's ``create_time`` adds the boot time as the clock says *now*: an adjustment of
+    the clock moves it by whole seconds. A record taken before one (its create time and boot
+    time both a second off from today's reading) is still recognised and stopped."""
+    assert sleeper.boot_time == psutil.boot_time()
+    state = tmp_path / "state.json"
+    stepped = {**sleeper.record(), "create_time": sleeper.create_time - 1.0}
+    stepped["boot_time"] = sleeper.boot_time - 1.0
+    write_record(state, stepped)
+    assert recorded(read_record(state)) is not None
+    assert stop_recorded(state, grace_s=5) is True
+    assert not sleeper.alive()
+
+
+def test_our_own_child_is_stopped_whatever_its_record_says(tmp_path: Path) -> None:
+    """A child not yet reaped cannot have lost its pid: stopped even with a start time off."""
+    child = spawn(SLEEPER, tmp_path / "child.log", {})
+    wrong = Started(child.pid, (child.create_time or 0.0) - 1.0, child.proc, child.boot_time)
+    assert stop(wrong, grace_s=5) is True
+    assert child.proc is not None and child.proc.returncode is not None
