@@ -12,9 +12,9 @@ the process behind it started when the recorded one did; a stranger is never sig
 
 The comparison is of time since boot, not of ``create_time`` itself: psutil adds the boot time
 as the clock reports it *now* (``btime`` of ``/proc/stat``), and a clock adjustment moves that by
-whole seconds, so a service started before one was taken for a stranger and never stopped (seen
-as benchmark services left running). The record keeps the boot time read with the start time;
-our own child, not yet reaped, cannot have lost its pid and is always recognised.
+whole seconds: a service started before one would be taken for a stranger and never stopped.
+The record keeps the boot time read with the start time; our own child, not yet reaped, cannot
+have lost its pid and is always recognised.
 """
 
 from __future__ import annotations
