@@ -516,12 +516,13 @@ def measure_config(
         }
     finally:
         stop(proc)
-    p95_ratios = [one.p95_ms / percentiles(b["total_ms"])["p95"] for b, one in rounds]
-    p50_ratios = [one.p50_ms / percentiles(b["total_ms"])["p50"] for b, one in rounds]
-    best, one = rounds[sorted(range(len(rounds)), key=p95_ratios.__getitem__)[len(rounds) // 2]]
+    base_pcts = [percentiles(b["total_ms"]) for b, _ in rounds]
+    p95_ratios = [one.p95_ms / p["p95"] for p, (_, one) in zip(base_pcts, rounds, strict=True)]
+    p50_ratios = [one.p50_ms / p["p50"] for p, (_, one) in zip(base_pcts, rounds, strict=True)]
+    mid = sorted(range(len(rounds)), key=p95_ratios.__getitem__)[len(rounds) // 2]
+    (best, one), base_pct = rounds[mid], base_pcts[mid]
     runs = {c: one if c == 1 else loaded[c] for c in args.concurrency}
     base_ms, base_stages = best["total_ms"], best["stages"]
-    base_pct = percentiles(base_ms)
     base_rps = 1e3 / statistics.mean(base_ms)
     for stage, pct in base_stages.items():
         emit({"name": "stage_latency_ms", "stage": stage, "path": "inprocess", **pct, **tag}, rows)
