@@ -858,6 +858,13 @@ class SearchSettings(_Section):
     proposal_min_score: float = Field(
         0.1, ge=0, le=1, description="candidates below this objectness are dropped (not the best)"
     )
+    second_look: float | None = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="also search the box detected inside the searched box grown by this share "
+        "per side; a listing keeps its better similarity (None: off)",
+    )
 
     @model_validator(mode="after")
     def _k_range(self) -> SearchSettings:

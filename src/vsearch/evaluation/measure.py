@@ -40,7 +40,7 @@ import itertools
 import logging
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,6 +69,7 @@ from vsearch.evaluation.report import MODEL
 from vsearch.evaluation.robustness import robustness_metrics
 from vsearch.search.encoder import Encoder
 from vsearch.search.images import decode_images
+from vsearch.search.looks import best_of_looks, take_columns
 from vsearch.settings import Settings
 
 if TYPE_CHECKING:
@@ -175,7 +176,7 @@ def _search_metrics(
     """The searches of one system and the metrics of each (see :func:`evaluate_system`)."""
     e = settings.evaluation
     kmax = e.curve_max_k
-    enc = encoder.encode(query_images)
+    enc = pipeline.encode(query_images)  # as the service encodes (candidates, second look)
 
     # 1. The service's answer (fused category, routed binary search, final ranking, grouping).
     ranked = pipeline.search_encoded(enc, k=kmax, rank=True)
@@ -308,6 +309,29 @@ def _click_metrics(
     return curve
 
 
+def _exact_best_of(
+    looks: Sequence[Any],
+    catalog_emb: np.ndarray,
+    k: int,
+    search: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Exact float top-``k`` catalog rows (``-1``: none) of the queries, over every look at each
+    photo as the pipeline merges them (each listing at its best similarity): the reference
+    that binary retention compares the index with."""
+    tops = [search(look.embeddings) for look in looks]
+    if len(tops) == 1:
+        return tops[0]
+    ids = np.concatenate(tops, axis=1)
+    scores = np.concatenate(
+        [
+            np.where(t >= 0, np.einsum("nd,nkd->nk", look.embeddings, catalog_emb[t]), np.nan)
+            for look, t in zip(looks, tops, strict=True)
+        ],
+        axis=1,
+    )
+    return take_columns(ids, best_of_looks(ids, scores, k), -1)
+
+
 def _truth_metrics(
     pipeline: SearchPipeline,
     encoder: Encoder,
@@ -348,11 +372,16 @@ def _truth_metrics(
     binary = recall_at_k(rel_plain[found], hk)
     cat_sku = np.array([ev.product_of.get(i, "") for i in ev.catalog["item_id"].astype(str)])
     cat_sku = np.append(cat_sku, "\0")  # row -1 (no listing left to return) is nobody's product
-    top = exact_top_k(enc.embeddings, catalog_emb, hk)
+    looks = enc.looks
+    top = _exact_best_of(looks, catalog_emb, hk, lambda q: exact_top_k(q, catalog_emb, hk))
     exact = recall_at_k((cat_sku[top] == sku[:, None])[found], hk)
     searched = [r.searched_categories for r in plain]
-    routed_top = exact_top_k_within(
-        enc.embeddings, catalog_emb, ev.catalog["category"].astype(str).to_numpy(), searched, hk
+    cat_category = ev.catalog["category"].astype(str).to_numpy()
+    routed_top = _exact_best_of(
+        looks,
+        catalog_emb,
+        hk,
+        lambda q: exact_top_k_within(q, catalog_emb, cat_category, searched, hk),
     )
     routed = recall_at_k((cat_sku[routed_top] == sku[:, None])[found], hk)
     out[f"binary_recall@{hk}"] = _finite(binary)
@@ -380,7 +409,7 @@ def _truth_metrics(
     out.update(_iou_buckets(iou, first_hit_rank(rel) < hk, found, e.iou_buckets, hk))
 
     # 3. The same search with the true box given to the encoder (a perfect detector).
-    boxed = pipeline.search_encoded(encoder.encode(query_images, ev.true_boxes), k=hk, rank=True)
+    boxed = pipeline.search_encoded(pipeline.encode(query_images, ev.true_boxes), k=hk, rank=True)
     rel_box = relevance_matrix(_groups(boxed, grouped=True), sku, ev.product_of, hk)
     out[f"identical_recall@{hk}_true_box"] = _finite(recall_at_k(rel_box[found], hk))
     out["queries_findable"] = int(found.sum())
@@ -436,7 +465,7 @@ def evaluate_system(
         log.info("%s: index of %d listings built", name, len(emb))
         calibration = None
         if calibration_images is not None and encoder.has_classifier:
-            calibration = _calibrate(pipeline, encoder, ev, calibration_images, settings)
+            calibration = _calibrate(pipeline, ev, calibration_images, settings)
             pipeline.fusion_weight = calibration["fusion_weight"]
             pipeline.vote_temperature = calibration["vote_temperature"]
             log.info(
@@ -461,9 +490,7 @@ def evaluate_system(
                 measure_latency(pipeline, ev, e.latency_queries, e.latency_warmup, e.headline_k)
             )
         if robustness:
-            out.update(
-                robustness_metrics(pipeline, encoder, ev, query_images, catalog_images, settings)
-            )
+            out.update(robustness_metrics(pipeline, ev, query_images, catalog_images, settings))
     seconds = time.perf_counter() - started
     hk = e.headline_k
     log.info(
@@ -492,7 +519,7 @@ def evaluate_system(
 
 
 def _calibrate(
-    pipeline: Any, encoder: Encoder, ev: EvalSet, images: torch.Tensor, settings: Settings
+    pipeline: SearchPipeline, ev: EvalSet, images: torch.Tensor, settings: Settings
 ) -> dict[str, Any]:
     """The fusion weight and vote temperature that classify the click-labelled validation
     queries best (queries the model never trained on:
@@ -501,7 +528,7 @@ def _calibrate(
     from vsearch.search.fusion import calibrate_fusion
 
     e = settings.evaluation
-    enc = encoder.encode(images)
+    enc = pipeline.encode(images)  # the evidence the service fuses (both looks)
     configured = pipeline.vote_temperature
     temperatures = list(dict.fromkeys(e.vote_temperature_grid)) or [configured]
     votes, cls_probs, names = {}, None, []

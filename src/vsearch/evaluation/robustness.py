@@ -33,7 +33,6 @@ from vsearch.evaluation.metrics import recall_at_k, relevance_matrix
 
 if TYPE_CHECKING:
     from vsearch.evaluation.evalset import EvalSet
-    from vsearch.search.encoder import Encoder
     from vsearch.search.pipeline import SearchPipeline, SearchResponse
     from vsearch.settings import Settings
 
@@ -105,14 +104,14 @@ def _recall(responses: Sequence[SearchResponse], sku: np.ndarray, ev: EvalSet, k
 
 
 def _search(
-    pipeline: SearchPipeline, encoder: Encoder, images: torch.Tensor, boxes: Any, k: int
+    pipeline: SearchPipeline, images: torch.Tensor, boxes: Any, k: int
 ) -> list[SearchResponse]:
-    return pipeline.search_encoded(encoder.encode(images, boxes), k=k, rank=True)
+    """The service's search of ``images`` (``boxes``: given boxes, ``None``: detected)."""
+    return pipeline.search_encoded(pipeline.encode(images, boxes), k=k, rank=True)
 
 
 def robustness_metrics(
     pipeline: SearchPipeline,
-    encoder: Encoder,
     ev: EvalSet,
     query_images: torch.Tensor,
     catalog_images: torch.Tensor,
@@ -141,11 +140,11 @@ def robustness_metrics(
     rows = np.sort(rng.choice(found, size=min(r.photos, len(found)), replace=False))
     if len(rows):
         images, sku = query_images[rows], ev.query_sku[rows]
-        tight = _recall(_search(pipeline, encoder, images, ev.true_boxes[rows], k), sku, ev, k)
+        tight = _recall(_search(pipeline, images, ev.true_boxes[rows], k), sku, ev, k)
         out[f"robust_true_box_recall@{k}"] = tight
         for g in r.box_growth:
             boxes = grow_boxes(ev.true_boxes[rows], g)
-            loose = _recall(_search(pipeline, encoder, images, boxes, k), sku, ev, k)
+            loose = _recall(_search(pipeline, images, boxes, k), sku, ev, k)
             out[f"robust_box_grow{g:g}_recall@{k}"] = loose
             out[f"robust_box_grow{g:g}_minus_true_box"] = loose - tight
     out["robust_box_queries"] = len(rows)
@@ -178,7 +177,7 @@ def robustness_metrics(
         hits = []
         for s, scale in enumerate(r.reshot_scales):
             batch = torch.from_numpy(np.stack(photos[s * n : (s + 1) * n]))
-            res = _search(pipeline, encoder, batch, None, k)
+            res = _search(pipeline, batch, None, k)
             groups = [[[h.item_id, *h.more_sellers] for h in x.results] for x in res]
             rel = relevance_matrix(groups, sku, ev.product_of, k)
             hits.append(rel.any(axis=1))

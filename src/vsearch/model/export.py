@@ -29,7 +29,7 @@ from torch import nn
 
 from vsearch.errors import NoSuchCandidate
 from vsearch.fsio import atomic_path, atomic_write_text
-from vsearch.model.net import NetConfig, VSearchNet
+from vsearch.model.net import SECOND, NetConfig, VSearchNet
 
 WEIGHTS_FILE = "weights.pt"
 META_FILE = "model.json"
@@ -159,6 +159,7 @@ def embed_images(
     on_batch: Callable[[int], None] | None = None,
     proposals: ProposalKnobs | None = None,
     choice: torch.Tensor | None = None,
+    second_look: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Run the serving path over many photos.
 
@@ -174,12 +175,15 @@ def embed_images(
             chosen one; the same single pass over the localizer as detecting.
         choice: ``int64[N]`` candidate index described per photo (default 0, the most
             confident, which is ``detect``'s box); ignored where ``boxes`` gives a box.
+        second_look: also describe the box :meth:`VSearchNet.look_inside` finds in each
+            described box grown by this share per side (given boxes included); ``None``: not.
 
     Returns:
         numpy arrays: ``boxes`` ``[N, 4]``, ``box_scores`` ``[N]``, ``category_probs``,
         ``embedding`` ``float32[N, d]``, ``hash_logits`` and packed ``codes`` ``uint8[N, bits/8]``;
         with ``proposals`` also ``candidates`` ``[N, k, 4]`` and ``candidate_scores`` ``[N, k]``
-        (NaN past the last surviving one) and ``chosen`` ``int64[N]`` (-1: a given box).
+        (NaN past the last surviving one) and ``chosen`` ``int64[N]`` (-1: a given box);
+        with ``second_look`` the same for the second look, each name prefixed :data:`SECOND`.
 
     Raises:
         NoSuchCandidate: a ``choice`` past a photo's last surviving candidate.
@@ -188,27 +192,38 @@ def embed_images(
 
     net = net.to(device).eval()
     names = OUTPUT_NAMES + (("candidates", "candidate_scores", "chosen") if proposals else ())
+    if second_look is not None:
+        names += tuple(SECOND + k for k in OUTPUT_NAMES)
     parts: dict[str, list[np.ndarray]] = {k: [] for k in names}
     for start in range(0, images.shape[0], batch_size):
         x = to_float(images[start : start + batch_size]).to(device)
         b = None if boxes is None else boxes[start : start + batch_size].to(device)
         if proposals is None:
-            out = net.encode(x, b)
+            out = net.encode(x, b, second_look)
         else:
             c = None if choice is None else choice[start : start + batch_size]
-            out = _encode_chosen(net, x, b, proposals, c, start)
+            out = _encode_chosen(net, x, b, proposals, c, start, second_look)
             for key in ("candidates", "candidate_scores", "chosen"):
                 parts[key].append(out[key].cpu().numpy())
-        parts["boxes"].append(out["boxes"].cpu().numpy())
-        parts["box_scores"].append(out["box_scores"].cpu().numpy())
-        parts["category_probs"].append(torch.softmax(out["category_logits"], 1).cpu().numpy())
-        parts["embedding"].append(out["embedding"].cpu().numpy())
-        parts["hash_logits"].append(out["hash_logits"].cpu().numpy())
+        for prefix in ("", SECOND) if second_look is not None else ("",):
+            _collect(parts, out, prefix)
         if on_batch is not None:
             on_batch(min(start + batch_size, images.shape[0]))
     res = {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in parts.items()}
     res["codes"] = pack_signs(res["hash_logits"])
+    if second_look is not None:
+        res[SECOND + "codes"] = pack_signs(res[SECOND + "hash_logits"])
     return res
+
+
+def _collect(
+    parts: dict[str, list[np.ndarray]], out: dict[str, torch.Tensor], prefix: str = ""
+) -> None:
+    """Append one batch's :data:`OUTPUT_NAMES` (as numpy; category logits → probabilities)."""
+    for key in ("boxes", "box_scores", "embedding", "hash_logits"):
+        parts[prefix + key].append(out[prefix + key].cpu().numpy())
+    probs = torch.softmax(out[prefix + "category_logits"], 1)
+    parts[prefix + "category_probs"].append(probs.cpu().numpy())
 
 
 def _encode_chosen(
@@ -218,6 +233,7 @@ def _encode_chosen(
     knobs: ProposalKnobs,
     choice: torch.Tensor | None,
     offset: int,
+    second_look: float | None = None,
 ) -> dict[str, torch.Tensor]:
     """Propose candidates, then describe each photo's chosen one (or its given box)."""
     cand, cand_scores = net.propose(x, knobs.k, knobs.iou_threshold, knobs.min_score)
@@ -243,7 +259,7 @@ def _encode_chosen(
     chosen_boxes[~given] = cand[rows[~given], pick[~given]]
     if boxes is not None:
         chosen_boxes[given] = boxes[given].to(x.dtype)
-    out = net.encode(x, chosen_boxes)
+    out = net.encode(x, chosen_boxes, second_look)
     out["box_scores"] = torch.where(given, torch.ones_like(score), score)
     out["candidates"] = cand
     out["candidate_scores"] = cand_scores

@@ -40,6 +40,7 @@ PIXEL_MEAN = (0.485, 0.456, 0.406)
 PIXEL_STD = (0.229, 0.224, 0.225)
 ROI_SAMPLING = 2  # fixed bilinear samples per output pixel: cost independent of box size
 MIN_BOX_SIDE = 1e-3  # a detected box never collapses below this share of the side
+SECOND = "second_"  # prefix of the second look's outputs (VSearchNet.encode)
 
 
 @dataclass(frozen=True)
@@ -220,22 +221,24 @@ class VSearchNet(nn.Module):
         margin: float | None = None,
         *,
         differentiable: bool = False,
+        size: int | None = None,
     ) -> torch.Tensor:
-        """Cut ``crop_size`` crops at normalised xyxy ``boxes`` from full-resolution ``images``.
+        """Cut ``size`` (default ``crop_size``) crops at normalised xyxy ``boxes`` from
+        full-resolution ``images``.
 
         ``differentiable`` samples with :func:`box_crop` (same pixels, gradient w.r.t. the
         boxes) so a loss on the crop can move the box; serving keeps ``roi_align``.
         """
         m = self.config.crop_margin if margin is None else margin
         grown = grow_boxes(boxes, m) if m > 0 else boxes
+        side = self.config.crop_size if size is None else size
         if differentiable:
-            return box_crop(images, grown, self.config.crop_size, ROI_SAMPLING)
+            return box_crop(images, grown, side, ROI_SAMPLING)
         h, w = images.shape[-2:]
         scale = torch.tensor([w, h, w, h], dtype=images.dtype, device=images.device)
         idx = torch.arange(images.shape[0], dtype=images.dtype, device=images.device).unsqueeze(1)
         rois = torch.cat((idx, grown * scale), dim=1)
-        size = self.config.crop_size
-        return roi_align(images, rois, (size, size), 1.0, ROI_SAMPLING, True)
+        return roi_align(images, rois, (side, side), 1.0, ROI_SAMPLING, True)
 
     def describe(self, crops: torch.Tensor) -> dict[str, torch.Tensor]:
         """``crops`` ``[B, 3, crop_size, crop_size]`` in [0, 1] → embedding, hash, category."""
@@ -252,6 +255,23 @@ class VSearchNet(nn.Module):
         """Normalised xyxy box of the product in each photo and its confidence."""
         heat, cell_boxes = self.localize(self.to_frame(images))
         return decode_boxes(heat, cell_boxes)
+
+    def look_inside(
+        self, images: torch.Tensor, regions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Detect again inside ``regions`` (normalised xyxy), each shown to the box head as a
+        whole frame: the product's box in photo coordinates and its confidence.
+
+        Why: a region (a shopper's loose box, or the first detection grown) says where the
+        product is, not how tight; seen up close, the product fills more of the box head's
+        coarse grid than in the whole photo. The search's second look
+        (``search.second_look``) describes this box beside the first.
+        """
+        frames = self.crop(images, regions, margin=0.0, size=self.config.frame_size)
+        inner, scores = decode_boxes(*self.localize(frames))
+        origin = regions[:, :2].repeat(1, 2)
+        side = (regions[:, 2:] - regions[:, :2]).repeat(1, 2)
+        return origin + inner * side, scores
 
     def propose(
         self,
@@ -270,7 +290,10 @@ class VSearchNet(nn.Module):
         return decode_proposals(heat, cell_boxes, k, iou_threshold, min_score)
 
     def encode(
-        self, images: torch.Tensor, boxes: torch.Tensor | None = None
+        self,
+        images: torch.Tensor,
+        boxes: torch.Tensor | None = None,
+        second_look: float | None = None,
     ) -> dict[str, torch.Tensor]:
         """Describe the product region of each photo.
 
@@ -278,20 +301,35 @@ class VSearchNet(nn.Module):
             images: ``float[B, 3, H, W]`` in [0, 1].
             boxes: normalised xyxy ``[B, 4]`` to use instead of detecting (e.g. a box the user
                 drew, or an evaluation with true boxes); ``None`` detects.
+            second_look: also describe the box :meth:`look_inside` finds in each box grown by
+                this share per side (one pass of the embedding trunk over both crops).
 
         Returns:
             ``boxes``, ``box_scores`` (1 where boxes were given), ``embedding`` (L2-normalised),
             ``hash_logits``, ``codes`` (``sign`` of the hash, in {-1, +1}) and
-            ``category_logits``.
+            ``category_logits``; with ``second_look`` the same for the second look, each key
+            prefixed :data:`SECOND`.
         """
         if boxes is None:
             boxes, scores = self.detect(images)
         else:
             scores = torch.ones(boxes.shape[0], dtype=images.dtype, device=images.device)
-        out = self.describe(self.crop(images, boxes))
-        out["boxes"] = boxes
-        out["box_scores"] = scores
-        out["codes"] = torch.where(out["hash_logits"] >= 0, 1.0, -1.0).to(images.dtype)
+        looks = [(boxes, scores)]
+        if second_look is not None:
+            looks.append(self.look_inside(images, grow_boxes(boxes, second_look)))
+        crops = [self.crop(images, b) for b, _ in looks]
+        described = self.describe(crops[0] if len(crops) == 1 else torch.cat(crops))
+        n = images.shape[0]
+        out: dict[str, torch.Tensor] = {}
+        for i, (prefix, (b, sc)) in enumerate(zip(("", SECOND), looks, strict=False)):
+            part = (
+                described
+                if len(looks) == 1
+                else {k: v[i * n : (i + 1) * n] for k, v in described.items()}
+            )
+            part["boxes"], part["box_scores"] = b, sc
+            part["codes"] = torch.where(part["hash_logits"] >= 0, 1.0, -1.0).to(images.dtype)
+            out.update({prefix + k: v for k, v in part.items()})
         return out
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -18,7 +18,7 @@ import torch
 
 from vsearch.errors import BadInput
 from vsearch.model.export import ProposalKnobs, embed_images, load_model
-from vsearch.model.net import VSearchNet
+from vsearch.model.net import SECOND, VSearchNet
 
 
 @dataclass
@@ -36,6 +36,9 @@ class Encoded:
             first, NaN past the last one; ``None`` when the encoder proposed none.
         candidate_scores: ``float32[n, m]`` their objectness in [0, 1] (NaN: no candidate).
         chosen: ``int64[n]`` the candidate each row describes (-1: a given box).
+        second: the second look (:meth:`~vsearch.model.net.VSearchNet.look_inside`): the same
+            rows described at the box the detector finds inside each described box (grown),
+            its ``boxes`` that box; ``None`` when not asked for.
     """
 
     category_probs: np.ndarray
@@ -46,6 +49,7 @@ class Encoded:
     candidates: np.ndarray | None = None
     candidate_scores: np.ndarray | None = None
     chosen: np.ndarray | None = None
+    second: Encoded | None = None
 
     def __len__(self) -> int:
         return int(self.embeddings.shape[0])
@@ -54,7 +58,9 @@ class Encoded:
         """The rows ``rows`` of every array (a sub-batch)."""
         return Encoded(
             *(
-                None if (a := getattr(self, f)) is None else a[rows]
+                None
+                if (a := getattr(self, f)) is None
+                else (a.take(rows) if f == "second" else a[rows])
                 for f in self.__dataclass_fields__
             )
         )
@@ -62,10 +68,20 @@ class Encoded:
     @classmethod
     def concat(cls, parts: list[Encoded]) -> Encoded:
         """Rows of all parts in order (an optional array survives only if every part has it)."""
-        arrays = [[getattr(p, f) for p in parts] for f in cls.__dataclass_fields__]
+        cols = [[getattr(p, f) for p in parts] for f in cls.__dataclass_fields__]
         return cls(
-            *(None if any(a is None for a in col) else np.concatenate(col) for col in arrays)
+            *(
+                None
+                if any(a is None for a in col)
+                else (cls.concat(col) if f == "second" else np.concatenate(col))
+                for f, col in zip(cls.__dataclass_fields__, cols, strict=True)
+            )
         )
+
+    @property
+    def looks(self) -> list[Encoded]:
+        """Every description of the rows: this one, then the second look's when there is one."""
+        return [self] if self.second is None else [self, self.second]
 
     def candidates_of(self, i: int) -> list[dict[str, Any]]:
         """Row ``i``'s candidates as ``{"box", "score"}`` dicts, most confident first."""
@@ -84,8 +100,8 @@ class Encoded:
 class Encoder(Protocol):
     """Photos → :class:`Encoded`. Optional attributes the pipeline uses when present:
     ``input_size`` (side uploads are decoded at), ``name`` and ``version`` (recorded in index
-    releases), ``proposes`` (``encode`` also takes ``candidates`` and ``proposals``, as
-    :meth:`NetEncoder.encode`)."""
+    releases), ``proposes`` (``encode`` also takes ``candidates``, ``proposals`` and
+    ``second_look``, as :meth:`NetEncoder.encode`)."""
 
     categories: list[str]
     has_classifier: bool
@@ -160,6 +176,7 @@ class NetEncoder:
         boxes: np.ndarray | None = None,
         candidates: np.ndarray | None = None,
         proposals: ProposalKnobs | None = None,
+        second_look: float | None = None,
     ) -> Encoded:
         """See :meth:`Encoder.encode`. Rows of ``boxes`` that are all NaN are detected, so a
         batch may mix user-drawn boxes and photos without one.
@@ -167,6 +184,8 @@ class NetEncoder:
         With ``proposals`` every photo also gets its candidate boxes, and the detected rows
         describe candidate ``candidates[i]`` (``int[n]``, default 0: the most confident, which
         is the box detection gives without ``proposals``) in the same forward pass.
+        With ``second_look`` (a growth share) every row also gets its second look
+        (:attr:`Encoded.second_embeddings`).
 
         Raises:
             NoSuchCandidate: a chosen index past a photo's last candidate (a
@@ -183,21 +202,21 @@ class NetEncoder:
             choice = np.zeros(n, np.int64) if candidates is None else np.asarray(candidates)
             if choice.shape != (n,):
                 raise ValueError(f"candidates must be int[{n}], got {choice.shape}")
-            return self._run(images, boxes, proposals, choice.astype(np.int64))
+            return self._run(images, boxes, second_look, proposals, choice.astype(np.int64))
         if candidates is not None and np.any(np.asarray(candidates) != 0):
             raise BadInput("a candidate was chosen but none are proposed (search.proposals: 0)")
         if boxes is None:
-            return self._run(images, None)
+            return self._run(images, None, second_look)
         detect = np.isnan(boxes).all(axis=1)
         if not detect.any():
-            return self._run(images, boxes)
+            return self._run(images, boxes, second_look)
         if detect.all():
-            return self._run(images, None)
+            return self._run(images, None, second_look)
         given = np.flatnonzero(~detect)
         found = np.flatnonzero(detect)
         parts = [
-            self._run(images[torch.from_numpy(given)], boxes[given]),
-            self._run(images[torch.from_numpy(found)], None),
+            self._run(images[torch.from_numpy(given)], boxes[given], second_look),
+            self._run(images[torch.from_numpy(found)], None, second_look),
         ]
         order = np.argsort(np.concatenate([given, found]), kind="stable")
         return Encoded.concat(parts).take(order)
@@ -206,28 +225,32 @@ class NetEncoder:
         self,
         images: torch.Tensor,
         boxes: np.ndarray | None,
+        second_look: float | None = None,
         proposals: ProposalKnobs | None = None,
         choice: np.ndarray | None = None,
     ) -> Encoded:
         n = images.shape[0]
+        looked = second_look is not None
         if n == 0:
             cfg = self.net.config
-            return Encoded(
-                np.zeros((0, len(self.categories)), np.float32),
-                np.zeros((0, 4), np.float32),
-                np.zeros(0, np.float32),
-                np.zeros((0, cfg.embedding_dim), np.float32),
-                np.zeros((0, cfg.bits // 8), np.uint8),
-                *(
-                    (
-                        np.zeros((0, proposals.k, 4), np.float32),
-                        np.zeros((0, proposals.k), np.float32),
-                        np.zeros(0, np.int64),
-                    )
-                    if proposals is not None
-                    else ()
-                ),
-            )
+            k = proposals.k if proposals is not None else 0
+
+            def nothing() -> Encoded:
+                return Encoded(
+                    np.zeros((0, len(self.categories)), np.float32),
+                    np.zeros((0, 4), np.float32),
+                    np.zeros(0, np.float32),
+                    np.zeros((0, cfg.embedding_dim), np.float32),
+                    np.zeros((0, cfg.bits // 8), np.uint8),
+                )
+
+            empty = nothing()
+            if proposals is not None:
+                empty.candidates = np.zeros((0, k, 4), np.float32)
+                empty.candidate_scores = np.zeros((0, k), np.float32)
+                empty.chosen = np.zeros(0, np.int64)
+            empty.second = nothing() if looked else None
+            return empty
         out = embed_images(
             self.net,
             images,
@@ -236,17 +259,25 @@ class NetEncoder:
             device=self.device,
             proposals=proposals,
             choice=None if choice is None else torch.from_numpy(choice),
+            second_look=second_look,
         )
-        probs = out["category_probs"].astype(np.float32).reshape(n, -1)
+        enc = self._described(out, n)
+        if proposals:
+            enc.candidates = out["candidates"].astype(np.float32)
+            enc.candidate_scores = out["candidate_scores"].astype(np.float32)
+            enc.chosen = out["chosen"].astype(np.int64)
+        enc.second = self._described(out, n, SECOND) if looked else None
+        return enc
+
+    def _described(self, out: dict[str, np.ndarray], n: int, prefix: str = "") -> Encoded:
+        """One description of ``n`` photos from :func:`embed_images`'s ``prefix``-ed outputs."""
+        probs = out[prefix + "category_probs"].astype(np.float32).reshape(n, -1)
         if not self.has_classifier:
             probs = np.full((n, len(self.categories)), 1.0 / len(self.categories), np.float32)
         return Encoded(
             category_probs=probs,
-            boxes=out["boxes"].astype(np.float32).reshape(n, 4),
-            box_scores=out["box_scores"].astype(np.float32).reshape(n),
-            embeddings=out["embedding"].astype(np.float32).reshape(n, -1),
-            codes=out["codes"].reshape(n, -1),
-            candidates=out["candidates"].astype(np.float32) if proposals else None,
-            candidate_scores=out["candidate_scores"].astype(np.float32) if proposals else None,
-            chosen=out["chosen"].astype(np.int64) if proposals else None,
+            boxes=out[prefix + "boxes"].astype(np.float32).reshape(n, 4),
+            box_scores=out[prefix + "box_scores"].astype(np.float32).reshape(n),
+            embeddings=out[prefix + "embedding"].astype(np.float32).reshape(n, -1),
+            codes=out[prefix + "codes"].reshape(n, -1),
         )

@@ -7,12 +7,15 @@ offline numbers are the service's numbers (docs/architecture.md#the-two-loops). 
    :class:`~vsearch.errors.BadInput` naming the problem, which the service maps to a 4xx);
 2. ``model``: the encoder's candidate boxes (several objects in one photo, most confident
    first), then the category probabilities, embedding and binary code of the chosen one: the
-   most confident by default, another candidate or a box the caller gives;
+   most confident by default, another candidate or a box the caller gives; with
+   ``search.second_look``, also the box the detector finds inside that one (grown), described
+   the same way (:mod:`vsearch.search.looks`);
 3. ``fuse``: a small all-category search (``vote_k`` nearest listings) votes for the category,
    fused with the classifier (:mod:`vsearch.search.fusion`); a category the user chose wins;
 4. ``hamming+rerank``: the engine searches the fused category's partition, widened to
    runner-up categories when the fused confidence is low (the release's routing threshold),
-   and re-ranks the Hamming shortlist with float similarities;
+   and re-ranks the Hamming shortlist with float similarities; each look is searched, and a
+   listing keeps the better of its similarities to the two;
 5. ``rank``: quality/sales bonus and grouping of near-duplicate listings
    (:mod:`vsearch.search.ranking`); ``rank=False`` keeps the plain similarity order.
 
@@ -50,6 +53,7 @@ from vsearch.search.filters import STOCK, BadFilter, SearchFilter
 from vsearch.search.fusion import align_probs, category_space, fuse, neighbour_vote, top_categories
 from vsearch.search.groups import PRODUCT_GROUP, with_product_groups
 from vsearch.search.images import check_box, decode_bytes
+from vsearch.search.looks import best_of_looks, take_columns
 from vsearch.search.ranking import (
     blend_scores,
     collect_groups,
@@ -62,6 +66,7 @@ from vsearch.settings import SearchSettings, Settings
 
 log = logging.getLogger(__name__)
 
+RESULT_FILL = (None, np.nan, -1, None, -1)  # SearchResult's empty slot, field by field
 STAGES = ("decode", "model", "fuse", "hamming+rerank", "rank", "total")
 CATALOG_FIELDS = ("item_id", "category", "seller_id", "title", "price", "image", "quality", "sales")
 CATALOG_OPTIONAL_FIELDS = (STOCK,)  # kept when the catalog has them (filters read them)
@@ -85,6 +90,21 @@ class Hit:
     more_sellers: list[str] = field(default_factory=list)  # item ids grouped under this one
 
 
+def _best_of(a: SearchResult, b: SearchResult, k: int) -> SearchResult:
+    """Two looks' results as one list: each listing at its better score (:mod:`looks`)."""
+    cols = best_of_looks(
+        np.concatenate((a.internal_ids, b.internal_ids), axis=1),
+        np.concatenate((a.scores, b.scores), axis=1),
+        k,
+    )
+    return SearchResult(
+        *(
+            take_columns(np.concatenate((getattr(a, f), getattr(b, f)), axis=1), cols, fill)
+            for f, fill in zip(SearchResult.__dataclass_fields__, RESULT_FILL, strict=True)
+        )
+    )
+
+
 @dataclass
 class SearchResponse:
     """What one query gets back (``to_dict`` is the service's JSON)."""
@@ -104,6 +124,8 @@ class SearchResponse:
     # Objects found in the photo, most confident first: {"box": xyxy, "score": objectness}.
     candidates: list[dict[str, Any]] = field(default_factory=list)
     candidate: int | None = None  # the candidate searched (None: the caller's box, or none)
+    # The second look's box (search.second_look), searched beside ``box``; None: no second look.
+    second_box: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _json_safe(self)
@@ -451,9 +473,14 @@ class SearchPipeline:
         n = int(images.shape[0])
         choice = self._candidates(candidates, boxes, n)
         knobs = self.proposal_knobs
-        if knobs is None:
+        if not getattr(self.encoder, "proposes", False):
             return self.encoder.encode(images, boxes)
-        return self.encoder.encode(images, boxes, candidates=choice, proposals=knobs)
+        look = self.search_settings.second_look
+        if knobs is None:
+            return self.encoder.encode(images, boxes, second_look=look)
+        return self.encoder.encode(
+            images, boxes, candidates=choice, proposals=knobs, second_look=look
+        )
 
     def check_filter(self, f: SearchFilter | None) -> SearchFilter | None:
         """A filter whose sellers the served catalog knows (``None``/inactive -> ``None``)."""
@@ -615,6 +642,8 @@ class SearchPipeline:
         masks = self._allowed(engine, checked, forced, routes, fused, names, fetch)
         t1 = time.perf_counter()
         res = self._search(engine, enc, routes, fetch, masks)
+        if enc.second is not None:
+            res = _best_of(res, self._search(engine, enc.second, routes, fetch, masks), fetch)
         t2 = time.perf_counter()
         ranked = self._rank(engine, res, k, rank)
         t3 = time.perf_counter()
@@ -645,6 +674,9 @@ class SearchPipeline:
                     vote_category=names[int(np.argmax(vote[i]))] if support[i] > 0 else "",
                     searched_categories=list(routes[i]),
                     box=[float(x) for x in enc.boxes[i]],
+                    second_box=(
+                        [float(x) for x in enc.second.boxes[i]] if enc.second is not None else None
+                    ),
                     box_score=float(enc.box_scores[i]),
                     results=self._hits(ranked, i),
                     timings_ms=t,
@@ -670,25 +702,35 @@ class SearchPipeline:
     def _fuse(
         self, engine: Engine, enc: Encoded, forced: list[str | list[str] | None]
     ) -> tuple[list[str], np.ndarray | None, np.ndarray, np.ndarray, np.ndarray, list[list[str]]]:
-        """Fused category probabilities and the partitions each query searches."""
+        """Fused category probabilities and the partitions each query searches.
+
+        With a second look, the classifier's probabilities are the mean of the two looks' and
+        the vote's neighbours are the nearest listings by either look (best similarity), so a
+        look that shows the product small (a loose box) does not route the search alone.
+        """
         s = self.search_settings
         n = len(enc)
         index_cats = engine.categories
         names = category_space(self.encoder.categories, index_cats)
         cls_probs = None
         if self.encoder.has_classifier:
-            cls_probs = align_probs(enc.category_probs, self.encoder.categories, names)
+            probs = np.mean([look.category_probs for look in enc.looks], axis=0)
+            cls_probs = align_probs(probs, self.encoder.categories, names)
         if index_cats and len(engine):
             # The vote looks at every partition equally (extra_depth 1): it asks "what are the
             # nearest listings", not "what is near in the category we already believe".
-            res = engine.search(
-                enc.codes,
-                enc.embeddings,
-                [index_cats] * n,
-                k=s.vote_k,
-                rerank_depth=s.vote_depth,
-                extra_depth=1.0,
-            )
+            found = [
+                engine.search(
+                    look.codes,
+                    look.embeddings,
+                    [index_cats] * n,
+                    k=s.vote_k,
+                    rerank_depth=s.vote_depth,
+                    extra_depth=1.0,
+                )
+                for look in enc.looks
+            ]
+            res = found[0] if len(found) == 1 else _best_of(*found, s.vote_k)
             vote, support = neighbour_vote(res.categories, res.scores, names, self.vote_temperature)
         else:
             vote = np.full((n, len(names)), 1.0 / max(len(names), 1), np.float32)

@@ -101,6 +101,13 @@ SEARCH_RESULT: dict[str, Any] = {
             "nullable": True,
             "description": "the candidate searched (null: the caller's box)",
         },
+        "second_box": {
+            **BOX,
+            "nullable": True,
+            "description": "the box the detector found looking again inside `box` (grown), "
+            "searched beside it: each result scores its better similarity (null: "
+            "search.second_look is off)",
+        },
         "results": {"type": "array", "items": HIT},
         "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},
         "batch_size": {

@@ -204,10 +204,10 @@ def test_robustness_report_is_seeded_and_bounded(tiny_world, tmp_path: Path) -> 
     catalog = decode_images([drop / str(p) for p in ev.catalog["image"]], size, 1)
     emb = encode_catalog(encoder, ev.catalog, catalog)
     with build_pipeline_from_embeddings(encoder, ev.catalog, emb, s, tmp_path / "w") as pipeline:
-        first = robustness_metrics(pipeline, encoder, ev, queries, catalog, s)
-        again = robustness_metrics(pipeline, encoder, ev, queries, catalog, s)
+        first = robustness_metrics(pipeline, ev, queries, catalog, s)
+        again = robustness_metrics(pipeline, ev, queries, catalog, s)
         s.evaluation.robustness.photos = 0
-        assert robustness_metrics(pipeline, encoder, ev, queries, catalog, s) == {}
+        assert robustness_metrics(pipeline, ev, queries, catalog, s) == {}
     assert first == again  # seeded: the same photos, boxes, backgrounds and places
     assert first["robust_box_queries"] == first["robust_reshot_listings"] == 6  # bounded
     assert {k for k in first if k.startswith("robust_reshot_studio_")} == {
