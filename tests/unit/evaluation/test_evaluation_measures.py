@@ -14,7 +14,7 @@ from PIL import Image
 from tests import kit
 from vsearch.contracts import CATALOG, QUERIES, write_table
 from vsearch.evaluation.evalset import add_calibration_set
-from vsearch.evaluation.measure import _beats_both, _iou_buckets
+from vsearch.evaluation.measure import _beats_both, _exact_best_of, _iou_buckets
 from vsearch.evaluation.metrics import bucket_index, exact_top_k, exact_top_k_within
 from vsearch.evaluation.robustness import CUTOUT, STUDIO, composite, grow_boxes
 from vsearch.settings import Settings, SplitSettings
@@ -122,6 +122,20 @@ def test_exact_search_within_the_searched_categories() -> None:
     assert (top[5] == -1).all()  # a category with no listing finds nothing
     everything = exact_top_k_within(queries, refs, groups, [["a", "b", "c", "d"]] * 6, 5)
     assert np.array_equal(everything, exact_top_k(queries, refs, 5))
+
+
+def test_exact_reference_of_two_looks_ranks_each_listing_by_its_better_look() -> None:
+    """Binary retention compares the index with exact search of what the pipeline searches:
+    with a second look, every listing at the better of its similarities to the two looks."""
+    rng = np.random.default_rng(3)
+    catalog = rng.normal(size=(40, 8)).astype(np.float32)
+    first, second = (rng.normal(size=(6, 8)).astype(np.float32) for _ in range(2))
+    looks = [SimpleNamespace(embeddings=first), SimpleNamespace(embeddings=second)]
+    top = _exact_best_of(looks, catalog, 5, lambda q: exact_top_k(q, catalog, 5))
+    best = np.maximum(first @ catalog.T, second @ catalog.T)
+    assert (top == np.argsort(-best, axis=1, kind="stable")[:, :5]).all()
+    one = _exact_best_of(looks[:1], catalog, 5, lambda q: exact_top_k(q, catalog, 5))
+    assert (one == exact_top_k(first, catalog, 5)).all()
 
 
 def test_iou_buckets_split_queries_and_their_recall() -> None:

@@ -142,3 +142,46 @@ def test_differentiable_crop_matches_roi_align_and_moves_the_box() -> None:
     assert box.grad is not None
     assert box.grad[0, 2] < 0 and box.grad[0, 0] < 0  # both x edges want to move right
     assert box.grad[0, [1, 3]].abs().max() < 1e-6  # brightness does not change with y
+
+
+def test_look_inside_maps_the_found_box_back_to_the_photo() -> None:
+    """Every cell predicts its centre +- 0.25 and the heat is flat, so the box found in a
+    region is the first cell's, [0, 0, 0.25 + 0.5/h, 0.25 + 0.5/w] of the region (clipped),
+    placed where the region is in the photo."""
+    net = tiny_net().eval()
+    with torch.no_grad():
+        last = net.box_head.conv[-1]
+        last.weight.zero_()
+        last.bias.zero_()
+        last.bias[1:] = torch.logit(torch.tensor(0.25))  # MIN_EDGE is negligible here
+        h = net.localize(torch.rand(1, 3, net.config.frame_size, net.config.frame_size))[0].shape[1]
+        regions = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.2, 0.4, 0.6, 0.8]])
+        boxes, scores = net.look_inside(torch.rand(2, 3, 64, 64), regions)
+    edge = 0.25 + 0.5 / h
+    inner = torch.tensor([0.0, 0.0, edge, edge])
+    side = (regions[:, 2:] - regions[:, :2]).repeat(1, 2)
+    assert torch.allclose(boxes, regions[:, :2].repeat(1, 2) + inner * side, atol=1e-3)
+    assert torch.allclose(scores, torch.full((2,), 0.5))
+
+
+def test_second_look_describes_a_box_inside_the_grown_box() -> None:
+    net = tiny_net().eval()
+    x = torch.rand(3, 3, 64, 64)
+    given = torch.tensor([[0.1, 0.1, 0.5, 0.6], [0.3, 0.2, 0.9, 0.9], [0.0, 0.0, 1.0, 1.0]])
+    with torch.no_grad():
+        once = net.encode(x, given)
+        twice = net.encode(x, given, second_look=0.25)
+        detected = net.encode(x, None, second_look=0.25)
+    # The first look is unchanged by asking for a second one.
+    for key in ("boxes", "box_scores", "embedding", "hash_logits", "category_logits", "codes"):
+        assert torch.allclose(once[key], twice[key], atol=1e-5), key
+    grown = grow_boxes(given, 0.25)
+    inner = twice["second_boxes"]
+    assert (inner[:, :2] >= grown[:, :2] - 1e-6).all() and (
+        inner[:, 2:] <= grown[:, 2:] + 1e-6
+    ).all()
+    crop = net.describe(net.crop(x, inner))
+    assert torch.allclose(twice["second_embedding"], crop["embedding"], atol=1e-5)
+    assert torch.equal(twice["second_codes"], torch.where(crop["hash_logits"] >= 0, 1.0, -1.0))
+    assert set(detected) == set(twice) and detected["second_embedding"].shape == (3, 16)
+    assert not any(k.startswith("second_") for k in once)

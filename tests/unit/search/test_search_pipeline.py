@@ -853,3 +853,32 @@ def test_a_candidate_the_photo_does_not_have_is_refused(world) -> None:
         only_best.search_bytes_batch([_jpeg(), _jpeg()], K, candidates=[0, 2])
     with pytest.raises(BadInput, match="proposes no candidate boxes"):
         _with(world, proposals=0).search_bytes(_jpeg(), K, candidate=0)
+
+
+@pytest.mark.unit
+def test_the_second_look_is_searched_beside_the_first(world) -> None:
+    """With ``search.second_look`` the detector looks again inside the searched box (grown);
+    both crops are searched and each result keeps the better of its two similarities."""
+    from vsearch.model.net import grow_boxes
+
+    on, off = _with(world, second_look=0.25), _with(world, second_look=None)
+    data = _two_products(world)
+    r_on, r_off = on.search_bytes(data, K), off.search_bytes(data, K)
+    assert r_off.second_box is None and r_on.second_box is not None
+    assert r_on.box == pytest.approx(r_off.box)  # the first look is the same
+    grown = grow_boxes(torch.tensor([r_on.box]), 0.25)[0].tolist()
+    x0, y0, x1, y1 = r_on.second_box
+    assert grown[0] - 1e-6 <= x0 < x1 <= grown[2] + 1e-6
+    assert grown[1] - 1e-6 <= y0 < y1 <= grown[3] + 1e-6
+    enc = on.encode(torch.from_numpy(on.decode(data))[None])
+    assert len(enc.looks) == 2
+    assert enc.looks[0].boxes[0].tolist() == pytest.approx(r_on.box)
+    assert enc.looks[1].boxes[0].tolist() == pytest.approx(r_on.second_box)
+    catalog = world["encoder"].encode(world["images"]).embeddings
+    row = {item: i for i, item in enumerate(world["catalog"]["item_id"].astype(str))}
+    for hit in r_on.results:
+        sims = [float(look.embeddings[0] @ catalog[row[hit.item_id]]) for look in enc.looks]
+        assert hit.similarity == pytest.approx(max(sims), abs=0.02)
+    # A caller's box gets the second look too, inside that box.
+    boxed = on.search_bytes(data, K, box=[0.0, 0.0, 0.5, 1.0])
+    assert boxed.box == [0.0, 0.0, 0.5, 1.0] and boxed.second_box[2] <= 0.625 + 1e-6
