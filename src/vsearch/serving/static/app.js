@@ -123,6 +123,7 @@ async function search() {
       $("results").textContent = "";
       $("summary").hidden = true;
       $("box").hidden = true;
+      $("look").hidden = true;
       showError(`${r.status}: ${body.error || "search failed"}`);
       return;
     }
@@ -174,6 +175,8 @@ function chooseCandidate(i) {
 function render(body) {
   renderCandidates(body);
   placeBox($("box"), body.box);
+  if (body.second_box) placeBox($("look"), body.second_box);
+  else $("look").hidden = true;
   $("box-label").textContent = `${body.category} ${pct(body.confidence)}`;
   $("cat").textContent = body.category;
   $("conf").textContent = body.category_forced ? "(chosen)" : pct(body.confidence);
