@@ -859,7 +859,7 @@ class SearchSettings(_Section):
         0.1, ge=0, le=1, description="candidates below this objectness are dropped (not the best)"
     )
     second_look: float | None = Field(
-        0.25,
+        0.1,
         ge=0,
         le=1,
         description="also search the box detected inside the searched box grown by this share "
