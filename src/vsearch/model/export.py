@@ -219,7 +219,8 @@ def embed_images(
 def _collect(
     parts: dict[str, list[np.ndarray]], out: dict[str, torch.Tensor], prefix: str = ""
 ) -> None:
-    """Append one batch's :data:`OUTPUT_NAMES` (as numpy; category logits → probabilities)."""
+    """Append one batch's ``prefix``-ed outputs under :data:`OUTPUT_NAMES` (numpy; category
+    logits become probabilities)."""
     for key in ("boxes", "box_scores", "embedding", "hash_logits"):
         parts[prefix + key].append(out[prefix + key].cpu().numpy())
     probs = torch.softmax(out[prefix + "category_logits"], 1)

@@ -51,7 +51,9 @@ def _default_drop() -> Path:
 def search_command(
     image: Path = typer.Argument(..., help="photo to search with"),
     k: int | None = typer.Option(None, "--k", help="results (default: search.default_k)"),
-    box: str | None = typer.Option(None, "--box", help="x0,y0,x1,y1 normalised: skip detection"),
+    box: str | None = typer.Option(
+        None, "--box", help="x0,y0,x1,y1 normalised: search this box, not a detected one"
+    ),
     candidate: int | None = typer.Option(
         None,
         "--candidate",

@@ -185,7 +185,7 @@ class NetEncoder:
         describe candidate ``candidates[i]`` (``int[n]``, default 0: the most confident, which
         is the box detection gives without ``proposals``) in the same forward pass.
         With ``second_look`` (a growth share) every row also gets its second look
-        (:attr:`Encoded.second_embeddings`).
+        (:attr:`Encoded.second`).
 
         Raises:
             NoSuchCandidate: a chosen index past a photo's last candidate (a
