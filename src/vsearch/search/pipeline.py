@@ -66,7 +66,14 @@ from vsearch.settings import SearchSettings, Settings
 
 log = logging.getLogger(__name__)
 
-RESULT_FILL = (None, np.nan, -1, None, -1)  # SearchResult's empty slot, field by field
+# SearchResult's empty slot, field by field: (fill, dtype).
+RESULT_EMPTY = (
+    (None, object),
+    (np.nan, np.float32),
+    (-1, np.int32),
+    (None, object),
+    (-1, np.int64),
+)
 STAGES = ("decode", "model", "fuse", "hamming+rerank", "rank", "total")
 CATALOG_FIELDS = ("item_id", "category", "seller_id", "title", "price", "image", "quality", "sales")
 CATALOG_OPTIONAL_FIELDS = (STOCK,)  # kept when the catalog has them (filters read them)
@@ -100,7 +107,7 @@ def _best_of(a: SearchResult, b: SearchResult, k: int) -> SearchResult:
     return SearchResult(
         *(
             take_columns(np.concatenate((getattr(a, f), getattr(b, f)), axis=1), cols, fill)
-            for f, fill in zip(SearchResult.__dataclass_fields__, RESULT_FILL, strict=True)
+            for f, (fill, _) in zip(SearchResult.__dataclass_fields__, RESULT_EMPTY, strict=True)
         )
     )
 
@@ -799,13 +806,7 @@ class SearchPipeline:
         distinct mask."""
         n = len(enc)
         masks = masks or [None] * n
-        out = SearchResult(
-            np.full((n, k), None, dtype=object),
-            np.full((n, k), np.nan, dtype=np.float32),
-            np.full((n, k), -1, dtype=np.int32),
-            np.full((n, k), None, dtype=object),
-            np.full((n, k), -1, dtype=np.int64),
-        )
+        out = SearchResult(*(np.full((n, k), fill, dtype=dtype) for fill, dtype in RESULT_EMPTY))
         groups: dict[int, tuple[np.ndarray | None, list[int]]] = {}
         for i, r in enumerate(routes):
             if r:
