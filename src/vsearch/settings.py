@@ -699,11 +699,12 @@ class RobustnessSettings(_Section):
 
 def _default_evaluation_targets() -> dict[str, float]:
     return {
-        "identical_recall@10": 0.80,
-        "category_acc_fused": 0.95,
-        "box_iou_mean": 0.6,
+        "identical_recall@10": 0.75,
+        "category_acc_fused": 0.85,
+        "category_fused_beats_both": 1.0,
+        "box_iou_mean": 0.70,
         "binary_retention@10": 0.97,
-        "oracle_ratio": 0.8,
+        "oracle_ratio": 0.9,
         "robust_box_grow0.25_minus_true_box": -0.05,
         "robust_reshot_studio_recall@10": 0.6,
     }
@@ -773,6 +774,7 @@ class EvaluationSettings(_Section):
                 "category_acc_model",
                 "category_acc_search",
                 "category_acc_fused",
+                "category_fused_beats_both",
                 "box_iou_mean",
                 f"binary_retention@{self.headline_k}",
                 f"identical_recall@{self.headline_k}_true_box",

@@ -412,6 +412,15 @@ def _truth_metrics(
     boxed = pipeline.search_encoded(pipeline.encode(query_images, ev.true_boxes), k=hk, rank=True)
     rel_box = relevance_matrix(_groups(boxed, grouped=True), sku, ev.product_of, hk)
     out[f"identical_recall@{hk}_true_box"] = _finite(recall_at_k(rel_box[found], hk))
+    # ... and its category: how much of the category error is the detector's
+    out["category_acc_model_true_box"] = (
+        _finite(category_accuracy([r.model_category for r in boxed], truth_cat))
+        if encoder.has_classifier
+        else None
+    )
+    out["category_acc_fused_true_box"] = _finite(
+        category_accuracy([r.category for r in boxed], truth_cat)
+    )
     out["queries_findable"] = int(found.sum())
 
     first = first_hit_rank(rel)

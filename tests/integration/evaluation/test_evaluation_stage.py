@@ -45,6 +45,7 @@ SPEC_KEYS = (
     "box_iou_mean",
     "binary_retention@10",
     "identical_recall@10_true_box",
+    "category_acc_fused_true_box",
 )
 
 

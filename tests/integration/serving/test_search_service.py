@@ -572,7 +572,8 @@ def test_web_page_searches_a_photo_and_shows_box_and_results(service: str, serve
             sync_api.expect(page.locator("#cat")).to_have_text(item["category"])
             box = page.locator("#box").bounding_box()
             assert box is not None and box["width"] > 0 and box["height"] > 0
-            # The second look's box is drawn too, inside the searched box (grown by 10%; 25% allowed).
+            # The second look's box is drawn too, inside the searched box
+            # (grown by 10%; 25% allowed).
             look = page.locator("#look").bounding_box()
             assert look is not None and look["width"] > 0 and look["height"] > 0
             assert look["x"] >= box["x"] - 0.25 * box["width"] - 2
