@@ -284,17 +284,10 @@ def _click_metrics(
         out[f"click_recall@{k}"] = _finite(curve[k - 1])
     out["click_mrr"] = _finite(mean_reciprocal_rank(rel))
     truth = ev.click_category[rows].tolist()
-    out["click_category_acc_model"] = (
-        _finite(category_accuracy([ranked[i].model_category for i in rows], truth))
-        if has_classifier
-        else None
-    )
-    out["click_category_acc_vote"] = _finite(
-        category_accuracy([ranked[i].vote_category for i in rows], truth)
-    )
-    out["click_category_acc_fused"] = _finite(
-        category_accuracy([ranked[i].category for i in rows], truth)
-    )
+    acc = _category_accuracies([ranked[i] for i in rows], truth, has_classifier)
+    out["click_category_acc_model"] = acc["category_acc_model"]
+    out["click_category_acc_vote"] = acc["category_acc_search"]
+    out["click_category_acc_fused"] = acc["category_acc_fused"]
     out["click_category_fused_beats_both"] = _beats_both(
         out["click_category_acc_fused"],
         out["click_category_acc_model"],
@@ -330,6 +323,23 @@ def _exact_best_of(
         axis=1,
     )
     return take_columns(ids, best_of_looks(ids, scores, k), -1)
+
+
+def _category_accuracies(
+    responses: Sequence[SearchResponse], truth: list[str], has_classifier: bool
+) -> dict[str, float | None]:
+    """Category accuracy of the classifier (``None`` without one), the vote and the fusion."""
+
+    def acc(predicted: list[str | None]) -> float | None:
+        return _finite(category_accuracy(predicted, truth))
+
+    return {
+        "category_acc_model": acc([r.model_category for r in responses])
+        if has_classifier
+        else None,
+        "category_acc_search": acc([r.vote_category for r in responses]),
+        "category_acc_fused": acc([r.category for r in responses]),
+    }
 
 
 def _truth_metrics(
@@ -391,15 +401,7 @@ def _truth_metrics(
     out[f"routing_retention@{hk}"] = ratio(routed, exact)  # what routing loses, exact floats
 
     truth_cat = ev.query_category.tolist()
-    out["category_acc_model"] = (
-        _finite(category_accuracy([r.model_category for r in ranked], truth_cat))
-        if encoder.has_classifier
-        else None
-    )
-    out["category_acc_search"] = _finite(
-        category_accuracy([r.vote_category for r in ranked], truth_cat)
-    )
-    out["category_acc_fused"] = _finite(category_accuracy([r.category for r in ranked], truth_cat))
+    out.update(_category_accuracies(ranked, truth_cat, encoder.has_classifier))
     out["category_fused_beats_both"] = _beats_both(
         out["category_acc_fused"], out["category_acc_model"], out["category_acc_search"]
     )
@@ -413,14 +415,9 @@ def _truth_metrics(
     rel_box = relevance_matrix(_groups(boxed, grouped=True), sku, ev.product_of, hk)
     out[f"identical_recall@{hk}_true_box"] = _finite(recall_at_k(rel_box[found], hk))
     # ... and its category: how much of the category error is the detector's
-    out["category_acc_model_true_box"] = (
-        _finite(category_accuracy([r.model_category for r in boxed], truth_cat))
-        if encoder.has_classifier
-        else None
-    )
-    out["category_acc_fused_true_box"] = _finite(
-        category_accuracy([r.category for r in boxed], truth_cat)
-    )
+    with_box = _category_accuracies(boxed, truth_cat, encoder.has_classifier)
+    for source in ("model", "fused"):
+        out[f"category_acc_{source}_true_box"] = with_box[f"category_acc_{source}"]
     out["queries_findable"] = int(found.sum())
 
     first = first_hit_rank(rel)
