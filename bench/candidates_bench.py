@@ -5,19 +5,20 @@
 
 Searches every held-out query of a demo world (ground truth needed) once per candidate box the
 model proposes (``search.proposals``), each as the box a user would pick, through the same
-pipeline the service runs (second look included). Figures (one JSON object):
+pipeline the service runs (second look included). Figures (one JSON object; K is
+``evaluation.headline_k``):
 
-* ``recall_first`` — identical recall@10 with the first (most confident) candidate: the default;
-* ``recall_any_candidate`` — a hit with *some* candidate: what a perfect chooser among the
+* ``recall_first@K`` — identical recall@K with the first (most confident) candidate: the default;
+* ``recall_any_candidate@K`` — a hit with *some* candidate: what a perfect chooser among the
   candidates would reach (the ceiling of a candidate re-scorer);
-* ``recall_best_iou_candidate`` — with the candidate nearest the true box;
+* ``recall_best_iou_candidate@K`` — with the candidate nearest the true box;
 * ``iou_first`` / ``iou_best_candidate`` — mean IoU of those boxes with the true box;
 * ``first_iou_lt_0.3`` / ``best_iou_lt_0.3`` — share of queries whose first / best candidate
   misses the product; ``wrong_object`` — first candidate misses (IoU < 0.3) while another
   covers it (IoU >= 0.5);
 * ``candidates_mean`` — candidates per photo.
 
-The gap between ``recall_any_candidate`` and ``recall_first`` bounds what choosing the object
+The gap between ``recall_any_candidate@K`` and ``recall_first@K`` bounds what choosing the object
 better can give; the gap to the true-box recall (``vsearch evaluate``) beyond it is the boxes'
 precision. Nothing here asserts anything.
 """
