@@ -1,4 +1,4 @@
-"""How much of the detector's loss is the wrong object, and how much an imprecise box.
+r"""How much of the detector's loss is the wrong object, and how much an imprecise box.
 
     python -m bench.candidates_bench --drop data/raw/<drop> --truth data/truth/<drop> \
         --mining runs/mining --model runs/train
