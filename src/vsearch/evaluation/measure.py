@@ -284,10 +284,11 @@ def _click_metrics(
         out[f"click_recall@{k}"] = _finite(curve[k - 1])
     out["click_mrr"] = _finite(mean_reciprocal_rank(rel))
     truth = ev.click_category[rows].tolist()
-    acc = _category_accuracies([ranked[i] for i in rows], truth, has_classifier)
-    out["click_category_acc_model"] = acc["category_acc_model"]
-    out["click_category_acc_vote"] = acc["category_acc_search"]
-    out["click_category_acc_fused"] = acc["category_acc_fused"]
+    (
+        out["click_category_acc_model"],
+        out["click_category_acc_vote"],
+        out["click_category_acc_fused"],
+    ) = _category_accuracies([ranked[i] for i in rows], truth, has_classifier)
     out["click_category_fused_beats_both"] = _beats_both(
         out["click_category_acc_fused"],
         out["click_category_acc_model"],
@@ -327,19 +328,18 @@ def _exact_best_of(
 
 def _category_accuracies(
     responses: Sequence[SearchResponse], truth: list[str], has_classifier: bool
-) -> dict[str, float | None]:
+) -> tuple[float | None, float | None, float | None]:
     """Category accuracy of the classifier (``None`` without one), the vote and the fusion."""
 
     def acc(predicted: list[str | None]) -> float | None:
         return _finite(category_accuracy(predicted, truth))
 
-    return {
-        "category_acc_model": acc([r.model_category for r in responses])
-        if has_classifier
-        else None,
-        "category_acc_search": acc([r.vote_category for r in responses]),
-        "category_acc_fused": acc([r.category for r in responses]),
-    }
+    model = acc([r.model_category for r in responses]) if has_classifier else None
+    return (
+        model,
+        acc([r.vote_category for r in responses]),
+        acc([r.category for r in responses]),
+    )
 
 
 def _truth_metrics(
@@ -401,7 +401,11 @@ def _truth_metrics(
     out[f"routing_retention@{hk}"] = ratio(routed, exact)  # what routing loses, exact floats
 
     truth_cat = ev.query_category.tolist()
-    out.update(_category_accuracies(ranked, truth_cat, encoder.has_classifier))
+    (
+        out["category_acc_model"],
+        out["category_acc_search"],
+        out["category_acc_fused"],
+    ) = _category_accuracies(ranked, truth_cat, encoder.has_classifier)
     out["category_fused_beats_both"] = _beats_both(
         out["category_acc_fused"], out["category_acc_model"], out["category_acc_search"]
     )
@@ -415,9 +419,9 @@ def _truth_metrics(
     rel_box = relevance_matrix(_groups(boxed, grouped=True), sku, ev.product_of, hk)
     out[f"identical_recall@{hk}_true_box"] = _finite(recall_at_k(rel_box[found], hk))
     # ... and its category: how much of the category error is the detector's
-    with_box = _category_accuracies(boxed, truth_cat, encoder.has_classifier)
-    for source in ("model", "fused"):
-        out[f"category_acc_{source}_true_box"] = with_box[f"category_acc_{source}"]
+    out["category_acc_model_true_box"], _, out["category_acc_fused_true_box"] = (
+        _category_accuracies(boxed, truth_cat, encoder.has_classifier)
+    )
     out["queries_findable"] = int(found.sum())
 
     first = first_hit_rank(rel)
